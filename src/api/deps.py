@@ -1,0 +1,24 @@
+"""Dependencies the routes declare."""
+
+from __future__ import annotations
+
+from typing import Annotated, cast
+
+from fastapi import Depends, Header, Path, Request
+
+from src.persistence.repositories.protocol import SessionRepositoryProtocol
+
+__all__ = ["IfMatchHeader", "RepositoryDep", "SessionIdPath"]
+
+
+def get_repository(request: Request) -> SessionRepositoryProtocol:
+    """The repository the app opened for its lifetime."""
+    return cast(SessionRepositoryProtocol, request.state.repository)
+
+
+RepositoryDep = Annotated[SessionRepositoryProtocol, Depends(get_repository)]
+SessionIdPath = Annotated[str, Path(min_length=1, max_length=128, description="Session id")]
+IfMatchHeader = Annotated[
+    str | None,
+    Header(description='The version the write expects, as an entity tag: "3"'),
+]

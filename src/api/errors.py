@@ -1,0 +1,172 @@
+"""Every error response, as RFC 9457 problem+json, mapped in this one module."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from src.core.errors import (
+    InvalidCursorError,
+    InvalidTransitionError,
+    SessionError,
+    SessionExistsError,
+    SessionMismatchError,
+    SessionNotFoundError,
+    StaleSessionError,
+    StorageError,
+    StorageUnavailableError,
+)
+
+__all__ = ["PROBLEM_MEDIA_TYPE", "install_error_handlers", "problem_response", "problem_responses"]
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+RETRY_AFTER_SECONDS = 1
+
+_log = structlog.get_logger(__name__)
+
+# Most specific first: the first entry the error is an instance of wins.
+_STATUS_BY_ERROR: tuple[tuple[type[SessionError], HTTPStatus], ...] = (
+    (SessionNotFoundError, HTTPStatus.NOT_FOUND),
+    (SessionExistsError, HTTPStatus.CONFLICT),
+    (SessionMismatchError, HTTPStatus.CONFLICT),
+    (InvalidTransitionError, HTTPStatus.CONFLICT),
+    (StaleSessionError, HTTPStatus.PRECONDITION_FAILED),
+    (InvalidCursorError, HTTPStatus.UNPROCESSABLE_ENTITY),
+    (StorageUnavailableError, HTTPStatus.SERVICE_UNAVAILABLE),
+    (StorageError, HTTPStatus.SERVICE_UNAVAILABLE),
+)
+
+# Attributes of domain errors that a client may act on; nothing else of an
+# error (paths, SQL, driver messages) ever reaches a response.
+_PUBLIC_ATTRIBUTES = (
+    "session_id",
+    "expected_version",
+    "actual_version",
+    "from_status",
+    "to_status",
+    "field",
+)
+
+
+class FieldError(BaseModel):
+    """Why one input was refused."""
+
+    field: str
+    location: str
+    reason: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem details body."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    code: str
+    errors: list[FieldError] | None = None
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries declaring a problem+json body for each status."""
+    return {
+        status: {
+            "model": Problem,
+            "description": HTTPStatus(status).phrase,
+            "content": {PROBLEM_MEDIA_TYPE: {}},
+        }
+        for status in statuses
+    }
+
+
+def problem_response(
+    status: int,
+    detail: str | None = None,
+    *,
+    code: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    **extensions: Any,
+) -> JSONResponse:
+    """A problem+json response; `title` is the status phrase, as `about:blank` asks."""
+    phrase = HTTPStatus(status).phrase
+    body = {
+        "type": "about:blank",
+        "title": phrase,
+        "status": status,
+        "detail": detail or phrase,
+        "code": code or _snake_case(phrase),
+        **extensions,
+    }
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
+
+
+def _snake_case(name: str) -> str:
+    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", name).replace("-", " ").split()
+    return "_".join(word.lower() for word in words)
+
+
+def _field_errors(errors: Any) -> list[dict[str, str]]:
+    result = []
+    for error in errors:
+        location, *path = [str(part) for part in error.get("loc", ())] or ["body"]
+        reason = error["msg"]
+        if error.get("type") == "json_invalid":
+            # Its location holds the character offset, not a field.
+            reason = f"{reason} at character {'.'.join(path)}"
+            path = []
+        result.append({"field": ".".join(path) or location, "location": location, "reason": reason})
+    return result
+
+
+async def _session_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, SessionError)
+    status = next(status for kind, status in _STATUS_BY_ERROR if isinstance(exc, kind))
+    extensions = {name: getattr(exc, name) for name in _PUBLIC_ATTRIBUTES if hasattr(exc, name)}
+    headers = None
+    if status == HTTPStatus.SERVICE_UNAVAILABLE:
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+        _log.warning("storage_unavailable", path=request.url.path, error=repr(exc.__cause__))
+    if isinstance(exc, InvalidCursorError):
+        extensions["errors"] = [{"field": "cursor", "location": "query", "reason": exc.detail}]
+    code = _snake_case(type(exc).__name__.removesuffix("Error"))
+    return problem_response(status, exc.detail, code=code, headers=headers, **extensions)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    detail = exc.detail if isinstance(exc.detail, str) else None
+    return problem_response(exc.status_code, detail, headers=exc.headers)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError | ValidationError)
+    errors = _field_errors(exc.errors())
+    summary = "; ".join(f"{error['field']}: {error['reason']}" for error in errors)
+    return problem_response(
+        HTTPStatus.UNPROCESSABLE_ENTITY, f"The request is not valid: {summary}", errors=errors
+    )
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    _log.exception("unhandled_error", path=request.url.path, exc_info=exc)
+    return problem_response(
+        HTTPStatus.INTERNAL_SERVER_ERROR, "The server failed to handle this request."
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Make every error the app can raise answer as problem+json."""
+    app.add_exception_handler(SessionError, _session_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(ValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected_error)

@@ -1,0 +1,174 @@
+"""Routes for interview sessions."""
+
+from __future__ import annotations
+
+import uuid
+from http import HTTPStatus
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import TypeAdapter
+
+from src.api.deps import IfMatchHeader, RepositoryDep, SessionIdPath
+from src.api.errors import problem_responses
+from src.api.preconditions import etag, expected_version
+from src.api.schemas import SessionCreate, SessionStateUpdate
+from src.core.errors import SessionNotFoundError
+from src.domain.models.session import Methodology, Session, SessionState, SessionStatus
+from src.persistence.pagination import MAX_PAGE_SIZE
+from src.persistence.repositories.protocol import SessionRepositoryProtocol
+
+router = APIRouter(prefix="/sessions", tags=["sessions"])
+
+_SESSION_LIST = TypeAdapter(list[Session])
+
+
+def _session_response(
+    session: Session, status_code: int = HTTPStatus.OK, headers: dict[str, str] | None = None
+) -> Response:
+    return Response(
+        session.model_dump_json(),
+        status_code=status_code,
+        media_type="application/json",
+        headers={"ETag": etag(session.version), **(headers or {})},
+    )
+
+
+async def _transition(
+    repository: SessionRepositoryProtocol,
+    session_id: str,
+    if_match: str | None,
+    to_status: SessionStatus,
+) -> Response:
+    expected = await expected_version(repository, session_id, if_match)
+    session = await repository.transition(session_id, to_status, expected_version=expected)
+    return _session_response(session)
+
+
+# Each collection route answers on "/sessions" and on "/sessions/" alike,
+# with no redirect; only the first form is in the OpenAPI document.
+@router.post(
+    "",
+    status_code=HTTPStatus.CREATED,
+    response_model=Session,
+    responses=problem_responses(409, 413, 422),
+)
+@router.post("/", status_code=HTTPStatus.CREATED, include_in_schema=False)
+async def create_session(
+    body: SessionCreate, repository: RepositoryDep, request: Request
+) -> Response:
+    """Start a new interview session."""
+    session = await repository.create(
+        Session(
+            id=str(uuid.uuid4()),
+            methodology=body.methodology,
+            concept_id=body.concept_id,
+            concept_name=body.concept_name,
+            state=SessionState(
+                methodology=body.methodology,
+                concept_id=body.concept_id,
+                concept_name=body.concept_name,
+            ),
+            status=SessionStatus.ACTIVE,
+        )
+    )
+    location = request.app.url_path_for("get_session", session_id=session.id)
+    return _session_response(session, HTTPStatus.CREATED, {"Location": str(location)})
+
+
+@router.get("", response_model=list[Session], responses=problem_responses(422))
+@router.get("/", include_in_schema=False)
+async def list_sessions(
+    repository: RepositoryDep,
+    request: Request,
+    status: SessionStatus = SessionStatus.ACTIVE,
+    methodology: Methodology | None = None,
+    concept_id: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
+    cursor: Annotated[str | None, Query(min_length=1, max_length=1024)] = None,
+) -> Response:
+    """List sessions newest first, one page at a time; a `Link` header leads to the next."""
+    page = await repository.list_sessions(
+        status=status, methodology=methodology, concept_id=concept_id, limit=limit, cursor=cursor
+    )
+    headers = {}
+    if page.next_cursor is not None:
+        next_url = request.url.include_query_params(cursor=page.next_cursor)
+        headers["Link"] = f'<{next_url.path}?{next_url.query}>; rel="next"'
+    return Response(
+        _SESSION_LIST.dump_json(page.items), media_type="application/json", headers=headers
+    )
+
+
+@router.get("/{session_id}", response_model=Session, responses=problem_responses(404, 422))
+async def get_session(session_id: SessionIdPath, repository: RepositoryDep) -> Response:
+    """Read a session, with its version as the ETag."""
+    session = await repository.get(session_id)
+    if session is None:
+        raise SessionNotFoundError(session_id)
+    return _session_response(session)
+
+
+@router.put(
+    "/{session_id}/state",
+    response_model=Session,
+    responses=problem_responses(404, 409, 412, 413, 422),
+)
+async def update_session_state(
+    session_id: SessionIdPath,
+    body: SessionStateUpdate,
+    repository: RepositoryDep,
+    if_match: IfMatchHeader = None,
+) -> Response:
+    """Replace the session's state; with If-Match, only if it is still at that version."""
+    expected = await expected_version(repository, session_id, if_match)
+    session = await repository.update_state(session_id, body, expected_version=expected)
+    return _session_response(session)
+
+
+_TRANSITION_RESPONSES = problem_responses(404, 409, 412, 422)
+
+
+@router.post("/{session_id}/pause", response_model=Session, responses=_TRANSITION_RESPONSES)
+async def pause_session(
+    session_id: SessionIdPath, repository: RepositoryDep, if_match: IfMatchHeader = None
+) -> Response:
+    """Pause an active session."""
+    return await _transition(repository, session_id, if_match, SessionStatus.PAUSED)
+
+
+@router.post("/{session_id}/resume", response_model=Session, responses=_TRANSITION_RESPONSES)
+async def resume_session(
+    session_id: SessionIdPath, repository: RepositoryDep, if_match: IfMatchHeader = None
+) -> Response:
+    """Resume a paused session."""
+    return await _transition(repository, session_id, if_match, SessionStatus.ACTIVE)
+
+
+@router.post("/{session_id}/complete", response_model=Session, responses=_TRANSITION_RESPONSES)
+async def complete_session(
+    session_id: SessionIdPath, repository: RepositoryDep, if_match: IfMatchHeader = None
+) -> Response:
+    """Complete an active or paused session; completed is final."""
+    return await _transition(repository, session_id, if_match, SessionStatus.COMPLETED)
+
+
+@router.post("/{session_id}/abandon", response_model=Session, responses=_TRANSITION_RESPONSES)
+async def abandon_session(
+    session_id: SessionIdPath, repository: RepositoryDep, if_match: IfMatchHeader = None
+) -> Response:
+    """Abandon an active or paused session; abandoned is final."""
+    return await _transition(repository, session_id, if_match, SessionStatus.ABANDONED)
+
+
+@router.delete(
+    "/{session_id}",
+    status_code=HTTPStatus.NO_CONTENT,
+    response_class=Response,
+    responses=problem_responses(404, 422),
+)
+async def delete_session(session_id: SessionIdPath, repository: RepositoryDep) -> Response:
+    """Delete a session for good."""
+    if not await repository.delete(session_id):
+        raise SessionNotFoundError(session_id)
+    return Response(status_code=HTTPStatus.NO_CONTENT)

@@ -1,0 +1,77 @@
+"""The `interview-system` command: serve the API or migrate the database."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import structlog
+import uvicorn
+from pydantic import ValidationError
+
+from src.core.config import Settings, describe_settings_error
+from src.core.errors import SessionError
+from src.core.logging import configure_logging
+from src.persistence.database import init_database
+
+_log = structlog.get_logger("interview_system")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="interview-system", description="Interview session store."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve the HTTP API")
+    serve.add_argument("--host", help="bind address (default: HOST, else 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="bind port (default: PORT, else 8000)")
+    commands.add_parser("migrate", help="apply pending database migrations and exit")
+    return parser
+
+
+def _settings(overrides: dict[str, Any]) -> Settings:
+    # Flags given on the command line win over the environment and .env.
+    return Settings(**{name: value for name, value in overrides.items() if value is not None})
+
+
+def _serve(settings: Settings) -> None:
+    # Imported here so that `migrate` does not pay for loading the web stack.
+    from src.api.app import create_app
+
+    _log.info(
+        "serving", host=settings.host, port=settings.port, database=str(settings.database_path)
+    )
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
+
+
+def _migrate(settings: Settings) -> None:
+    version = asyncio.run(init_database(settings.database_path))
+    _log.info("migrated", database=str(settings.database_path), schema_version=version)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    args = _parser().parse_args(argv)
+    configure_logging()
+    try:
+        overrides = {"host": args.host, "port": args.port} if args.command == "serve" else {}
+        settings = _settings(overrides)
+    except ValidationError as exc:
+        print(f"interview-system: {describe_settings_error(exc)}", file=sys.stderr)
+        return 2
+    try:
+        if args.command == "serve":
+            _serve(settings)
+        else:
+            _migrate(settings)
+    except SessionError as exc:
+        print(f"interview-system: {exc.detail}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""Settings, read from the environment and from ``.env``."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Runtime configuration; each field is an environment variable of the same name."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    database_path: Path = Path("data/interview.db")
+    host: Annotated[str, Field(min_length=1)] = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 8000
+
+
+def describe_settings_error(exc: ValidationError) -> str:
+    """One line naming each environment variable that holds a bad value."""
+    problems = []
+    for error in exc.errors():
+        variable = str(error["loc"][0]).upper() if error["loc"] else "settings"
+        problems.append(f"{variable}: {error['msg']}")
+    return "invalid setting " + "; ".join(problems)
+
+
+@cache
+def get_settings() -> Settings:
+    """The settings of this process, read once from the environment."""
+    return Settings()
+
+
+def __getattr__(name: str) -> Settings:
+    # `settings` is resolved on first use, so that importing this module never
+    # fails on a bad environment: the CLI reports that error as one line.
+    if name == "settings":
+        return get_settings()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,128 @@
+"""Errors raised by the session store.
+
+Every error derives from ``SessionError``; none of them knows about HTTP
+(``src.api.errors`` maps them to responses)::
+
+    SessionError
+    ├── SessionNotFoundError
+    ├── SessionExistsError
+    ├── StaleSessionError
+    ├── SessionMismatchError
+    ├── InvalidTransitionError
+    ├── InvalidCursorError          (also a ValueError)
+    └── StorageError
+        ├── StorageUnavailableError
+        ├── RepositoryClosedError
+        └── SchemaVersionError
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "InvalidCursorError",
+    "InvalidTransitionError",
+    "RepositoryClosedError",
+    "SchemaVersionError",
+    "SessionError",
+    "SessionExistsError",
+    "SessionMismatchError",
+    "SessionNotFoundError",
+    "StaleSessionError",
+    "StorageError",
+    "StorageUnavailableError",
+]
+
+
+class SessionError(Exception):
+    """Base class of every error the session store raises."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class SessionNotFoundError(SessionError):
+    """No session has the given id."""
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(f"Session {session_id!r} does not exist.")
+        self.session_id = session_id
+
+
+class SessionExistsError(SessionError):
+    """A session with the given id already exists; nothing was overwritten."""
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(f"Session {session_id!r} already exists.")
+        self.session_id = session_id
+
+
+class StaleSessionError(SessionError):
+    """The session changed since the version the caller expected."""
+
+    def __init__(self, session_id: str, expected_version: int, actual_version: int) -> None:
+        super().__init__(
+            f"Session {session_id!r} is at version {actual_version}, "
+            f"not the expected version {expected_version}."
+        )
+        self.session_id = session_id
+        self.expected_version = expected_version
+        self.actual_version = actual_version
+
+
+class SessionMismatchError(SessionError):
+    """A state names another methodology or concept than its session."""
+
+    def __init__(self, session_id: str, field: str, expected: str, actual: str) -> None:
+        super().__init__(
+            f"Session {session_id!r} has {field} {expected!r}; the state names {actual!r}."
+        )
+        self.session_id = session_id
+        self.field = field
+        self.expected = expected
+        self.actual = actual
+
+
+class InvalidTransitionError(SessionError):
+    """The lifecycle does not allow moving the session to the requested status."""
+
+    def __init__(self, session_id: str, from_status: str, to_status: str) -> None:
+        super().__init__(f"Session {session_id!r} cannot go from {from_status!r} to {to_status!r}.")
+        self.session_id = session_id
+        self.from_status = from_status
+        self.to_status = to_status
+
+
+class InvalidCursorError(SessionError, ValueError):
+    """A pagination cursor was not one this store handed out."""
+
+    def __init__(self) -> None:
+        super().__init__("The cursor is not valid; use a next_cursor returned by a listing.")
+
+
+class StorageError(SessionError):
+    """The database could not carry out an operation."""
+
+
+class StorageUnavailableError(StorageError):
+    """The database is locked, full or unreadable; the operation may succeed later."""
+
+
+class RepositoryClosedError(StorageError):
+    """The repository was used after it was closed."""
+
+    def __init__(self) -> None:
+        super().__init__("The session repository is closed.")
+
+
+class SchemaVersionError(StorageError):
+    """The database was written by a newer version of this program."""
+
+    def __init__(self, database: str, found: int, known: int) -> None:
+        super().__init__(
+            f"Database {database} has schema version {found}, newer than the {known} "
+            "this program knows; upgrade the program instead of opening it."
+        )
+        self.database = database
+        self.found = found
+        self.known = known

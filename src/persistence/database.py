@@ -1,0 +1,139 @@
+"""The SQLite database: connections, PRAGMAs and schema migrations."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import sqlite3
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import aiosqlite
+
+from src.core.errors import SchemaVersionError
+
+__all__ = ["BUSY_TIMEOUT_SECONDS", "Migration", "init_database", "migrate", "open_connection"]
+
+MIGRATIONS_DIRECTORY = Path(__file__).parent / "migrations" / "sqlite"
+BUSY_TIMEOUT_SECONDS = 5.0
+
+# synchronous=FULL: in WAL mode this fsyncs the log on every commit, so a
+# write that has returned survives a power cut, not only a process crash.
+_CONNECTION_PRAGMAS = """
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = FULL;
+PRAGMA foreign_keys = ON;
+"""
+
+_MIGRATION_FILE = re.compile(r"^(?P<version>\d{3})_(?P<name>\w+)\.sql$")
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One numbered schema step, applied in its own transaction."""
+
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+def _split_statements(script: str) -> tuple[str, ...]:
+    statements: list[str] = []
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            statements.append(pending.strip())
+            pending = ""
+    if pending.strip() and not all(
+        line.strip().startswith("--") for line in pending.strip().splitlines()
+    ):
+        raise ValueError(f"unterminated SQL statement: {pending.strip()[:60]!r}")
+    return tuple(statements)
+
+
+@cache
+def load_migrations(directory: Path = MIGRATIONS_DIRECTORY) -> tuple[Migration, ...]:
+    """The migrations in `directory`, in order; numbering must start at 1 without gaps."""
+    migrations = []
+    for path in sorted(directory.glob("*.sql")):
+        match = _MIGRATION_FILE.match(path.name)
+        if match is None:
+            raise ValueError(f"migration file {path.name!r} is not named NNN_name.sql")
+        statements = _split_statements(path.read_text(encoding="utf-8"))
+        migrations.append(Migration(int(match["version"]), match["name"], statements))
+    versions = [migration.version for migration in migrations]
+    if versions != list(range(1, len(migrations) + 1)):
+        raise ValueError(f"migrations must be numbered 1..N without gaps, found {versions}")
+    return tuple(migrations)
+
+
+async def open_connection(db_path: str | os.PathLike[str]) -> aiosqlite.Connection:
+    """Open a connection in autocommit mode with this store's PRAGMAs, creating the folder."""
+    path = Path(db_path)
+    await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
+    # Autocommit: each statement is its own transaction, committed before the
+    # call returns; multi-statement work says BEGIN IMMEDIATE explicitly.
+    connection = aiosqlite.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_SECONDS)
+    # aiosqlite's worker thread is not a daemon, so an unclosed connection
+    # would keep the interpreter from exiting; atexit runs too late to stop it.
+    # Every write commits before returning, so ending the thread at exit loses
+    # nothing. (Relies on aiosqlite 0.22 creating the thread in __init__.)
+    connection._thread.daemon = True
+    await connection
+    try:
+        await connection.executescript(_CONNECTION_PRAGMAS)
+    except BaseException:
+        await connection.close()
+        raise
+    connection.row_factory = aiosqlite.Row
+    return connection
+
+
+async def _user_version(connection: aiosqlite.Connection) -> int:
+    rows = list(await connection.execute_fetchall("PRAGMA user_version"))
+    return int(rows[0][0])
+
+
+async def migrate(connection: aiosqlite.Connection, database: str) -> int:
+    """Apply pending migrations and return the schema version.
+
+    Raises:
+        SchemaVersionError: the database is newer than every migration known here.
+    """
+    migrations = load_migrations()
+    latest = len(migrations)
+    current = await _user_version(connection)
+    if current > latest:
+        raise SchemaVersionError(database, current, latest)
+    for migration in migrations[current:]:
+        # Each step and its version number commit together, under the write
+        # lock, so two processes starting at once never apply a step twice.
+        await connection.execute_fetchall("BEGIN IMMEDIATE")
+        try:
+            if await _user_version(connection) < migration.version:
+                for statement in migration.statements:
+                    await connection.execute_fetchall(statement)
+                await connection.execute_fetchall(f"PRAGMA user_version = {migration.version:d}")
+            await connection.execute_fetchall("COMMIT")
+        except BaseException:
+            await connection.execute_fetchall("ROLLBACK")
+            raise
+    return latest
+
+
+async def init_database(db_path: str | os.PathLike[str]) -> int:
+    """Create the database file and its folder if missing and apply pending migrations.
+
+    Safe to run any number of times; returns the schema version.
+
+    Raises:
+        SchemaVersionError: the database was written by a newer version of this program.
+    """
+    connection = await open_connection(db_path)
+    try:
+        return await migrate(connection, os.fspath(db_path))
+    finally:
+        await connection.close()

@@ -1,0 +1,58 @@
+"""What every session repository provides, whatever its database."""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Protocol, Self
+
+from src.domain.models.session import Session, SessionState, SessionStatus
+
+__all__ = ["SessionPage", "SessionRepositoryProtocol"]
+
+
+class SessionPage(NamedTuple):
+    """One page of a listing; `next_cursor` is None on the last page."""
+
+    items: list[Session]
+    next_cursor: str | None
+
+
+class SessionRepositoryProtocol(Protocol):
+    """The session store's surface; the API depends on this, not on a backend."""
+
+    async def create(self, session: Session) -> Session: ...
+
+    async def get(self, session_id: str) -> Session | None: ...
+
+    async def update_state(
+        self, session_id: str, state: SessionState, *, expected_version: int | None = None
+    ) -> Session: ...
+
+    async def transition(
+        self,
+        session_id: str,
+        to_status: SessionStatus | str,
+        *,
+        expected_version: int | None = None,
+    ) -> Session: ...
+
+    async def list_active(self) -> list[Session]: ...
+
+    async def list_sessions(
+        self,
+        *,
+        status: SessionStatus | str | None = None,
+        methodology: str | None = None,
+        concept_id: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> SessionPage: ...
+
+    async def delete(self, session_id: str) -> bool: ...
+
+    async def ping(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(self, *exc_info: object) -> None: ...

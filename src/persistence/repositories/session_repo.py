@@ -1,0 +1,396 @@
+"""Session repository for database operations, on SQLite through aiosqlite."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any, Self
+
+import aiosqlite
+
+from src.core.errors import (
+    InvalidTransitionError,
+    RepositoryClosedError,
+    SessionExistsError,
+    SessionMismatchError,
+    SessionNotFoundError,
+    StaleSessionError,
+    StorageUnavailableError,
+)
+from src.domain.lifecycle import FINAL_STATUSES, statuses_leading_to
+from src.domain.models.session import (
+    SESSION_STATE_IDENTITY,
+    Session,
+    SessionState,
+    SessionStatus,
+    utc_now,
+)
+from src.persistence.database import migrate, open_connection
+from src.persistence.pagination import check_limit, decode_cursor, encode_cursor
+from src.persistence.repositories.protocol import SessionPage
+
+__all__ = ["SessionRepository"]
+
+_INSERT = """
+INSERT INTO sessions (
+    id, methodology, concept_id, concept_name, status, turn_count, coverage_score,
+    last_strategy, version, created_at, updated_at, ended_at
+) VALUES (
+    :id, :methodology, :concept_id, :concept_name, :status, :turn_count, :coverage_score,
+    :last_strategy, 1, :now, :now, :ended_at
+)
+ON CONFLICT (id) DO NOTHING
+RETURNING id, methodology, concept_id, concept_name, status, turn_count, coverage_score,
+          last_strategy, version, created_at, updated_at, ended_at
+"""
+
+_SELECT_BY_ID = """
+SELECT id, methodology, concept_id, concept_name, status, turn_count, coverage_score,
+       last_strategy, version, created_at, updated_at, ended_at
+FROM sessions
+WHERE id = :id
+"""
+
+# The WHERE clause carries every precondition, so a write is one statement
+# and one round trip; when no row comes back, _explain_refusal says why.
+_UPDATE_STATE = """
+UPDATE sessions
+SET turn_count = :turn_count, coverage_score = :coverage_score, last_strategy = :last_strategy,
+    version = version + 1, updated_at = :now
+WHERE id = :id
+  AND methodology = :methodology AND concept_id = :concept_id AND concept_name = :concept_name
+  AND (:expected_version IS NULL OR version = :expected_version)
+RETURNING id, methodology, concept_id, concept_name, status, turn_count, coverage_score,
+          last_strategy, version, created_at, updated_at, ended_at
+"""
+
+_TRANSITION = """
+UPDATE sessions
+SET status = :to_status, version = version + 1, updated_at = :now,
+    ended_at = CASE WHEN :ends THEN :now ELSE ended_at END
+WHERE id = :id
+  AND status IN (:from_status_1, :from_status_2)
+  AND (:expected_version IS NULL OR version = :expected_version)
+RETURNING id, methodology, concept_id, concept_name, status, turn_count, coverage_score,
+          last_strategy, version, created_at, updated_at, ended_at
+"""
+
+_DELETE = "DELETE FROM sessions WHERE id = :id RETURNING id"
+
+_PING = "SELECT 1 FROM sessions LIMIT 1"
+
+_LIST_FILTERS = ("status", "methodology", "concept_id")
+
+# SQLite error names (sqlite3 exceptions' sqlite_errorname) that mean the
+# database cannot serve the operation now, rather than a bug in the query.
+_UNAVAILABLE_ERRORS: Mapping[str, str] = {
+    "SQLITE_BUSY": "The database is busy; try again shortly.",
+    "SQLITE_LOCKED": "The database is busy; try again shortly.",
+    "SQLITE_FULL": "The disk holding the database is full.",
+    "SQLITE_READONLY": "The database cannot be written.",
+    "SQLITE_IOERR": "The database cannot be read or written.",
+    "SQLITE_CANTOPEN": "The database cannot be opened.",
+    "SQLITE_CORRUPT": "The database file is damaged.",
+    "SQLITE_NOTADB": "The database file is damaged.",
+}
+
+
+def _unavailable(exc: sqlite3.DatabaseError) -> StorageUnavailableError | None:
+    """The domain error for a database that cannot serve now; None for a bug."""
+    name = getattr(exc, "sqlite_errorname", None) or ""
+    for prefix, detail in _UNAVAILABLE_ERRORS.items():
+        if name.startswith(prefix):
+            return StorageUnavailableError(detail)
+    return None
+
+
+@cache
+def _list_query(filtered: tuple[str, ...], after_key: bool) -> str:
+    # Only column names from _LIST_FILTERS are ever joined in; values are bound.
+    conditions = [f"{column} = :{column}" for column in filtered]
+    if after_key:
+        conditions.append("(created_at, id) < (:after_created_at, :after_id)")
+    where = "WHERE " + " AND ".join(conditions) if conditions else ""
+    return (
+        "SELECT id, methodology, concept_id, concept_name, status, turn_count, coverage_score,"  # noqa: S608
+        " last_strategy, version, created_at, updated_at, ended_at"
+        f" FROM sessions {where} ORDER BY created_at DESC, id DESC LIMIT :limit"
+    )
+
+
+def _to_text(moment: datetime) -> str:
+    """Fixed-width UTC text, so that text order is time order."""
+    naive = moment.astimezone(UTC).replace(tzinfo=None)
+    return naive.isoformat(timespec="microseconds") + "Z"
+
+
+def _row_to_session(row: sqlite3.Row) -> Session:
+    return Session.model_validate(
+        {
+            "id": row["id"],
+            "methodology": row["methodology"],
+            "concept_id": row["concept_id"],
+            "concept_name": row["concept_name"],
+            "status": row["status"],
+            "version": row["version"],
+            "created_at": row["created_at"],
+            "updated_at": row["updated_at"],
+            "ended_at": row["ended_at"],
+            "state": {
+                "methodology": row["methodology"],
+                "concept_id": row["concept_id"],
+                "concept_name": row["concept_name"],
+                "turn_count": row["turn_count"],
+                "coverage_score": row["coverage_score"],
+                "last_strategy": row["last_strategy"],
+            },
+        }
+    )
+
+
+class SessionRepository:
+    """Repository for session CRUD operations and lifecycle, on one SQLite connection.
+
+    The connection is opened on first use, inside the running event loop, and
+    kept until `close()`. Every write is committed before its method returns.
+    """
+
+    def __init__(self, db_path: str | os.PathLike[str]) -> None:
+        self.db_path = os.fspath(db_path)
+        self._connection: aiosqlite.Connection | None = None
+        self._connect_lock = asyncio.Lock()
+        self._closed = False
+
+    async def __aenter__(self) -> Self:
+        await self._connect()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Release the connection; later calls raise RepositoryClosedError. Idempotent."""
+        self._closed = True
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await connection.close()
+
+    async def create(self, session: Session) -> Session:
+        """Store a new session, stamped with the time of the write, at version 1.
+
+        Raises:
+            SessionExistsError: a session with this id exists; it is left as it was.
+        """
+        now = utc_now()
+        ended_at = session.ended_at
+        if ended_at is None and session.status in FINAL_STATUSES:
+            ended_at = now
+        rows = await self._fetch(
+            _INSERT,
+            {
+                "id": session.id,
+                "methodology": session.methodology,
+                "concept_id": session.concept_id,
+                "concept_name": session.concept_name,
+                "status": session.status.value,
+                "turn_count": session.state.turn_count,
+                "coverage_score": session.state.coverage_score,
+                "last_strategy": session.state.last_strategy,
+                "now": _to_text(now),
+                "ended_at": None if ended_at is None else _to_text(ended_at),
+            },
+        )
+        if not rows:
+            raise SessionExistsError(session.id)
+        return _row_to_session(rows[0])
+
+    async def get(self, session_id: str) -> Session | None:
+        """The session with this id, read from the database, or None."""
+        rows = await self._fetch(_SELECT_BY_ID, {"id": session_id})
+        return _row_to_session(rows[0]) if rows else None
+
+    async def update_state(
+        self, session_id: str, state: SessionState, *, expected_version: int | None = None
+    ) -> Session:
+        """Store a new state for the session and bump its version.
+
+        Raises:
+            SessionNotFoundError: no session has this id.
+            SessionMismatchError: the state names another methodology or concept.
+            StaleSessionError: `expected_version` is given and the session is at another.
+        """
+        rows = await self._fetch(
+            _UPDATE_STATE,
+            {
+                "id": session_id,
+                "methodology": state.methodology,
+                "concept_id": state.concept_id,
+                "concept_name": state.concept_name,
+                "turn_count": state.turn_count,
+                "coverage_score": state.coverage_score,
+                "last_strategy": state.last_strategy,
+                "expected_version": expected_version,
+                "now": _to_text(utc_now()),
+            },
+        )
+        if rows:
+            return _row_to_session(rows[0])
+        current = await self._current(session_id)
+        for field in SESSION_STATE_IDENTITY:
+            if getattr(state, field) != getattr(current, field):
+                raise SessionMismatchError(
+                    session_id, field, getattr(current, field), getattr(state, field)
+                )
+        raise self._stale(current, expected_version)
+
+    async def transition(
+        self,
+        session_id: str,
+        to_status: SessionStatus | str,
+        *,
+        expected_version: int | None = None,
+    ) -> Session:
+        """Move the session to another status, as the lifecycle allows, and bump its version.
+
+        Raises:
+            SessionNotFoundError: no session has this id.
+            InvalidTransitionError: the lifecycle does not allow this move.
+            StaleSessionError: `expected_version` is given and the session is at another.
+        """
+        target = SessionStatus(to_status)
+        sources = sorted(statuses_leading_to(target))
+        # Every target has at most two sources; padding them to two slots
+        # lets one prepared statement serve every transition.
+        first, second = (sources[0].value, sources[-1].value) if sources else (None, None)
+        rows = await self._fetch(
+            _TRANSITION,
+            {
+                "id": session_id,
+                "to_status": target.value,
+                "from_status_1": first,
+                "from_status_2": second,
+                "ends": target in FINAL_STATUSES,
+                "expected_version": expected_version,
+                "now": _to_text(utc_now()),
+            },
+        )
+        if rows:
+            return _row_to_session(rows[0])
+        current = await self._current(session_id)
+        if current.status not in sources:
+            raise InvalidTransitionError(session_id, current.status.value, target.value)
+        raise self._stale(current, expected_version)
+
+    async def list_active(self) -> list[Session]:
+        """Every active session, newest first.
+
+        Reads page by page so that other calls interleave; for anything a
+        user waits on, prefer the bounded `list_sessions`.
+        """
+        sessions: list[Session] = []
+        cursor: str | None = None
+        while True:
+            page = await self.list_sessions(status=SessionStatus.ACTIVE, limit=500, cursor=cursor)
+            sessions.extend(page.items)
+            if page.next_cursor is None:
+                return sessions
+            cursor = page.next_cursor
+
+    async def list_sessions(
+        self,
+        *,
+        status: SessionStatus | str | None = None,
+        methodology: str | None = None,
+        concept_id: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> SessionPage:
+        """One page of sessions, newest first (ties by id), after `cursor` if given.
+
+        Raises:
+            InvalidCursorError: (a ValueError) the cursor was not handed out by a listing.
+            ValueError: `limit` is outside 1..500 or `status` is not a status.
+        """
+        check_limit(limit)
+        parameters: dict[str, Any] = {
+            "status": None if status is None else SessionStatus(status).value,
+            "methodology": methodology,
+            "concept_id": concept_id,
+            "limit": limit + 1,
+        }
+        filtered = tuple(column for column in _LIST_FILTERS if parameters[column] is not None)
+        if cursor is not None:
+            after_created_at, after_id = decode_cursor(cursor)
+            parameters["after_created_at"] = _to_text(after_created_at)
+            parameters["after_id"] = after_id
+        rows = await self._fetch(_list_query(filtered, cursor is not None), parameters)
+        items = [_row_to_session(row) for row in rows[:limit]]
+        next_cursor = encode_cursor(items[-1]) if len(rows) > limit else None
+        return SessionPage(items, next_cursor)
+
+    async def delete(self, session_id: str) -> bool:
+        """Delete the session; True if it existed."""
+        return bool(await self._fetch(_DELETE, {"id": session_id}))
+
+    async def ping(self) -> None:
+        """Check that the database file is there and can be read.
+
+        Raises:
+            StorageUnavailableError: the file is missing, locked, damaged or unreadable.
+        """
+        if self.db_path != ":memory:" and not await asyncio.to_thread(os.path.exists, self.db_path):
+            raise StorageUnavailableError("The database file is missing.")
+        await self._fetch(_PING, {})
+
+    async def _current(self, session_id: str) -> Session:
+        session = await self.get(session_id)
+        if session is None:
+            raise SessionNotFoundError(session_id)
+        return session
+
+    @staticmethod
+    def _stale(current: Session, expected_version: int | None) -> StaleSessionError:
+        return StaleSessionError(
+            current.id,
+            current.version if expected_version is None else expected_version,
+            current.version,
+        )
+
+    async def _connect(self) -> aiosqlite.Connection:
+        if self._closed:
+            raise RepositoryClosedError()
+        if self._connection is not None:
+            return self._connection
+        async with self._connect_lock:
+            if self._connection is None:
+                connection = await open_connection(self.db_path)
+                try:
+                    await migrate(connection, self.db_path)
+                except BaseException:
+                    await connection.close()
+                    raise
+                if self._closed:
+                    await connection.close()
+                    raise RepositoryClosedError()
+                self._connection = connection
+            return self._connection
+
+    async def _fetch(self, sql: str, parameters: Mapping[str, Any]) -> Sequence[sqlite3.Row]:
+        # execute_fetchall runs the statement to completion in one hop to the
+        # connection's thread; in autocommit mode that completion is the commit.
+        try:
+            connection = await self._connect()
+            return list(await connection.execute_fetchall(sql, parameters))
+        except sqlite3.DatabaseError as exc:
+            unavailable = _unavailable(exc)
+            if unavailable is None:
+                raise
+            raise unavailable from exc
+        except ValueError as exc:
+            if self._closed:
+                raise RepositoryClosedError() from exc
+            raise
