@@ -14,7 +14,14 @@ import aiosqlite
 
 from src.core.errors import SchemaVersionError
 
-__all__ = ["BUSY_TIMEOUT_SECONDS", "Migration", "init_database", "migrate", "open_connection"]
+__all__ = [
+    "BUSY_TIMEOUT_SECONDS",
+    "Migration",
+    "database_file_problem",
+    "init_database",
+    "migrate",
+    "open_connection",
+]
 
 MIGRATIONS_DIRECTORY = Path(__file__).parent / "migrations" / "sqlite"
 BUSY_TIMEOUT_SECONDS = 5.0
@@ -26,6 +33,8 @@ PRAGMA journal_mode = WAL;
 PRAGMA synchronous = FULL;
 PRAGMA foreign_keys = ON;
 """
+
+_SQLITE_HEADER = b"SQLite format 3\x00"
 
 _MIGRATION_FILE = re.compile(r"^(?P<version>\d{3})_(?P<name>\w+)\.sql$")
 
@@ -90,6 +99,24 @@ async def open_connection(db_path: str | os.PathLike[str]) -> aiosqlite.Connecti
         raise
     connection.row_factory = aiosqlite.Row
     return connection
+
+
+def database_file_problem(db_path: str | os.PathLike[str]) -> str | None:
+    """What is wrong with the database file, seen from outside any connection; None if nothing.
+
+    An open connection serves from its cache and keeps an unlinked file
+    alive, so it cannot tell on its own that the file is gone or overwritten.
+    """
+    try:
+        with open(db_path, "rb") as file:
+            header = file.read(len(_SQLITE_HEADER))
+    except FileNotFoundError:
+        return "The database file is missing."
+    except OSError:
+        return "The database file cannot be read."
+    if header != _SQLITE_HEADER:
+        return "The database file is damaged."
+    return None
 
 
 async def _user_version(connection: aiosqlite.Connection) -> int:

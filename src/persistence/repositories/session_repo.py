@@ -29,7 +29,7 @@ from src.domain.models.session import (
     SessionStatus,
     utc_now,
 )
-from src.persistence.database import migrate, open_connection
+from src.persistence.database import database_file_problem, migrate, open_connection
 from src.persistence.pagination import check_limit, decode_cursor, encode_cursor
 from src.persistence.repositories.protocol import SessionPage
 
@@ -342,9 +342,11 @@ class SessionRepository:
         Raises:
             StorageUnavailableError: the file is missing, locked, damaged or unreadable.
         """
-        if self.db_path != ":memory:" and not await asyncio.to_thread(os.path.exists, self.db_path):
-            raise StorageUnavailableError("The database file is missing.")
         await self._fetch(_PING, {})
+        if self.db_path != ":memory:":
+            problem = await asyncio.to_thread(database_file_problem, self.db_path)
+            if problem is not None:
+                raise StorageUnavailableError(problem)
 
     async def _current(self, session_id: str) -> Session:
         session = await self.get(session_id)
