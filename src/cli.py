@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from src.core.config import Settings, describe_settings_error
 from src.core.errors import SessionError
 from src.core.logging import configure_logging
-from src.persistence.database import init_database
+from src.persistence.repositories.factory import describe_database, migrate_database
 
 _log = structlog.get_logger("interview_system")
 
@@ -42,14 +42,14 @@ def _serve(settings: Settings) -> None:
     from src.api.app import create_app
 
     _log.info(
-        "serving", host=settings.host, port=settings.port, database=str(settings.database_path)
+        "serving", host=settings.host, port=settings.port, database=describe_database(settings)
     )
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
 
 
 def _migrate(settings: Settings) -> None:
-    version = asyncio.run(init_database(settings.database_path))
-    _log.info("migrated", database=str(settings.database_path), schema_version=version)
+    version = asyncio.run(migrate_database(settings))
+    _log.info("migrated", database=describe_database(settings), schema_version=version)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -5,7 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from src.persistence.repositories.protocol import SessionRepositoryProtocol
 from src.persistence.repositories.session_repo import SessionRepository
+from tests.backends import PostgresBackend, SqliteBackend, postgres_schema
 
 
 @pytest.fixture
@@ -15,7 +17,39 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-async def repo(db_path: Path) -> AsyncIterator[SessionRepository]:
-    """A repository on a real SQLite file, closed in the loop that opened it."""
+def sqlite_backend(db_path: Path) -> SqliteBackend:
+    return SqliteBackend(db_path)
+
+
+@pytest.fixture
+async def postgres_backend() -> AsyncIterator[PostgresBackend]:
+    async with postgres_schema() as dsn:
+        yield PostgresBackend(dsn)
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite_backend", marks=pytest.mark.sqlite),
+        pytest.param("postgres_backend", marks=pytest.mark.postgres),
+    ]
+)
+def backend(request: pytest.FixtureRequest) -> SqliteBackend | PostgresBackend:
+    """Each backend in turn; only the one a test runs with is ever built."""
+    chosen: SqliteBackend | PostgresBackend = request.getfixturevalue(request.param)
+    return chosen
+
+
+@pytest.fixture
+async def repo(
+    backend: SqliteBackend | PostgresBackend,
+) -> AsyncIterator[SessionRepositoryProtocol]:
+    """A repository on each backend, closed in the loop that opened it."""
+    async with backend.open() as repository:
+        yield repository
+
+
+@pytest.fixture
+async def sqlite_repo(db_path: Path) -> AsyncIterator[SessionRepository]:
+    """A repository on a real SQLite file, for what only SQLite has."""
     async with SessionRepository(str(db_path)) as repository:
         yield repository

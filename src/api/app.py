@@ -12,8 +12,8 @@ from src.api.body_limit import BodySizeLimitMiddleware
 from src.api.errors import install_error_handlers
 from src.api.routes import health, sessions
 from src.core.config import Settings, get_settings
+from src.persistence.repositories.factory import create_repository
 from src.persistence.repositories.protocol import SessionRepositoryProtocol
-from src.persistence.repositories.session_repo import SessionRepository
 
 __all__ = ["MAX_BODY_BYTES", "create_app"]
 
@@ -37,7 +37,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         resolved = settings or get_settings()
         # Entering the repository connects and migrates, so a database that
         # cannot be opened stops start-up instead of failing the first request.
-        async with SessionRepository(resolved.database_path) as repository:
+        async with create_repository(resolved) as repository:
             yield {"repository": repository}
 
     app = FastAPI(

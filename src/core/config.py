@@ -6,7 +6,7 @@ from functools import cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -21,8 +21,19 @@ class Settings(BaseSettings):
     )
 
     database_path: Path = Path("data/interview.db")
+    database_url: str | None = None
+    database_pool_size: Annotated[int, Field(ge=1, le=1000)] = 10
     host: Annotated[str, Field(min_length=1)] = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 8000
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgresql_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must be a postgresql:// URL, or unset to use SQLite")
+        return value
 
 
 def describe_settings_error(exc: ValidationError) -> str:

@@ -1,24 +1,23 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
-from src.core.config import Settings
-from src.main import create_app
+from tests.backends import PostgresBackend, SqliteBackend
+from tests.http import serve_in_process
 
 
 @pytest.fixture
-async def client(db_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client on an app whose lifespan has run, on its own database file."""
-    app = create_app(Settings(database_path=db_path))
-    async with (
-        LifespanManager(app) as manager,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://testserver"
-        ) as http,
-    ):
+async def client(backend: SqliteBackend | PostgresBackend) -> AsyncIterator[httpx.AsyncClient]:
+    """The API on each backend in turn."""
+    async with serve_in_process(backend.settings()) as http:
+        yield http
+
+
+@pytest.fixture
+async def sqlite_client(sqlite_backend: SqliteBackend) -> AsyncIterator[httpx.AsyncClient]:
+    """The API on a SQLite file, for checks on the file itself."""
+    async with serve_in_process(sqlite_backend.settings()) as http:
         yield http

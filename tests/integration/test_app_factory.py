@@ -8,13 +8,12 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
 from src.core import config
-from src.main import app, create_app
+from src.main import app
+from tests.http import serve_in_process
 
 
 @pytest.fixture
@@ -51,15 +50,9 @@ async def test_create_app_without_settings_reads_the_environment_at_start(
 ) -> None:
     db_path = tmp_path / "from-env" / "sessions.db"
     monkeypatch.setenv("DATABASE_PATH", str(db_path))
-    application = create_app()
-    assert not db_path.exists()
+    monkeypatch.delenv("DATABASE_URL", raising=False)
 
-    async with (
-        LifespanManager(application) as manager,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://testserver"
-        ) as client,
-    ):
+    async with serve_in_process() as client:
         response = await client.post(
             "/sessions", json={"methodology": "mec", "concept_id": "c", "concept_name": "n"}
         )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ import httpx
 import pytest
 
 from src.api.app import MAX_BODY_BYTES
+from tests.backends import PostgresBackend, SqliteBackend
 
 NEW_SESSION = {"methodology": "mec", "concept_id": "concept-coffee", "concept_name": "Coffee"}
 PROBLEM = "application/problem+json"
@@ -410,9 +410,21 @@ class TestHealthAndErrors:
         assert response.status_code == 200
         assert response.json()["status"] == "ok"
 
-    async def test_health_is_503_when_the_database_file_is_gone(
-        self, client: httpx.AsyncClient, db_path: Path
+    async def test_health_is_503_when_the_sessions_table_is_gone(
+        self, client: httpx.AsyncClient, backend: SqliteBackend | PostgresBackend
     ) -> None:
+        await backend.execute("DROP TABLE sessions")
+
+        response = await client.get("/health")
+
+        assert_problem(response, 503)
+        assert response.headers["retry-after"] == "1"
+
+    @pytest.mark.sqlite
+    async def test_health_is_503_when_the_database_file_is_gone(
+        self, sqlite_client: httpx.AsyncClient, db_path: Path
+    ) -> None:
+        client = sqlite_client
         db_path.unlink()
 
         response = await client.get("/health")
@@ -422,9 +434,11 @@ class TestHealthAndErrors:
         assert str(db_path) not in response.text
         assert problem["detail"] == "The database file is missing."
 
+    @pytest.mark.sqlite
     async def test_health_is_503_when_the_database_file_is_damaged(
-        self, client: httpx.AsyncClient, db_path: Path
+        self, sqlite_client: httpx.AsyncClient, db_path: Path
     ) -> None:
+        client = sqlite_client
         await create(client)
         size = db_path.stat().st_size
         db_path.write_bytes(b"\x00garbage" * (size // 8 + 1))
@@ -471,15 +485,13 @@ class TestHealthAndErrors:
         assert PROBLEM in put_state["412"]["content"]
         assert (await client.get("/docs")).status_code == 200
 
-    async def test_sessions_written_through_http_are_in_the_file(
-        self, client: httpx.AsyncClient, db_path: Path
+    async def test_sessions_written_through_http_are_in_the_database(
+        self, client: httpx.AsyncClient, backend: SqliteBackend | PostgresBackend
     ) -> None:
         created = await create(client)
 
-        connection = sqlite3.connect(db_path)
-        row = connection.execute(
-            "SELECT status, version FROM sessions WHERE id = ?", (created["id"],)
-        ).fetchone()
-        connection.close()
+        row = await backend.fetch_one(
+            f"SELECT status, version FROM sessions WHERE id = '{created['id']}'"
+        )
 
-        assert row == ("active", 1)
+        assert row == {"status": "active", "version": 1}

@@ -13,6 +13,8 @@ from src.persistence.database import init_database, load_migrations
 from src.persistence.repositories.session_repo import SessionRepository, _list_query
 from tests.builders import new_session
 
+pytestmark = pytest.mark.sqlite
+
 LATEST = len(load_migrations())
 
 

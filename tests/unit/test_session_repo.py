@@ -1,4 +1,4 @@
-"""SessionRepository on real SQLite files: the spec's five methods, lifecycle and paging."""
+"""The repository contract on every backend: the spec's five methods, lifecycle and paging."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import sqlite3
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,45 +23,47 @@ from src.core.errors import (
 )
 from src.domain.lifecycle import ALLOWED_TRANSITIONS
 from src.domain.models.session import SessionStatus
+from src.persistence.repositories.protocol import SessionRepositoryProtocol
 from src.persistence.repositories.session_repo import SessionRepository
+from tests.backends import PostgresBackend, SqliteBackend
 from tests.builders import new_session, state_of
 
+Backend = SqliteBackend | PostgresBackend
 
-def raw_row(db_path: Path, session_id: str) -> sqlite3.Row | None:
+
+async def stored_row(backend: Backend, session_id: str) -> dict[str, Any] | None:
     """The session's row as another connection sees it: only committed data."""
-    with sqlite3.connect(db_path) as connection:
-        connection.row_factory = sqlite3.Row
-        row: sqlite3.Row | None = connection.execute(
-            "SELECT * FROM sessions WHERE id = ?", (session_id,)
-        ).fetchone()
-    connection.close()
-    return row
+    return await backend.fetch_one(f"SELECT * FROM sessions WHERE id = '{session_id}'")
+
+
+def as_datetime(value: str | datetime) -> datetime:
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
 class TestCreate:
-    async def test_create_returns_what_get_returns(self, repo: SessionRepository) -> None:
+    async def test_create_returns_what_get_returns(self, repo: SessionRepositoryProtocol) -> None:
         created = await repo.create(new_session())
 
         assert await repo.get(created.id) == created
 
     async def test_create_is_committed_before_it_returns(
-        self, repo: SessionRepository, db_path: Path
+        self, repo: SessionRepositoryProtocol, backend: Backend
     ) -> None:
         created = await repo.create(new_session())
 
-        row = raw_row(db_path, created.id)
+        row = await stored_row(backend, created.id)
         assert row is not None
         assert row["concept_name"] == "Coffee"
 
-    async def test_created_session_survives_closing_the_repository(self, db_path: Path) -> None:
-        async with SessionRepository(str(db_path)) as first:
+    async def test_created_session_survives_closing_the_repository(self, backend: Backend) -> None:
+        async with backend.open() as first:
             created = await first.create(new_session())
 
-        async with SessionRepository(str(db_path)) as second:
+        async with backend.open() as second:
             assert await second.get(created.id) == created
 
     async def test_create_stamps_the_time_of_the_write_and_version_one(
-        self, repo: SessionRepository, db_path: Path
+        self, repo: SessionRepositoryProtocol, backend: Backend
     ) -> None:
         long_ago = datetime(2001, 1, 1, tzinfo=UTC)
         before = datetime.now(UTC)
@@ -70,11 +73,11 @@ class TestCreate:
         assert before <= created.created_at <= datetime.now(UTC)
         assert created.updated_at == created.created_at
         assert created.version == 1
-        row = raw_row(db_path, created.id)
+        row = await stored_row(backend, created.id)
         assert row is not None
-        assert datetime.fromisoformat(row["created_at"]) == created.created_at
+        assert as_datetime(row["created_at"]) == created.created_at
 
-    async def test_create_keeps_the_state_counters(self, repo: SessionRepository) -> None:
+    async def test_create_keeps_the_state_counters(self, repo: SessionRepositoryProtocol) -> None:
         session = new_session()
         session.state = state_of(
             session, turn_count=7, coverage_score=0.25, last_strategy="laddering"
@@ -88,7 +91,7 @@ class TestCreate:
         assert fetched.state.last_strategy == "laddering"
 
     async def test_create_with_a_taken_id_raises_and_overwrites_nothing(
-        self, repo: SessionRepository
+        self, repo: SessionRepositoryProtocol
     ) -> None:
         original = await repo.create(new_session(concept_name="Original"))
 
@@ -100,7 +103,7 @@ class TestCreate:
 
     @pytest.mark.parametrize("status", list(SessionStatus))
     async def test_create_may_store_any_status(
-        self, repo: SessionRepository, status: SessionStatus
+        self, repo: SessionRepositoryProtocol, status: SessionStatus
     ) -> None:
         created = await repo.create(new_session(status=status))
 
@@ -110,23 +113,23 @@ class TestCreate:
 
 
 class TestGet:
-    async def test_get_missing_returns_none(self, repo: SessionRepository) -> None:
+    async def test_get_missing_returns_none(self, repo: SessionRepositoryProtocol) -> None:
         assert await repo.get("no-such-session") is None
 
     async def test_get_reads_the_database_every_time(
-        self, repo: SessionRepository, db_path: Path
+        self, repo: SessionRepositoryProtocol, backend: Backend
     ) -> None:
         created = await repo.create(new_session())
-        with sqlite3.connect(db_path) as other:
-            other.execute("UPDATE sessions SET turn_count = 42 WHERE id = ?", (created.id,))
-        other.close()
+        await backend.execute(f"UPDATE sessions SET turn_count = 42 WHERE id = '{created.id}'")
 
         fetched = await repo.get(created.id)
 
         assert fetched is not None
         assert fetched.state.turn_count == 42
 
-    async def test_datetimes_come_back_timezone_aware_in_utc(self, repo: SessionRepository) -> None:
+    async def test_datetimes_come_back_timezone_aware_in_utc(
+        self, repo: SessionRepositoryProtocol
+    ) -> None:
         created = await repo.create(new_session())
 
         fetched = await repo.get(created.id)
@@ -135,7 +138,7 @@ class TestGet:
         assert fetched.created_at.utcoffset() == timedelta(0)
         assert fetched.updated_at.utcoffset() == timedelta(0)
 
-    async def test_ids_are_matched_exactly(self, repo: SessionRepository) -> None:
+    async def test_ids_are_matched_exactly(self, repo: SessionRepositoryProtocol) -> None:
         created = await repo.create(new_session(id="Case-Sensitive"))
 
         assert await repo.get("case-sensitive") is None
@@ -144,7 +147,7 @@ class TestGet:
 
 class TestUpdateState:
     async def test_update_state_stores_the_state_and_bumps_the_version(
-        self, repo: SessionRepository
+        self, repo: SessionRepositoryProtocol
     ) -> None:
         created = await repo.create(new_session())
         state = state_of(created, turn_count=3, coverage_score=0.5, last_strategy="probe")
@@ -158,18 +161,18 @@ class TestUpdateState:
         assert await repo.get(created.id) == updated
 
     async def test_update_state_is_committed_before_it_returns(
-        self, repo: SessionRepository, db_path: Path
+        self, repo: SessionRepositoryProtocol, backend: Backend
     ) -> None:
         created = await repo.create(new_session())
 
         await repo.update_state(created.id, state_of(created, turn_count=9))
 
-        row = raw_row(db_path, created.id)
+        row = await stored_row(backend, created.id)
         assert row is not None
         assert (row["turn_count"], row["version"]) == (9, 2)
 
     async def test_update_state_on_missing_session_raises_not_found(
-        self, repo: SessionRepository
+        self, repo: SessionRepositoryProtocol
     ) -> None:
         with pytest.raises(SessionNotFoundError) as raised:
             await repo.update_state("ghost", new_session().state)
@@ -177,7 +180,7 @@ class TestUpdateState:
         assert raised.value.session_id == "ghost"
 
     async def test_update_state_with_the_expected_version_succeeds(
-        self, repo: SessionRepository
+        self, repo: SessionRepositoryProtocol
     ) -> None:
         created = await repo.create(new_session())
 
@@ -188,7 +191,7 @@ class TestUpdateState:
         assert updated.version == 2
 
     async def test_update_state_with_a_stale_version_raises_and_changes_nothing(
-        self, repo: SessionRepository
+        self, repo: SessionRepositoryProtocol
     ) -> None:
         created = await repo.create(new_session())
         current = await repo.update_state(created.id, state_of(created, turn_count=1))
@@ -206,7 +209,7 @@ class TestUpdateState:
         [("methodology", "zmet"), ("concept_id", "concept-tea"), ("concept_name", "Tea")],
     )
     async def test_update_state_naming_another_concept_raises_mismatch(
-        self, repo: SessionRepository, field: str, value: str
+        self, repo: SessionRepositoryProtocol, field: str, value: str
     ) -> None:
         created = await repo.create(new_session())
 
@@ -217,7 +220,7 @@ class TestUpdateState:
         assert await repo.get(created.id) == created
 
     async def test_concurrent_updates_with_the_same_version_let_exactly_one_win(
-        self, repo: SessionRepository
+        self, repo: SessionRepositoryProtocol
     ) -> None:
         created = await repo.create(new_session())
 
@@ -241,7 +244,7 @@ ALL_MOVES = [(source, target) for source in SessionStatus for target in SessionS
 class TestTransition:
     @pytest.mark.parametrize(("source", "target"), ALL_MOVES)
     async def test_every_move_follows_the_lifecycle(
-        self, repo: SessionRepository, source: SessionStatus, target: SessionStatus
+        self, repo: SessionRepositoryProtocol, source: SessionStatus, target: SessionStatus
     ) -> None:
         created = await repo.create(new_session(status=source))
 
@@ -266,7 +269,7 @@ class TestTransition:
 
     @pytest.mark.parametrize("final", [SessionStatus.COMPLETED, SessionStatus.ABANDONED])
     async def test_ending_a_session_sets_ended_at_to_the_write_time(
-        self, repo: SessionRepository, final: SessionStatus
+        self, repo: SessionRepositoryProtocol, final: SessionStatus
     ) -> None:
         created = await repo.create(new_session())
 
@@ -275,7 +278,9 @@ class TestTransition:
         assert ended.ended_at is not None
         assert ended.ended_at == ended.updated_at
 
-    async def test_pause_and_resume_leave_ended_at_unset(self, repo: SessionRepository) -> None:
+    async def test_pause_and_resume_leave_ended_at_unset(
+        self, repo: SessionRepositoryProtocol
+    ) -> None:
         created = await repo.create(new_session())
 
         paused = await repo.transition(created.id, "paused")
@@ -285,12 +290,14 @@ class TestTransition:
         assert resumed.version == 3
 
     async def test_transition_on_missing_session_raises_not_found(
-        self, repo: SessionRepository
+        self, repo: SessionRepositoryProtocol
     ) -> None:
         with pytest.raises(SessionNotFoundError):
             await repo.transition("ghost", SessionStatus.PAUSED)
 
-    async def test_transition_with_a_stale_version_raises(self, repo: SessionRepository) -> None:
+    async def test_transition_with_a_stale_version_raises(
+        self, repo: SessionRepositoryProtocol
+    ) -> None:
         created = await repo.create(new_session())
         await repo.transition(created.id, SessionStatus.PAUSED)
 
@@ -300,14 +307,16 @@ class TestTransition:
         assert raised.value.actual_version == 2
 
     async def test_a_forbidden_move_is_reported_before_a_stale_version(
-        self, repo: SessionRepository
+        self, repo: SessionRepositoryProtocol
     ) -> None:
         created = await repo.create(new_session(status="completed"))
 
         with pytest.raises(InvalidTransitionError):
             await repo.transition(created.id, SessionStatus.ACTIVE, expected_version=7)
 
-    async def test_an_unknown_status_is_a_value_error(self, repo: SessionRepository) -> None:
+    async def test_an_unknown_status_is_a_value_error(
+        self, repo: SessionRepositoryProtocol
+    ) -> None:
         created = await repo.create(new_session())
 
         with pytest.raises(ValueError, match="archived"):
@@ -316,7 +325,7 @@ class TestTransition:
 
 class TestListActive:
     async def test_list_active_returns_every_active_session_newest_first(
-        self, repo: SessionRepository
+        self, repo: SessionRepositoryProtocol
     ) -> None:
         active = [await repo.create(new_session()) for _ in range(3)]
         for status in ("paused", "completed", "abandoned"):
@@ -326,7 +335,9 @@ class TestListActive:
 
         assert listed == list(reversed(active))
 
-    async def test_list_active_returns_more_than_one_page(self, repo: SessionRepository) -> None:
+    async def test_list_active_returns_more_than_one_page(
+        self, repo: SessionRepositoryProtocol
+    ) -> None:
         created = [await repo.create(new_session()) for _ in range(501)]
 
         listed = await repo.list_active()
@@ -334,13 +345,15 @@ class TestListActive:
         assert {session.id for session in listed} == {session.id for session in created}
         assert len(listed) == 501
 
-    async def test_list_active_on_an_empty_store_is_empty(self, repo: SessionRepository) -> None:
+    async def test_list_active_on_an_empty_store_is_empty(
+        self, repo: SessionRepositoryProtocol
+    ) -> None:
         assert await repo.list_active() == []
 
 
 class TestListSessions:
     async def test_walking_every_page_yields_each_session_once_in_order(
-        self, repo: SessionRepository
+        self, repo: SessionRepositoryProtocol
     ) -> None:
         created = [await repo.create(new_session()) for _ in range(300)]
 
@@ -358,20 +371,20 @@ class TestListSessions:
         assert pages == 9
 
     async def test_ties_on_created_at_are_ordered_by_id(
-        self, repo: SessionRepository, db_path: Path
+        self, repo: SessionRepositoryProtocol, backend: Backend
     ) -> None:
         ids = [(await repo.create(new_session(id=f"tie-{n}"))).id for n in range(5)]
-        with sqlite3.connect(db_path) as other:
-            other.execute("UPDATE sessions SET created_at = '2026-01-01T00:00:00.000000Z'")
-        other.close()
+        ids += [(await repo.create(new_session(id=f"Tie-{n}"))).id for n in range(3)]
+        await backend.execute("UPDATE sessions SET created_at = '2026-01-01T00:00:00.000000Z'")
 
-        first = await repo.list_sessions(limit=2)
+        first = await repo.list_sessions(limit=3)
         rest = await repo.list_sessions(limit=10, cursor=first.next_cursor)
 
+        # Byte order on every backend: "tie-…" sorts after "Tie-…".
         assert [s.id for s in first.items + rest.items] == sorted(ids, reverse=True)
 
     async def test_cursors_stay_valid_while_sessions_are_added_and_deleted(
-        self, repo: SessionRepository
+        self, repo: SessionRepositoryProtocol
     ) -> None:
         created = [await repo.create(new_session()) for _ in range(10)]
         first = await repo.list_sessions(limit=4)
@@ -385,7 +398,7 @@ class TestListSessions:
         assert [s.id for s in rest.items] == expected
         assert rest.next_cursor is None
 
-    async def test_filters_combine(self, repo: SessionRepository) -> None:
+    async def test_filters_combine(self, repo: SessionRepositoryProtocol) -> None:
         wanted = await repo.create(new_session(methodology="zmet", concept_id="tea"))
         await repo.create(new_session(methodology="zmet", concept_id="coffee"))
         await repo.create(new_session(methodology="mec", concept_id="tea"))
@@ -396,7 +409,9 @@ class TestListSessions:
         assert page.items == [wanted]
         assert page.next_cursor is None
 
-    async def test_no_status_filter_lists_every_status(self, repo: SessionRepository) -> None:
+    async def test_no_status_filter_lists_every_status(
+        self, repo: SessionRepositoryProtocol
+    ) -> None:
         for status in SessionStatus:
             await repo.create(new_session(status=status))
 
@@ -405,7 +420,7 @@ class TestListSessions:
         assert {s.status for s in page.items} == set(SessionStatus)
 
     async def test_an_exactly_full_last_page_has_no_next_cursor(
-        self, repo: SessionRepository
+        self, repo: SessionRepositoryProtocol
     ) -> None:
         for _ in range(4):
             await repo.create(new_session())
@@ -417,43 +432,75 @@ class TestListSessions:
 
     @pytest.mark.parametrize("limit", [0, -1, 501, 10_000])
     async def test_a_limit_outside_1_to_500_is_a_value_error(
-        self, repo: SessionRepository, limit: int
+        self, repo: SessionRepositoryProtocol, limit: int
     ) -> None:
         with pytest.raises(ValueError, match="limit"):
             await repo.list_sessions(limit=limit)
 
     @pytest.mark.parametrize("cursor", ["", "garbage", "bm90IGpzb24", "WyJ4IiwgMV0", "W10"])
     async def test_a_bad_cursor_is_a_value_error(
-        self, repo: SessionRepository, cursor: str
+        self, repo: SessionRepositoryProtocol, cursor: str
     ) -> None:
         with pytest.raises(InvalidCursorError):
             await repo.list_sessions(cursor=cursor)
         assert issubclass(InvalidCursorError, ValueError)
 
-    async def test_an_unknown_status_is_a_value_error(self, repo: SessionRepository) -> None:
+    async def test_an_unknown_status_is_a_value_error(
+        self, repo: SessionRepositoryProtocol
+    ) -> None:
         with pytest.raises(ValueError, match="bogus"):
             await repo.list_sessions(status="bogus")
 
 
 class TestDelete:
     async def test_delete_removes_the_session_for_good(
-        self, repo: SessionRepository, db_path: Path
+        self, repo: SessionRepositoryProtocol, backend: Backend
     ) -> None:
         created = await repo.create(new_session())
 
         assert await repo.delete(created.id) is True
 
         assert await repo.get(created.id) is None
-        assert raw_row(db_path, created.id) is None
+        assert await stored_row(backend, created.id) is None
 
-    async def test_delete_missing_returns_false(self, repo: SessionRepository) -> None:
+    async def test_delete_missing_returns_false(self, repo: SessionRepositoryProtocol) -> None:
         assert await repo.delete("ghost") is False
 
 
-class TestConnection:
-    async def test_all_calls_share_one_connection_thread(
-        self, repo: SessionRepository, monkeypatch: pytest.MonkeyPatch
+class TestLifetime:
+    async def test_close_is_idempotent_and_refuses_later_use(self, backend: Backend) -> None:
+        repository = backend.open()
+        await repository.create(new_session())
+
+        await repository.close()
+        await repository.close()
+
+        with pytest.raises(RepositoryClosedError):
+            await repository.get("anything")
+
+    async def test_a_repository_closed_before_use_refuses_use(self, backend: Backend) -> None:
+        repository = backend.open()
+        await repository.close()
+
+        with pytest.raises(RepositoryClosedError):
+            await repository.create(new_session())
+
+    async def test_ping_fails_when_the_sessions_table_is_gone(
+        self, repo: SessionRepositoryProtocol, backend: Backend
     ) -> None:
+        await repo.ping()
+        await backend.execute("DROP TABLE sessions")
+
+        with pytest.raises(StorageUnavailableError):
+            await repo.ping()
+
+
+@pytest.mark.sqlite
+class TestSqliteConnection:
+    async def test_all_calls_share_one_connection_thread(
+        self, sqlite_repo: SessionRepository, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        repo = sqlite_repo
         created = await repo.create(new_session())
         started: list[threading.Thread] = []
         real_start = threading.Thread.start
@@ -481,26 +528,10 @@ class TestConnection:
         finally:
             await repository.close()
 
-    async def test_close_is_idempotent_and_refuses_later_use(self, db_path: Path) -> None:
-        repository = SessionRepository(db_path)
-        await repository.create(new_session())
-
-        await repository.close()
-        await repository.close()
-
-        with pytest.raises(RepositoryClosedError):
-            await repository.get("anything")
-
-    async def test_a_repository_closed_before_use_refuses_use(self, db_path: Path) -> None:
-        repository = SessionRepository(db_path)
-        await repository.close()
-
-        with pytest.raises(RepositoryClosedError):
-            await repository.create(new_session())
-
     async def test_ping_reports_a_missing_database_file(
-        self, repo: SessionRepository, db_path: Path
+        self, sqlite_repo: SessionRepository, db_path: Path
     ) -> None:
+        repo = sqlite_repo
         await repo.ping()
         db_path.unlink()
 
@@ -508,8 +539,9 @@ class TestConnection:
             await repo.ping()
 
     async def test_the_journal_is_wal_and_commits_are_fully_synchronous(
-        self, repo: SessionRepository, db_path: Path
+        self, sqlite_repo: SessionRepository, db_path: Path
     ) -> None:
+        repo = sqlite_repo
         await repo.ping()
         with sqlite3.connect(db_path) as other:
             assert other.execute("PRAGMA journal_mode").fetchone() == ("wal",)

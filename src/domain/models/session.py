@@ -47,6 +47,13 @@ def _without_control_characters(value: str) -> str:
     return value
 
 
+def _without_nul(value: str) -> str:
+    # Text columns in PostgreSQL cannot hold NUL; refusing it keeps every backend alike.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
 def _finite(value: float) -> float:
     if not math.isfinite(value):
         raise ValueError("must be a finite number")
@@ -65,7 +72,8 @@ ConceptName = Annotated[
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
     AfterValidator(_without_control_characters),
 ]
-SessionId = Annotated[str, Field(min_length=1, max_length=128)]
+Strategy = Annotated[str, Field(max_length=64), AfterValidator(_without_nul)]
+SessionId = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_without_nul)]
 
 
 class SessionState(BaseModel):
@@ -78,7 +86,7 @@ class SessionState(BaseModel):
     concept_name: ConceptName
     turn_count: Annotated[int, Field(ge=0)] = 0
     coverage_score: Annotated[float, Field(ge=0.0, le=1.0), AfterValidator(_finite)] = 0.0
-    last_strategy: Annotated[str | None, Field(max_length=64)] = None
+    last_strategy: Strategy | None = None
 
 
 class Session(BaseModel):

@@ -13,17 +13,12 @@ from typing import Any, Self
 import aiosqlite
 
 from src.core.errors import (
-    InvalidTransitionError,
     RepositoryClosedError,
     SessionExistsError,
-    SessionMismatchError,
-    SessionNotFoundError,
-    StaleSessionError,
     StorageUnavailableError,
 )
 from src.domain.lifecycle import FINAL_STATUSES, statuses_leading_to
 from src.domain.models.session import (
-    SESSION_STATE_IDENTITY,
     Session,
     SessionState,
     SessionStatus,
@@ -31,6 +26,12 @@ from src.domain.models.session import (
 )
 from src.persistence.database import database_file_problem, migrate, open_connection
 from src.persistence.pagination import check_limit, decode_cursor, encode_cursor
+from src.persistence.repositories.common import (
+    list_every_active,
+    session_from_row,
+    state_refusal,
+    transition_refusal,
+)
 from src.persistence.repositories.protocol import SessionPage
 
 __all__ = ["SessionRepository"]
@@ -128,30 +129,6 @@ def _to_text(moment: datetime) -> str:
     return naive.isoformat(timespec="microseconds") + "Z"
 
 
-def _row_to_session(row: sqlite3.Row) -> Session:
-    return Session.model_validate(
-        {
-            "id": row["id"],
-            "methodology": row["methodology"],
-            "concept_id": row["concept_id"],
-            "concept_name": row["concept_name"],
-            "status": row["status"],
-            "version": row["version"],
-            "created_at": row["created_at"],
-            "updated_at": row["updated_at"],
-            "ended_at": row["ended_at"],
-            "state": {
-                "methodology": row["methodology"],
-                "concept_id": row["concept_id"],
-                "concept_name": row["concept_name"],
-                "turn_count": row["turn_count"],
-                "coverage_score": row["coverage_score"],
-                "last_strategy": row["last_strategy"],
-            },
-        }
-    )
-
-
 class SessionRepository:
     """Repository for session CRUD operations and lifecycle, on one SQLite connection.
 
@@ -206,12 +183,12 @@ class SessionRepository:
         )
         if not rows:
             raise SessionExistsError(session.id)
-        return _row_to_session(rows[0])
+        return session_from_row(rows[0])
 
     async def get(self, session_id: str) -> Session | None:
         """The session with this id, read from the database, or None."""
         rows = await self._fetch(_SELECT_BY_ID, {"id": session_id})
-        return _row_to_session(rows[0]) if rows else None
+        return session_from_row(rows[0]) if rows else None
 
     async def update_state(
         self, session_id: str, state: SessionState, *, expected_version: int | None = None
@@ -238,14 +215,9 @@ class SessionRepository:
             },
         )
         if rows:
-            return _row_to_session(rows[0])
-        current = await self._current(session_id)
-        for field in SESSION_STATE_IDENTITY:
-            if getattr(state, field) != getattr(current, field):
-                raise SessionMismatchError(
-                    session_id, field, getattr(current, field), getattr(state, field)
-                )
-        raise self._stale(current, expected_version)
+            return session_from_row(rows[0])
+        current = await self.get(session_id)
+        raise state_refusal(session_id, current, state, expected_version)
 
     async def transition(
         self,
@@ -279,26 +251,13 @@ class SessionRepository:
             },
         )
         if rows:
-            return _row_to_session(rows[0])
-        current = await self._current(session_id)
-        if current.status not in sources:
-            raise InvalidTransitionError(session_id, current.status.value, target.value)
-        raise self._stale(current, expected_version)
+            return session_from_row(rows[0])
+        current = await self.get(session_id)
+        raise transition_refusal(session_id, current, target, expected_version)
 
     async def list_active(self) -> list[Session]:
-        """Every active session, newest first.
-
-        Reads page by page so that other calls interleave; for anything a
-        user waits on, prefer the bounded `list_sessions`.
-        """
-        sessions: list[Session] = []
-        cursor: str | None = None
-        while True:
-            page = await self.list_sessions(status=SessionStatus.ACTIVE, limit=500, cursor=cursor)
-            sessions.extend(page.items)
-            if page.next_cursor is None:
-                return sessions
-            cursor = page.next_cursor
+        """Every active session, newest first; prefer the bounded `list_sessions` for users."""
+        return await list_every_active(self)
 
     async def list_sessions(
         self,
@@ -328,7 +287,7 @@ class SessionRepository:
             parameters["after_created_at"] = _to_text(after_created_at)
             parameters["after_id"] = after_id
         rows = await self._fetch(_list_query(filtered, cursor is not None), parameters)
-        items = [_row_to_session(row) for row in rows[:limit]]
+        items = [session_from_row(row) for row in rows[:limit]]
         next_cursor = encode_cursor(items[-1]) if len(rows) > limit else None
         return SessionPage(items, next_cursor)
 
@@ -342,25 +301,14 @@ class SessionRepository:
         Raises:
             StorageUnavailableError: the file is missing, locked, damaged or unreadable.
         """
-        await self._fetch(_PING, {})
+        try:
+            await self._fetch(_PING, {})
+        except sqlite3.DatabaseError as exc:
+            raise StorageUnavailableError("The database cannot be read.") from exc
         if self.db_path != ":memory:":
             problem = await asyncio.to_thread(database_file_problem, self.db_path)
             if problem is not None:
                 raise StorageUnavailableError(problem)
-
-    async def _current(self, session_id: str) -> Session:
-        session = await self.get(session_id)
-        if session is None:
-            raise SessionNotFoundError(session_id)
-        return session
-
-    @staticmethod
-    def _stale(current: Session, expected_version: int | None) -> StaleSessionError:
-        return StaleSessionError(
-            current.id,
-            current.version if expected_version is None else expected_version,
-            current.version,
-        )
 
     async def _connect(self) -> aiosqlite.Connection:
         if self._closed:

@@ -1,0 +1,105 @@
+"""The databases the contract suite runs on, each opened on a store of its own."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from src.core.config import Settings
+from src.persistence.postgres import describe_dsn
+from src.persistence.repositories.postgres_session_repo import PostgresSessionRepository
+from src.persistence.repositories.session_repo import SessionRepository
+
+POSTGRES_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+# CI sets this: there, a PostgreSQL test that cannot run is a failure, not a skip.
+REQUIRE_POSTGRES = os.environ.get("REQUIRE_POSTGRES") == "1"
+
+
+@dataclass
+class SqliteBackend:
+    """A SQLite file in a temporary folder."""
+
+    path: Path
+
+    def open(self) -> SessionRepository:
+        return SessionRepository(str(self.path))
+
+    def settings(self) -> Settings:
+        return Settings(database_path=self.path, database_url=None)
+
+    async def execute(self, sql: str) -> None:
+        connection = sqlite3.connect(self.path)
+        try:
+            with connection:
+                connection.execute(sql)
+        finally:
+            connection.close()
+
+    async def fetch_one(self, sql: str) -> dict[str, Any] | None:
+        connection = sqlite3.connect(self.path)
+        try:
+            connection.row_factory = sqlite3.Row
+            row = connection.execute(sql).fetchone()
+        finally:
+            connection.close()
+        return None if row is None else dict(row)
+
+
+@dataclass
+class PostgresBackend:
+    """A schema of its own on the test PostgreSQL server, dropped afterwards."""
+
+    dsn: str
+
+    def open(self) -> PostgresSessionRepository:
+        return PostgresSessionRepository(self.dsn, pool_size=4)
+
+    def settings(self) -> Settings:
+        return Settings(database_url=self.dsn, database_pool_size=4)
+
+    async def execute(self, sql: str) -> None:
+        connection = await asyncpg.connect(self.dsn)
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    async def fetch_one(self, sql: str) -> dict[str, Any] | None:
+        connection = await asyncpg.connect(self.dsn)
+        try:
+            row = await connection.fetchrow(sql)
+        finally:
+            await connection.close()
+        return None if row is None else dict(row)
+
+
+@asynccontextmanager
+async def postgres_schema() -> AsyncIterator[str]:
+    """A DSN whose search_path is a new, empty schema; skips when no server answers."""
+    try:
+        admin = await asyncpg.connect(POSTGRES_URL, timeout=5)
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        message = (
+            f"PostgreSQL is not reachable at {describe_dsn(POSTGRES_URL)} ({exc}); "
+            "start it, or point TEST_DATABASE_URL at a server, to run the postgres tests"
+        )
+        if REQUIRE_POSTGRES:
+            pytest.fail(message)
+        pytest.skip(message)
+    schema = f"test_{uuid.uuid4().hex}"
+    await admin.execute(f'CREATE SCHEMA "{schema}"')
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    try:
+        yield f"{POSTGRES_URL}{separator}search_path={schema}"
+    finally:
+        await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        await admin.close()
