@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import structlog
-import uvicorn
 from pydantic import ValidationError
 
 from src.core.config import Settings, describe_settings_error
@@ -40,11 +39,12 @@ def _settings(overrides: dict[str, Any]) -> Settings:
 def _serve(settings: Settings) -> None:
     # Imported here so that `migrate` does not pay for loading the web stack.
     from src.api.app import create_app
+    from src.api.server import serve
 
     _log.info(
         "serving", host=settings.host, port=settings.port, database=describe_database(settings)
     )
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
+    serve(create_app(settings), settings)
 
 
 def _migrate(settings: Settings) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -21,6 +21,7 @@ class Settings(BaseSettings):
     )
 
     database_path: Path = Path("data/interview.db")
+    database_synchronous: Literal["full", "normal"] = "full"
     database_url: str | None = None
     database_pool_size: Annotated[int, Field(ge=1, le=1000)] = 10
     host: Annotated[str, Field(min_length=1)] = "127.0.0.1"

@@ -9,6 +9,7 @@ import sqlite3
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Literal
 
 import aiosqlite
 
@@ -17,6 +18,7 @@ from src.core.errors import SchemaVersionError
 __all__ = [
     "BUSY_TIMEOUT_SECONDS",
     "Migration",
+    "Synchronous",
     "database_file_problem",
     "init_database",
     "migrate",
@@ -26,11 +28,18 @@ __all__ = [
 MIGRATIONS_DIRECTORY = Path(__file__).parent / "migrations" / "sqlite"
 BUSY_TIMEOUT_SECONDS = 5.0
 
-# synchronous=FULL: in WAL mode this fsyncs the log on every commit, so a
-# write that has returned survives a power cut, not only a process crash.
+Synchronous = Literal["full", "normal"]
+
+# synchronous=FULL (the default): in WAL mode this fsyncs the log on every
+# commit, so a write that has returned survives a power cut, not only a crash
+# of the process. NORMAL survives the process crashing, but the last commits
+# before a power cut may be lost.
+_SYNCHRONOUS_PRAGMA: dict[Synchronous, str] = {
+    "full": "PRAGMA synchronous = FULL",
+    "normal": "PRAGMA synchronous = NORMAL",
+}
 _CONNECTION_PRAGMAS = """
 PRAGMA journal_mode = WAL;
-PRAGMA synchronous = FULL;
 PRAGMA foreign_keys = ON;
 """
 
@@ -79,7 +88,9 @@ def load_migrations(directory: Path = MIGRATIONS_DIRECTORY) -> tuple[Migration, 
     return tuple(migrations)
 
 
-async def open_connection(db_path: str | os.PathLike[str]) -> aiosqlite.Connection:
+async def open_connection(
+    db_path: str | os.PathLike[str], synchronous: Synchronous = "full"
+) -> aiosqlite.Connection:
     """Open a connection in autocommit mode with this store's PRAGMAs, creating the folder."""
     path = Path(db_path)
     await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
@@ -93,7 +104,7 @@ async def open_connection(db_path: str | os.PathLike[str]) -> aiosqlite.Connecti
     connection._thread.daemon = True
     await connection
     try:
-        await connection.executescript(_CONNECTION_PRAGMAS)
+        await connection.executescript(_CONNECTION_PRAGMAS + _SYNCHRONOUS_PRAGMA[synchronous])
     except BaseException:
         await connection.close()
         raise

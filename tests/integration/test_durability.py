@@ -15,17 +15,22 @@ pytestmark = pytest.mark.sqlite
 
 ROOT = Path(__file__).resolve().parents[2]
 
+# Writers print each id only once create() has returned; with several at
+# once, their writes share group commits.
 CREATE_FOREVER = textwrap.dedent(
     """
     import asyncio, sys
     from src.persistence.repositories.session_repo import SessionRepository
     from tests.builders import new_session
 
-    async def main() -> None:
-        repository = SessionRepository(sys.argv[1])
+    async def writer(repository: SessionRepository) -> None:
         while True:
             created = await repository.create(new_session())
             print(created.id, flush=True)
+
+    async def main() -> None:
+        repository = SessionRepository(sys.argv[1])
+        await asyncio.gather(*(writer(repository) for _ in range(int(sys.argv[2]))))
 
     asyncio.run(main())
     """
@@ -62,10 +67,14 @@ def stored_ids(db_path: Path) -> set[str]:
         connection.close()
 
 
-def test_every_acknowledged_create_survives_sigkill(tmp_path: Path) -> None:
+@pytest.mark.parametrize("writers", [1, 32])
+def test_every_acknowledged_create_survives_sigkill(tmp_path: Path, writers: int) -> None:
     db_path = tmp_path / "crash.db"
     with subprocess.Popen(
-        python(CREATE_FOREVER, str(db_path)), cwd=ROOT, stdout=subprocess.PIPE, text=True
+        python(CREATE_FOREVER, str(db_path), str(writers)),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
     ) as child:
         assert child.stdout is not None
         acknowledged = [child.stdout.readline().strip() for _ in range(200)]

@@ -103,3 +103,18 @@ def test_migrate_refuses_a_newer_database_with_one_line(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "schema version 99, newer than" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_database_synchronous_accepts_full_or_normal(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_SYNCHRONOUS", "normal")
+
+    assert Settings().database_synchronous == "normal"
+
+
+def test_a_bad_database_synchronous_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_SYNCHRONOUS", "off")
+
+    with pytest.raises(ValidationError) as raised:
+        Settings()
+
+    assert describe_settings_error(raised.value).startswith("invalid setting DATABASE_SYNCHRONOUS")

@@ -23,6 +23,7 @@ from src.core.errors import (
 )
 from src.domain.lifecycle import ALLOWED_TRANSITIONS
 from src.domain.models.session import SessionStatus
+from src.persistence.database import Synchronous
 from src.persistence.repositories.protocol import SessionRepositoryProtocol
 from src.persistence.repositories.session_repo import SessionRepository
 from tests.backends import PostgresBackend, SqliteBackend
@@ -549,3 +550,14 @@ class TestSqliteConnection:
         assert repo._connection is not None
         (synchronous,) = await repo._connection.execute_fetchall("PRAGMA synchronous")
         assert synchronous[0] == 2  # FULL
+
+    @pytest.mark.parametrize(("setting", "pragma"), [("full", 2), ("normal", 1)])
+    async def test_synchronous_follows_the_setting(
+        self, db_path: Path, setting: Synchronous, pragma: int
+    ) -> None:
+        async with SessionRepository(db_path, synchronous=setting) as repository:
+            await repository.ping()
+            assert repository._connection is not None
+            (row,) = await repository._connection.execute_fetchall("PRAGMA synchronous")
+
+        assert row[0] == pragma

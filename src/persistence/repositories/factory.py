@@ -18,7 +18,7 @@ def create_repository(settings: Settings) -> SessionRepositoryProtocol:
         return PostgresSessionRepository(
             settings.database_url, pool_size=settings.database_pool_size
         )
-    return SessionRepository(settings.database_path)
+    return SessionRepository(settings.database_path, synchronous=settings.database_synchronous)
 
 
 async def migrate_database(settings: Settings) -> int:

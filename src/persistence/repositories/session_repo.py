@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any, Self
+from typing import Any, Self, cast
 
 import aiosqlite
 
@@ -24,7 +25,13 @@ from src.domain.models.session import (
     SessionStatus,
     utc_now,
 )
-from src.persistence.database import database_file_problem, migrate, open_connection
+from src.persistence.database import (
+    Synchronous,
+    database_file_problem,
+    migrate,
+    open_connection,
+)
+from src.persistence.group_commit import GroupCommitter
 from src.persistence.pagination import check_limit, decode_cursor, encode_cursor
 from src.persistence.repositories.common import (
     list_every_active,
@@ -136,9 +143,13 @@ class SessionRepository:
     kept until `close()`. Every write is committed before its method returns.
     """
 
-    def __init__(self, db_path: str | os.PathLike[str]) -> None:
+    def __init__(
+        self, db_path: str | os.PathLike[str], *, synchronous: Synchronous = "full"
+    ) -> None:
         self.db_path = os.fspath(db_path)
+        self.synchronous = synchronous
         self._connection: aiosqlite.Connection | None = None
+        self._writes: GroupCommitter | None = None
         self._connect_lock = asyncio.Lock()
         self._closed = False
 
@@ -152,6 +163,8 @@ class SessionRepository:
     async def close(self) -> None:
         """Release the connection; later calls raise RepositoryClosedError. Idempotent."""
         self._closed = True
+        if self._writes is not None:
+            await self._writes.drain()
         connection, self._connection = self._connection, None
         if connection is not None:
             await connection.close()
@@ -166,7 +179,7 @@ class SessionRepository:
         ended_at = session.ended_at
         if ended_at is None and session.status in FINAL_STATUSES:
             ended_at = now
-        rows = await self._fetch(
+        rows = await self._write(
             _INSERT,
             {
                 "id": session.id,
@@ -200,7 +213,7 @@ class SessionRepository:
             SessionMismatchError: the state names another methodology or concept.
             StaleSessionError: `expected_version` is given and the session is at another.
         """
-        rows = await self._fetch(
+        rows = await self._write(
             _UPDATE_STATE,
             {
                 "id": session_id,
@@ -238,7 +251,7 @@ class SessionRepository:
         # Every target has at most two sources; padding them to two slots
         # lets one prepared statement serve every transition.
         first, second = (sources[0].value, sources[-1].value) if sources else (None, None)
-        rows = await self._fetch(
+        rows = await self._write(
             _TRANSITION,
             {
                 "id": session_id,
@@ -293,7 +306,7 @@ class SessionRepository:
 
     async def delete(self, session_id: str) -> bool:
         """Delete the session; True if it existed."""
-        return bool(await self._fetch(_DELETE, {"id": session_id}))
+        return bool(await self._write(_DELETE, {"id": session_id}))
 
     async def ping(self) -> None:
         """Check that the database file is there and can be read.
@@ -317,7 +330,7 @@ class SessionRepository:
             return self._connection
         async with self._connect_lock:
             if self._connection is None:
-                connection = await open_connection(self.db_path)
+                connection = await open_connection(self.db_path, self.synchronous)
                 try:
                     await migrate(connection, self.db_path)
                 except BaseException:
@@ -326,21 +339,36 @@ class SessionRepository:
                 if self._closed:
                     await connection.close()
                     raise RepositoryClosedError()
+                self._writes = GroupCommitter(connection)
                 self._connection = connection
             return self._connection
 
-    async def _fetch(self, sql: str, parameters: Mapping[str, Any]) -> Sequence[sqlite3.Row]:
-        # execute_fetchall runs the statement to completion in one hop to the
-        # connection's thread; in autocommit mode that completion is the commit.
+    @contextmanager
+    def _domain_errors(self) -> Iterator[None]:
+        """Turn driver errors that are not bugs into the store's own errors."""
         try:
-            connection = await self._connect()
-            return list(await connection.execute_fetchall(sql, parameters))
+            yield
         except sqlite3.DatabaseError as exc:
             unavailable = _unavailable(exc)
             if unavailable is None:
                 raise
             raise unavailable from exc
         except ValueError as exc:
+            # aiosqlite's way of saying its connection was closed under us.
             if self._closed:
                 raise RepositoryClosedError() from exc
             raise
+
+    async def _fetch(self, sql: str, parameters: Mapping[str, Any]) -> Sequence[sqlite3.Row]:
+        # execute_fetchall runs the statement to completion in one hop to the
+        # connection's thread; in autocommit mode that completion is the commit.
+        with self._domain_errors():
+            connection = self._connection or await self._connect()
+            return cast(Sequence[sqlite3.Row], await connection.execute_fetchall(sql, parameters))
+
+    async def _write(self, sql: str, parameters: Mapping[str, Any]) -> Sequence[sqlite3.Row]:
+        with self._domain_errors():
+            if self._writes is None or self._closed:
+                await self._connect()
+            assert self._writes is not None
+            return await self._writes.write(sql, parameters)

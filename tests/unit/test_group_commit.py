@@ -1,0 +1,125 @@
+"""Group commit keeps every guarantee: commit before return, one error per caller, no loss."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import pytest
+
+from src.core.errors import SessionExistsError
+from src.persistence import group_commit
+from src.persistence.database import init_database, open_connection
+from src.persistence.group_commit import GroupCommitter
+from src.persistence.repositories.session_repo import SessionRepository
+from tests.builders import new_session
+
+pytestmark = pytest.mark.sqlite
+
+
+@pytest.fixture
+def batches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of every batch that runs as one transaction."""
+    sizes: list[int] = []
+    real_run_batch = group_commit._run_batch
+
+    def recording_run_batch(
+        connection: aiosqlite.Connection, writes: Sequence[tuple[str, Any]]
+    ) -> Any:
+        sizes.append(len(writes))
+        return real_run_batch(connection, writes)
+
+    monkeypatch.setattr(group_commit, "_run_batch", recording_run_batch)
+    return sizes
+
+
+@pytest.fixture
+async def connection(db_path: Path) -> AsyncIterator[aiosqlite.Connection]:
+    await init_database(db_path)
+    connection = await open_connection(db_path)
+    yield connection
+    await connection.close()
+
+
+def committed_ids(db_path: Path) -> set[str]:
+    other = sqlite3.connect(db_path)
+    try:
+        return {row[0] for row in other.execute("SELECT id FROM sessions")}
+    finally:
+        other.close()
+
+
+async def test_concurrent_creates_share_transactions_and_are_all_committed(
+    sqlite_repo: SessionRepository, db_path: Path, batches: list[int]
+) -> None:
+    created = await asyncio.gather(*(sqlite_repo.create(new_session()) for _ in range(200)))
+
+    assert {s.id for s in created} == committed_ids(db_path)
+    assert batches, "concurrent writes never shared a transaction"
+    assert max(batches) > 1
+    assert sum(batches) < 200  # the first write of each burst runs on its own
+
+
+async def test_sequential_writes_run_alone(
+    sqlite_repo: SessionRepository, batches: list[int]
+) -> None:
+    for _ in range(20):
+        await sqlite_repo.create(new_session())
+
+    assert batches == []
+
+
+async def test_a_taken_id_in_a_group_fails_alone(
+    sqlite_repo: SessionRepository, db_path: Path, batches: list[int]
+) -> None:
+    taken = await sqlite_repo.create(new_session())
+    sessions = [new_session() for _ in range(30)]
+    sessions.insert(15, new_session(id=taken.id, concept_name="Intruder"))
+
+    results = await asyncio.gather(
+        *(sqlite_repo.create(s) for s in sessions), return_exceptions=True
+    )
+
+    failures = [r for r in results if isinstance(r, BaseException)]
+    assert len(failures) == 1 and isinstance(failures[0], SessionExistsError)
+    assert committed_ids(db_path) == {s.id for s in sessions}
+    assert await sqlite_repo.get(taken.id) == taken
+    assert max(batches) > 1
+
+
+async def test_a_failing_statement_in_a_batch_fails_alone(
+    connection: aiosqlite.Connection, db_path: Path
+) -> None:
+    committer = GroupCommitter(connection)
+    insert = (
+        "INSERT INTO sessions (id, methodology, concept_id, concept_name, status, created_at,"
+        " updated_at) VALUES (:id, 'mec', 'c', 'n', :status, 't', 't') RETURNING id"
+    )
+    statuses = ["active"] * 10 + ["archived"] + ["paused"] * 10
+
+    results = await asyncio.gather(
+        *(committer.write(insert, {"id": f"s{n}", "status": st}) for n, st in enumerate(statuses)),
+        return_exceptions=True,
+    )
+
+    errors = [r for r in results if isinstance(r, BaseException)]
+    assert len(errors) == 1 and isinstance(errors[0], sqlite3.IntegrityError)
+    assert committed_ids(db_path) == {f"s{n}" for n in range(21)} - {"s10"}
+
+
+async def test_close_waits_for_queued_writes(db_path: Path) -> None:
+    repository = SessionRepository(db_path)
+    await repository.get("warm-up")
+    tasks = [asyncio.create_task(repository.create(new_session())) for _ in range(50)]
+    await asyncio.sleep(0)
+
+    await repository.close()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+
+    acknowledged = {r.id for r in results if not isinstance(r, BaseException)}
+    assert [r for r in results if isinstance(r, Exception)] == []
+    assert acknowledged and acknowledged <= committed_ids(db_path)
