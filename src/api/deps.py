@@ -11,8 +11,10 @@ from src.persistence.repositories.protocol import SessionRepositoryProtocol
 __all__ = ["IfMatchHeader", "RepositoryDep", "SessionIdPath"]
 
 
-def get_repository(request: Request) -> SessionRepositoryProtocol:
+async def get_repository(request: Request) -> SessionRepositoryProtocol:
     """The repository the app opened for its lifetime."""
+    # async, although it awaits nothing: FastAPI runs a plain def dependency
+    # in a worker thread, one thread hop per request for nothing.
     return cast(SessionRepositoryProtocol, request.state.repository)
 
 

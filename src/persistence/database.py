@@ -39,7 +39,6 @@ _SYNCHRONOUS_PRAGMA: dict[Synchronous, str] = {
     "normal": "PRAGMA synchronous = NORMAL",
 }
 _CONNECTION_PRAGMAS = """
-PRAGMA journal_mode = WAL;
 PRAGMA foreign_keys = ON;
 """
 
@@ -104,6 +103,7 @@ async def open_connection(
     connection._thread.daemon = True
     await connection
     try:
+        await _use_wal(connection)
         await connection.executescript(_CONNECTION_PRAGMAS + _SYNCHRONOUS_PRAGMA[synchronous])
     except BaseException:
         await connection.close()
@@ -128,6 +128,22 @@ def database_file_problem(db_path: str | os.PathLike[str]) -> str | None:
     if header != _SQLITE_HEADER:
         return "The database file is damaged."
     return None
+
+
+async def _use_wal(connection: aiosqlite.Connection) -> None:
+    # Turning a new file to WAL takes an exclusive lock, and SQLite reports
+    # "locked" at once, without its busy handler, when another process opens
+    # the same new file at that moment; so wait here as busy_timeout would.
+    deadline = asyncio.get_running_loop().time() + BUSY_TIMEOUT_SECONDS
+    while True:
+        try:
+            await connection.execute_fetchall("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            busy = getattr(exc, "sqlite_errorname", "").startswith("SQLITE_BUSY")
+            if not busy or asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.005)
 
 
 async def _user_version(connection: aiosqlite.Connection) -> int:

@@ -561,3 +561,26 @@ class TestSqliteConnection:
             (row,) = await repository._connection.execute_fetchall("PRAGMA synchronous")
 
         assert row[0] == pragma
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "src.persistence.repositories.session_repo",
+        "src.persistence.repositories.postgres_session_repo",
+    ],
+)
+def test_every_query_returns_columns_in_the_shared_order(module: str) -> None:
+    import importlib
+    import re
+
+    from src.persistence.repositories.common import SESSION_COLUMNS
+
+    queries = vars(importlib.import_module(module))
+    texts = [queries[name] for name in ("_INSERT", "_SELECT_BY_ID", "_UPDATE_STATE", "_TRANSITION")]
+    texts.append(queries["_list_query"](("status",), True))
+    for text in texts:
+        listed = re.search(r"(?:RETURNING|SELECT)\s+(id,.*?ended_at)", text, re.S)
+        assert listed is not None, text
+        columns = tuple(column.strip() for column in listed.group(1).split(","))
+        assert columns == SESSION_COLUMNS

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-import re
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Self
@@ -36,48 +34,33 @@ def utc_now() -> datetime:
 
 def _as_utc(value: datetime) -> datetime:
     # Naive datetimes are taken as UTC; aware ones are converted to it.
+    if value.tzinfo is UTC:
+        return value
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
 
 
-# Exactly Unicode's control characters (category Cc), as one C-speed search.
-_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-def _without_control_characters(value: str) -> str:
-    if _CONTROL_CHARACTER.search(value):
-        raise ValueError("must not contain control characters")
-    return value
-
-
-def _without_nul(value: str) -> str:
-    # Text columns in PostgreSQL cannot hold NUL; refusing it keeps every backend alike.
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    return value
-
-
-def _finite(value: float) -> float:
-    if not math.isfinite(value):
-        raise ValueError("must be a finite number")
-    return value
-
+# Checked by pydantic-core's own regex engine, not by Python code, because
+# every session read from the database passes through these rules.
+_NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f-\x9f]*$"  # exactly Unicode's category Cc
+_NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL; refusing it keeps backends alike
 
 UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
 Methodology = Annotated[
-    str, Field(min_length=1, max_length=64), AfterValidator(_without_control_characters)
+    str, StringConstraints(min_length=1, max_length=64, pattern=_NO_CONTROL_CHARACTERS)
 ]
 ConceptId = Annotated[
-    str, Field(min_length=1, max_length=128), AfterValidator(_without_control_characters)
+    str, StringConstraints(min_length=1, max_length=128, pattern=_NO_CONTROL_CHARACTERS)
 ]
 ConceptName = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
-    AfterValidator(_without_control_characters),
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=200, pattern=_NO_CONTROL_CHARACTERS
+    ),
 ]
-Strategy = Annotated[str, Field(max_length=64), AfterValidator(_without_nul)]
-SessionId = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_without_nul)]
+Strategy = Annotated[str, StringConstraints(max_length=64, pattern=_NO_NUL)]
+SessionId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=_NO_NUL)]
 
 
 class SessionState(BaseModel):
@@ -89,7 +72,7 @@ class SessionState(BaseModel):
     concept_id: ConceptId
     concept_name: ConceptName
     turn_count: Annotated[int, Field(ge=0)] = 0
-    coverage_score: Annotated[float, Field(ge=0.0, le=1.0), AfterValidator(_finite)] = 0.0
+    coverage_score: Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)] = 0.0
     last_strategy: Strategy | None = None
 
 
@@ -122,9 +105,15 @@ class Session(BaseModel):
 
     @model_validator(mode="after")
     def _state_names_this_session(self) -> Self:
-        for field in SESSION_STATE_IDENTITY:
-            if getattr(self.state, field) != getattr(self, field):
-                raise ValueError(f"state.{field} must equal the session's {field}")
+        state = self.state
+        if (state.methodology, state.concept_id, state.concept_name) != (
+            self.methodology,
+            self.concept_id,
+            self.concept_name,
+        ):
+            for field in SESSION_STATE_IDENTITY:
+                if getattr(state, field) != getattr(self, field):
+                    raise ValueError(f"state.{field} must equal the session's {field}")
         return self
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from src.core.errors import (
@@ -22,38 +24,91 @@ from src.domain.models.session import (
 if TYPE_CHECKING:
     from src.persistence.repositories.protocol import SessionRepositoryProtocol
 
-__all__ = ["Row", "list_every_active", "session_from_row", "state_refusal", "transition_refusal"]
+__all__ = [
+    "SESSION_COLUMNS",
+    "Row",
+    "list_every_active",
+    "session_from_row",
+    "state_refusal",
+    "transition_refusal",
+]
+
+
+SESSION_COLUMNS = (
+    "id",
+    "methodology",
+    "concept_id",
+    "concept_name",
+    "status",
+    "turn_count",
+    "coverage_score",
+    "last_strategy",
+    "version",
+    "created_at",
+    "updated_at",
+    "ended_at",
+)
+"""The order in which every query of either backend returns a session's columns."""
 
 
 class Row(Protocol):
-    """A result row read by column name (sqlite3.Row, asyncpg.Record)."""
+    """A result row (sqlite3.Row, asyncpg.Record): by name, or unpacked in column order."""
 
     def __getitem__(self, key: str, /) -> Any: ...
 
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+# The compiled validator itself: the same checks as Session.model_validate,
+# without its Python wrapper, on the path every row read takes.
+_validate_session = Session.__pydantic_validator__.validate_python
+
 
 def session_from_row(row: Row) -> Session:
-    """The Session a `sessions` row stores."""
-    return Session.model_validate(
+    """The Session a `sessions` row stores, its columns in SESSION_COLUMNS order."""
+    # Unpacked by position, once: a name lookup in sqlite3.Row scans its
+    # columns each time, and this runs for every row of every page.
+    (
+        session_id,
+        methodology,
+        concept_id,
+        concept_name,
+        status,
+        turn_count,
+        coverage_score,
+        last_strategy,
+        version,
+        created_at,
+        updated_at,
+        ended_at,
+    ) = row
+    if isinstance(created_at, str):
+        # SQLite keeps fixed-format UTC text; fromisoformat reads it as stdlib UTC.
+        created_at = datetime.fromisoformat(created_at)
+        updated_at = datetime.fromisoformat(updated_at)
+        ended_at = None if ended_at is None else datetime.fromisoformat(ended_at)
+    session: Session = _validate_session(
         {
-            "id": row["id"],
-            "methodology": row["methodology"],
-            "concept_id": row["concept_id"],
-            "concept_name": row["concept_name"],
-            "status": row["status"],
-            "version": row["version"],
-            "created_at": row["created_at"],
-            "updated_at": row["updated_at"],
-            "ended_at": row["ended_at"],
+            "id": session_id,
+            "methodology": methodology,
+            "concept_id": concept_id,
+            "concept_name": concept_name,
+            "status": status,
+            "version": version,
+            "created_at": created_at,
+            "updated_at": updated_at,
+            "ended_at": ended_at,
             "state": {
-                "methodology": row["methodology"],
-                "concept_id": row["concept_id"],
-                "concept_name": row["concept_name"],
-                "turn_count": row["turn_count"],
-                "coverage_score": row["coverage_score"],
-                "last_strategy": row["last_strategy"],
+                "methodology": methodology,
+                "concept_id": concept_id,
+                "concept_name": concept_name,
+                "turn_count": turn_count,
+                "coverage_score": coverage_score,
+                "last_strategy": last_strategy,
             },
         }
     )
+    return session
 
 
 def _stale(current: Session, expected_version: int | None) -> StaleSessionError:

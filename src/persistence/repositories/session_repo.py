@@ -9,7 +9,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any, Self, cast
+from typing import Any, Self
 
 import aiosqlite
 
@@ -25,13 +25,13 @@ from src.domain.models.session import (
     SessionStatus,
     utc_now,
 )
+from src.persistence.batching import StatementBatcher
 from src.persistence.database import (
     Synchronous,
     database_file_problem,
     migrate,
     open_connection,
 )
-from src.persistence.group_commit import GroupCommitter
 from src.persistence.pagination import check_limit, decode_cursor, encode_cursor
 from src.persistence.repositories.common import (
     list_every_active,
@@ -149,7 +149,7 @@ class SessionRepository:
         self.db_path = os.fspath(db_path)
         self.synchronous = synchronous
         self._connection: aiosqlite.Connection | None = None
-        self._writes: GroupCommitter | None = None
+        self._statements: StatementBatcher | None = None
         self._connect_lock = asyncio.Lock()
         self._closed = False
 
@@ -163,8 +163,8 @@ class SessionRepository:
     async def close(self) -> None:
         """Release the connection; later calls raise RepositoryClosedError. Idempotent."""
         self._closed = True
-        if self._writes is not None:
-            await self._writes.drain()
+        if self._statements is not None:
+            await self._statements.drain()
         connection, self._connection = self._connection, None
         if connection is not None:
             await connection.close()
@@ -339,7 +339,7 @@ class SessionRepository:
                 if self._closed:
                     await connection.close()
                     raise RepositoryClosedError()
-                self._writes = GroupCommitter(connection)
+                self._statements = StatementBatcher(connection)
                 self._connection = connection
             return self._connection
 
@@ -360,15 +360,14 @@ class SessionRepository:
             raise
 
     async def _fetch(self, sql: str, parameters: Mapping[str, Any]) -> Sequence[sqlite3.Row]:
-        # execute_fetchall runs the statement to completion in one hop to the
-        # connection's thread; in autocommit mode that completion is the commit.
         with self._domain_errors():
-            connection = self._connection or await self._connect()
-            return cast(Sequence[sqlite3.Row], await connection.execute_fetchall(sql, parameters))
+            return await (self._statements or await self._batcher()).read(sql, parameters)
 
     async def _write(self, sql: str, parameters: Mapping[str, Any]) -> Sequence[sqlite3.Row]:
         with self._domain_errors():
-            if self._writes is None or self._closed:
-                await self._connect()
-            assert self._writes is not None
-            return await self._writes.write(sql, parameters)
+            return await (self._statements or await self._batcher()).write(sql, parameters)
+
+    async def _batcher(self) -> StatementBatcher:
+        await self._connect()
+        assert self._statements is not None
+        return self._statements

@@ -1,4 +1,4 @@
-"""Group commit keeps every guarantee: commit before return, one error per caller, no loss."""
+"""Batching keeps every guarantee: commit before return, one error per caller, no loss."""
 
 from __future__ import annotations
 
@@ -6,15 +6,14 @@ import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import aiosqlite
 import pytest
 
 from src.core.errors import SessionExistsError
-from src.persistence import group_commit
+from src.persistence import batching
+from src.persistence.batching import StatementBatcher
 from src.persistence.database import init_database, open_connection
-from src.persistence.group_commit import GroupCommitter
 from src.persistence.repositories.session_repo import SessionRepository
 from tests.builders import new_session
 
@@ -23,17 +22,17 @@ pytestmark = pytest.mark.sqlite
 
 @pytest.fixture
 def batches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The size of every batch that runs as one transaction."""
+    """The number of writes in every batch that ran as one transaction."""
     sizes: list[int] = []
-    real_run_batch = group_commit._run_batch
+    real_run_writes = batching._run_writes
 
-    def recording_run_batch(
-        connection: aiosqlite.Connection, writes: Sequence[tuple[str, Any]]
-    ) -> Any:
+    def recording_run_writes(
+        connection: aiosqlite.Connection, writes: Sequence[batching.Statement]
+    ) -> list[batching.Outcome]:
         sizes.append(len(writes))
-        return real_run_batch(connection, writes)
+        return real_run_writes(connection, writes)
 
-    monkeypatch.setattr(group_commit, "_run_batch", recording_run_batch)
+    monkeypatch.setattr(batching, "_run_writes", recording_run_writes)
     return sizes
 
 
@@ -94,7 +93,7 @@ async def test_a_taken_id_in_a_group_fails_alone(
 async def test_a_failing_statement_in_a_batch_fails_alone(
     connection: aiosqlite.Connection, db_path: Path
 ) -> None:
-    committer = GroupCommitter(connection)
+    batcher = StatementBatcher(connection)
     insert = (
         "INSERT INTO sessions (id, methodology, concept_id, concept_name, status, created_at,"
         " updated_at) VALUES (:id, 'mec', 'c', 'n', :status, 't', 't') RETURNING id"
@@ -102,7 +101,7 @@ async def test_a_failing_statement_in_a_batch_fails_alone(
     statuses = ["active"] * 10 + ["archived"] + ["paused"] * 10
 
     results = await asyncio.gather(
-        *(committer.write(insert, {"id": f"s{n}", "status": st}) for n, st in enumerate(statuses)),
+        *(batcher.write(insert, {"id": f"s{n}", "status": st}) for n, st in enumerate(statuses)),
         return_exceptions=True,
     )
 

@@ -1,0 +1,1 @@
+"""`make bench`: the session store measured against SQLite's own limit."""

@@ -1,0 +1,293 @@
+"""docs/benchmarks.md from one run's figures."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+OPERATIONS = ("create", "get", "update_state", "list_page", "transition", "delete")
+WRITE_OPERATIONS = ("create", "update_state", "transition", "delete")
+MIX_LABEL = "45% get, 45% update_state, 8% create, 2% list page"
+
+
+def _n(value: float, digits: int = 0) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value:,.{digits}f}"
+
+
+def _pair(stats: dict[str, float] | None) -> str:
+    return f"{_n(stats['p50_us'])} / {_n(stats['p99_us'])}" if stats else "n/a"
+
+
+def _verdict(met: bool) -> str:
+    return "met" if met else "**missed**"
+
+
+def _targets(facts: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
+    repo = facts["repository"]
+    ours, plain = repo.get("sqlite@small", {}), repo.get("plain-sqlite3@small", {})
+    rows: list[tuple[str, str, str, bool]] = []
+    for operation in OPERATIONS:
+        if operation in ours and operation in plain:
+            ratio = ours[operation]["p50_us"] / plain[operation]["p50_us"]
+            limit = 1.5 if operation in WRITE_OPERATIONS else 10.0
+            rows.append(
+                (
+                    f"{operation} p50 vs plain sqlite3",
+                    f"{ratio:.2f}x",
+                    f"<= {limit}x",
+                    ratio <= limit,
+                )
+            )
+    spec = repo.get("per-operation@small", {})
+    for operation, limit in (("get", 10.0), ("create", 5.0)):
+        if operation in spec and operation in ours:
+            speedup = spec[operation]["p50_us"] / ours[operation]["p50_us"]
+            rows.append(
+                (
+                    f"{operation} p50 speed-up vs connection-per-operation",
+                    f"{speedup:.1f}x",
+                    f">= {limit}x",
+                    speedup >= limit,
+                )
+            )
+    if "concurrent_mix" in ours and "sequential_mix" in plain:
+        ratio = ours["concurrent_mix"]["ops_per_s"] / plain["sequential_mix"]["ops_per_s"]
+        rows.append(
+            (
+                "64 tasks' throughput vs plain sqlite3 sequential",
+                f"{ratio:.2f}x",
+                ">= 1.0x",
+                ratio >= 1.0,
+            )
+        )
+    large = repo.get("sqlite@large", {})
+    if "get" in large and "get" in ours:
+        ratio = large["get"]["p50_us"] / ours["get"]["p50_us"]
+        rows.append(
+            ("get p50 at the large store vs 1,000", f"{ratio:.2f}x", "<= 1.5x", ratio <= 1.5)
+        )
+    if "list_page" in large:
+        p99 = large["list_page"]["p99_us"] / 1000
+        rows.append(("list page p99 at the large store", f"{p99:.2f} ms", "< 2 ms", p99 < 2))
+    served = facts["http"]
+    small, big = served.get("sqlite@small"), served.get("sqlite@large")
+    if small and big:
+        growth = big["peak_rss_mib"] - small["peak_rss_mib"]
+        rows.append(
+            ("server RSS, large store minus 1,000", f"{growth:+.1f} MiB", "<= 20 MiB", growth <= 20)
+        )
+        rows.append(
+            (
+                "server start-up at the large store",
+                f"{big['startup_s']:.2f} s",
+                "< 1 s",
+                big["startup_s"] < 1,
+            )
+        )
+    if small:
+        scenarios = small["scenarios"]
+        for connections in (16, 64):
+            get, floor = scenarios.get(f"get@{connections}"), scenarios.get(f"floor@{connections}")
+            if get and floor:
+                ratio = get["req_per_s"] / floor["req_per_s"]
+                rows.append(
+                    (
+                        f"HTTP GET by id vs framework floor, {connections} connections",
+                        f"{ratio:.2f}x",
+                        ">= 0.6x",
+                        ratio >= 0.6,
+                    )
+                )
+        create = scenarios.get("create@64")
+        if create:
+            p99 = create["p99_us"] / 1000
+            rows.append(("HTTP create p99, 64 connections", f"{p99:.1f} ms", "< 50 ms", p99 < 50))
+    failures = 0.0
+    for run in served.values():
+        failures += run["server_errors"]
+        failures += sum(s["non_2xx"] + s["socket_errors"] for s in run["scenarios"].values())
+    rows.append(
+        ("non-2xx, socket and server errors, every scenario", _n(failures), "0", failures == 0)
+    )
+    return rows
+
+
+def _repository_table(facts: dict[str, Any], size_name: str) -> list[str]:
+    repo = facts["repository"]
+    ours = repo.get(f"sqlite@{size_name}", {})
+    plain = repo.get(f"plain-sqlite3@{size_name}", {})
+    spec = repo.get(f"per-operation@{size_name}", {})
+    postgres = repo.get(f"postgres@{size_name}", {})
+    lines = [
+        "| operation | SessionRepository p50 / p99 µs | ops/s | plain sqlite3 p50 / p99 µs |"
+        " ratio (p50) | connection-per-operation p50 µs | speed-up | PostgreSQL p50 / p99 µs |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for operation in OPERATIONS:
+        if operation not in ours:
+            continue
+        mine, base = ours[operation], plain.get(operation)
+        sketch, pg = spec.get(operation), postgres.get(operation)
+        cells = [
+            operation,
+            _pair(mine),
+            _n(mine["ops_per_s"]),
+            _pair(base),
+            f"{mine['p50_us'] / base['p50_us']:.2f}x" if base else "n/a",
+            _n(sketch["p50_us"]) if sketch else "n/a",
+            f"{sketch['p50_us'] / mine['p50_us']:.1f}x" if sketch else "n/a",
+            _pair(pg),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append(f"| mix ({MIX_LABEL}) | ops/s | p50 µs | p99 µs |")
+    lines.append("|---|---|---|---|")
+    for label, source, key in (
+        ("SessionRepository, 64 concurrent tasks", ours, "concurrent_mix"),
+        ("plain sqlite3, one call at a time", plain, "sequential_mix"),
+        ("connection-per-operation, 64 concurrent tasks", spec, "concurrent_mix"),
+        ("PostgreSQL repository, 64 concurrent tasks", postgres, "concurrent_mix"),
+    ):
+        if key in source:
+            mix = source[key]
+            lines.append(
+                f"| {label} | {_n(mix['ops_per_s'])} | {_n(mix['p50_us'])} | {_n(mix['p99_us'])} |"
+            )
+    normal = repo.get(f"sqlite-normal@{size_name}")
+    if normal:
+        lines += [
+            "",
+            "With `DATABASE_SYNCHRONOUS=normal` (no fsync per commit in WAL mode):",
+            "",
+            "| operation | p50 / p99 µs, normal | p50 / p99 µs, full (default) | full / normal |",
+            "|---|---|---|---|",
+        ]
+        for operation in (*WRITE_OPERATIONS, "concurrent_mix"):
+            if operation in normal and operation in ours:
+                ratio = ours[operation]["p50_us"] / normal[operation]["p50_us"]
+                lines.append(
+                    f"| {operation} | {_pair(normal[operation])} | {_pair(ours[operation])}"
+                    f" | {ratio:.1f}x |"
+                )
+    lines.append("")
+    rss = [
+        f"{name}: {_n(repo[f'{name}@{size_name}']['peak_rss_mib'], 1)} MiB"
+        for name in ("sqlite", "plain-sqlite3", "per-operation", "postgres")
+        if f"{name}@{size_name}" in repo
+    ]
+    lines.append("Peak RSS of each measuring process: " + ", ".join(rss) + ".")
+    return lines
+
+
+def _http_table(run: dict[str, Any]) -> list[str]:
+    lines = [
+        "| scenario | connections | req/s | p50 ms | p99 ms | non-2xx | socket errors |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for key, values in run["scenarios"].items():
+        scenario, connections = key.split("@")
+        lines.append(
+            f"| {scenario} | {connections} | {_n(values['req_per_s'])}"
+            f" | {_n(values['p50_us'] / 1000, 2)} | {_n(values['p99_us'] / 1000, 2)}"
+            f" | {_n(values['non_2xx'])} | {_n(values['socket_errors'])} |"
+        )
+    lines.append("")
+    lines.append(
+        f"Server start-up (process start to first healthy answer): {run['startup_s']:.2f} s;"
+        f" peak server RSS: {run['peak_rss_mib']:.1f} MiB;"
+        f" server errors in its log: {run['server_errors']}."
+    )
+    return lines
+
+
+def render(facts: dict[str, Any]) -> str:
+    m = facts["machine"]
+    large = "1,000,000" if not facts["quick"] else "20,000"
+    out = [
+        "# Benchmarks",
+        "",
+        "Produced by `make bench` (`python -m bench`) in one run; every figure is the median of"
+        f" {facts['repetitions']} repetitions, with the targets measured against baselines"
+        " from the same run, repetitions interleaved so that the machine's noise falls on all.",
+        "",
+    ]
+    if facts["quick"]:
+        out += ["**Quick run (`--quick`): small stores and short runs; not figures to quote.**", ""]
+    out += [
+        f"Machine: {m['cores']} cores, {m['cpu']}; Python {m['python']}; SQLite {m['sqlite']};"
+        f" PostgreSQL {m.get('postgres') or 'not reachable'}; load average"
+        f" {', '.join(f'{x:.2f}' for x in m['load_average'])} at the start and"
+        f" {', '.join(f'{x:.2f}' for x in m['load_average_after'])} at the end; {m['date']};"
+        f" the whole run took {facts['elapsed_s'] / 60:.1f} minutes.",
+        "",
+        "## Targets",
+        "",
+        "| target | measured | limit | |",
+        "|---|---|---|---|",
+    ]
+    out += [
+        f"| {name} | {value} | {limit} | {_verdict(met)} |"
+        for name, value, limit, met in _targets(facts)
+    ]
+    out += [
+        "",
+        "## Repository",
+        "",
+        "Sequential calls, one at a time, on stores loaded in bulk (one `executemany`"
+        " transaction for SQLite, `COPY` for PostgreSQL; "
+        + ", ".join(f"{k}: {v:.0f} s" for k, v in facts["loads_s"].items())
+        + "). Every write is durable: WAL with `synchronous=FULL` on SQLite, the default"
+        " `synchronous_commit=on` on PostgreSQL. *plain sqlite3* is the in-process limit:"
+        " one long-lived `sqlite3` connection, the same schema and statements, one transaction"
+        " per operation, rows returned as they come with no model built."
+        " *connection-per-operation* is the spec's sketch as written (a new aiosqlite"
+        " connection, so a new thread, per call) plus the commit it lacks; its list reads"
+        " every active session, as the sketch's `list_active` does. List pages start from"
+        " random keys deep in the listing.",
+        "",
+        "### 1,000 sessions",
+        "",
+        *_repository_table(facts, "small"),
+        "",
+        f"### {large} sessions",
+        "",
+        *_repository_table(facts, "large"),
+        "",
+        "## HTTP",
+        "",
+        "The real server process (`bench.server`: the app exactly as `interview-system serve`"
+        " runs it, uvloop and httptools, plus a `/bench/floor` route answering a fixed session"
+        " body without touching the database) pinned to core 0; wrk (one thread, Lua scripts in"
+        " `bench/wrk/`) pinned to core 1; each run"
+        f" {2 if facts['quick'] else 10} s. *mix* is 80% GET by id, 15% state update, 5% create.",
+        "",
+    ]
+    for name, run in facts["http"].items():
+        engine, size_name = name.split("@")
+        size = "1,000" if size_name == "small" else large
+        out += [f"### {engine}, {size} sessions", "", *_http_table(run), ""]
+    pair = facts.get("two_processes")
+    if pair:
+        out += [
+            "### Two API processes on one PostgreSQL database",
+            "",
+            "Both servers on core 0, two wrk processes (32 connections each, the mix) on core 1:"
+            f" {_n(pair['req_per_s'])} req/s in all, worst p99 {_n(pair['p99_us'] / 1000, 2)} ms,"
+            f" {_n(pair['non_2xx'])} non-2xx, {_n(pair['socket_errors'])} socket errors,"
+            f" {pair['server_errors']} server errors. With two cores for everything, this shows"
+            " that the processes share one store correctly under load, not how they scale.",
+            "",
+        ]
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    # Re-render a report from the JSON a run left beside it.
+    import json
+    import sys
+    from pathlib import Path
+
+    source = Path(sys.argv[1])
+    source.with_suffix(".md").write_text(render(json.loads(source.read_text())))

@@ -1,0 +1,228 @@
+"""Run the repository scenarios on one target, in a process of its own; print JSON.
+
+    python -m bench.repository TARGET STORE IDS_FILE [--quick]
+
+The orchestrator (python -m bench) runs it once per repetition, interleaving
+targets, so that the machine's noise falls on all of them alike.
+
+TARGET is sqlite, postgres, plain-sqlite3 or per-operation; STORE a file path
+or a PostgreSQL DSN; IDS_FILE a JSON list of ids present in the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import resource
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any
+
+import uvloop
+
+from bench.stores import CONCEPT_ID, CONCEPT_NAME, METHODOLOGY
+from bench.targets import (
+    ConnectionPerOperationTarget,
+    PlainSqliteTarget,
+    RepositoryTarget,
+    Target,
+)
+from src.domain.models.session import Session, SessionState, SessionStatus
+from src.persistence.pagination import encode_cursor
+from src.persistence.repositories.postgres_session_repo import PostgresSessionRepository
+from src.persistence.repositories.session_repo import SessionRepository
+
+CONCURRENT_TASKS = 64
+FULL_COUNTS = {
+    "create": 300,
+    "get": 3000,
+    "update_state": 300,
+    "list_page": 500,
+    "transition": 300,
+    "delete": 300,
+}
+# The sketch opens a connection per call and reads every active session to
+# list; fewer rounds keep its run short.
+PER_OPERATION_COUNTS = {
+    "create": 100,
+    "get": 500,
+    "update_state": 100,
+    "list_page": 5,
+    "delete": 100,
+}
+# Each interview turn reads its session and records its new state; new
+# sessions and listings (a researcher's dashboard) are rarer.
+MIX = (("get", 45), ("update_state", 45), ("create", 8), ("list_page", 2))
+
+
+def open_target(kind: str, store: str) -> Target:
+    if kind == "sqlite":
+        return RepositoryTarget(SessionRepository(store))
+    if kind == "sqlite-normal":
+        return RepositoryTarget(SessionRepository(store, synchronous="normal"))
+    if kind == "postgres":
+        return RepositoryTarget(PostgresSessionRepository(store, pool_size=10))
+    if kind == "plain-sqlite3":
+        return PlainSqliteTarget(store)
+    if kind == "per-operation":
+        return ConnectionPerOperationTarget(store)
+    raise SystemExit(f"unknown target {kind!r}")
+
+
+STATE = SessionState(
+    methodology=METHODOLOGY, concept_id=CONCEPT_ID, concept_name=CONCEPT_NAME, turn_count=3
+)
+
+
+def new_session() -> Session:
+    return Session(
+        id=str(uuid.uuid4()),
+        methodology=METHODOLOGY,
+        concept_id=CONCEPT_ID,
+        concept_name=CONCEPT_NAME,
+        state=STATE,
+    )
+
+
+def summary(latencies_ns: list[int], elapsed_s: float) -> dict[str, float]:
+    ordered = sorted(latencies_ns)
+    return {
+        "ops_per_s": len(ordered) / elapsed_s,
+        "p50_us": ordered[(len(ordered) - 1) // 2] / 1000,
+        "p99_us": ordered[int((len(ordered) - 1) * 0.99)] / 1000,
+    }
+
+
+async def timed(calls: list[Callable[[], Awaitable[Any]]]) -> dict[str, float]:
+    latencies = []
+    started = time.perf_counter()
+    for call in calls:
+        begin = time.perf_counter_ns()
+        await call()
+        latencies.append(time.perf_counter_ns() - begin)
+    return summary(latencies, time.perf_counter() - started)
+
+
+def cursors_for(ids: list[str], rng: random.Random, count: int) -> list[str | None]:
+    # Keys far into the listing: keyset pages must cost the same at any depth.
+    now_ish = new_session()
+    cursors: list[str | None] = [None]
+    for _ in range(count - 1):
+        key = now_ish.model_copy(update={"id": rng.choice(ids)})
+        key.created_at = key.created_at.replace(microsecond=rng.randrange(1_000_000))
+        cursors.append(encode_cursor(key))
+    return cursors
+
+
+async def sequential(target: Target, ids: list[str], counts: dict[str, int]) -> dict[str, Any]:
+    rng = random.Random(7)
+    results: dict[str, Any] = {}
+    if "create" in counts:
+        fresh = [new_session() for _ in range(counts["create"])]
+        results["create"] = await timed([partial(target.create, s) for s in fresh])
+    if "get" in counts:
+        picks = [rng.choice(ids) for _ in range(counts["get"])]
+        results["get"] = await timed([partial(target.get, i) for i in picks])
+    if "update_state" in counts:
+        picks = [rng.choice(ids) for _ in range(counts["update_state"])]
+        results["update_state"] = await timed(
+            [partial(target.update_state, i, STATE) for i in picks]
+        )
+    if "list_page" in counts:
+        cursors = cursors_for(ids, rng, counts["list_page"])
+        results["list_page"] = await timed([partial(target.list_page, c) for c in cursors])
+    if "transition" in counts:
+        # Pause then resume the same sessions, so each move is allowed.
+        picks = rng.sample(ids, counts["transition"] // 2)
+        moves = [(i, SessionStatus.PAUSED) for i in picks] + [
+            (i, SessionStatus.ACTIVE) for i in picks
+        ]
+        results["transition"] = await timed([partial(target.transition, i, s) for i, s in moves])
+    if "delete" in counts:
+        doomed = [new_session() for _ in range(counts["delete"])]
+        for session in doomed:
+            await target.create(session)
+        results["delete"] = await timed([partial(target.delete, s.id) for s in doomed])
+    return results
+
+
+async def mixed(target: Target, ids: list[str], tasks: int, per_task: int) -> dict[str, float]:
+    """`tasks` concurrent tasks (1: one after another) each doing `per_task` mixed operations."""
+    rng = random.Random(11)
+    cursors = cursors_for(ids, rng, 50)
+    kinds = [kind for kind, weight in MIX for _ in range(weight)]
+
+    def operation() -> Callable[[], Awaitable[Any]]:
+        kind = rng.choice(kinds)
+        if kind == "create":
+            return partial(target.create, new_session())
+        if kind == "list_page":
+            return partial(target.list_page, rng.choice(cursors))
+        if kind == "get":
+            return partial(target.get, rng.choice(ids))
+        return partial(target.update_state, rng.choice(ids), STATE)
+
+    plans = [[operation() for _ in range(per_task)] for _ in range(tasks)]
+    latencies: list[int] = []
+
+    async def worker(plan: list[Callable[[], Awaitable[Any]]]) -> None:
+        for call in plan:
+            begin = time.perf_counter_ns()
+            await call()
+            latencies.append(time.perf_counter_ns() - begin)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(plan) for plan in plans))
+    return summary(latencies, time.perf_counter() - started)
+
+
+def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for name in runs[0]:
+        merged[name] = {
+            metric: statistics.median(run[name][metric] for run in runs) for metric in runs[0][name]
+        }
+    return merged
+
+
+async def measure(
+    kind: str, store: str, ids: list[str], quick: bool, repetitions: int = 1
+) -> dict[str, Any]:
+    counts = PER_OPERATION_COUNTS if kind == "per-operation" else FULL_COUNTS
+    if quick:
+        counts = {name: max(count // 10, 5) for name, count in counts.items()}
+    per_task = 10 if quick else 100
+    target = open_target(kind, store)
+    try:
+        runs = []
+        for _ in range(repetitions):
+            run = await sequential(target, ids, counts)
+            # plain sqlite3 cannot overlap calls: its mix runs one call at a time.
+            tasks = 1 if kind == "plain-sqlite3" else CONCURRENT_TASKS
+            run["concurrent_mix" if tasks > 1 else "sequential_mix"] = await mixed(
+                target, ids, tasks, per_task * (CONCURRENT_TASKS if tasks == 1 else 1)
+            )
+            runs.append(run)
+    finally:
+        await target.close()
+    result = median_of(runs)
+    result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["repetitions"] = repetitions
+    return result
+
+
+def main() -> None:
+    kind, store, ids_file = sys.argv[1:4]
+    quick = "--quick" in sys.argv
+    with open(ids_file) as file:
+        ids = json.load(file)
+    print(json.dumps(uvloop.run(measure(kind, store, ids, quick))))
+
+
+if __name__ == "__main__":
+    main()

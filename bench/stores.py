@@ -1,0 +1,106 @@
+"""Stores of a given size, loaded by a bulk path (not through the repository)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+
+from src.persistence.database import init_database
+from src.persistence.postgres import init_postgres
+from src.persistence.repositories.session_repo import _to_text
+
+METHODOLOGY, CONCEPT_ID, CONCEPT_NAME = "mec", "concept-bench", "Bench concept"
+SAMPLE_SIZE = 5000
+_CHUNK = 50_000
+
+
+def _rows(count: int) -> Iterator[tuple[str, datetime]]:
+    start = datetime.now(UTC) - timedelta(days=30)
+    step = timedelta(days=30) / max(count, 1)
+    for n in range(count):
+        yield str(uuid.uuid4()), start + step * n
+
+
+def _sample(ids: list[str]) -> list[str]:
+    stride = max(len(ids) // SAMPLE_SIZE, 1)
+    return ids[::stride][:SAMPLE_SIZE]
+
+
+def build_sqlite_store(path: Path, count: int) -> list[str]:
+    """A SQLite store of `count` active sessions; returns a sample of their ids."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    asyncio.run(init_database(path))
+    connection = sqlite3.connect(path, isolation_level=None)
+    ids: list[str] = []
+    insert = (
+        "INSERT INTO sessions (id, methodology, concept_id, concept_name, status, created_at,"
+        " updated_at) VALUES (?, ?, ?, ?, 'active', ?, ?)"
+    )
+    try:
+        connection.execute("BEGIN")
+        batch: list[tuple[str, ...]] = []
+        for session_id, created_at in _rows(count):
+            ids.append(session_id)
+            stamp = _to_text(created_at)
+            batch.append((session_id, METHODOLOGY, CONCEPT_ID, CONCEPT_NAME, stamp, stamp))
+            if len(batch) == _CHUNK:
+                connection.executemany(insert, batch)
+                batch.clear()
+        connection.executemany(insert, batch)
+        connection.execute("COMMIT")
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        connection.close()
+    return _sample(ids)
+
+
+async def build_postgres_store(dsn: str, count: int) -> list[str]:
+    """A PostgreSQL store of `count` active sessions (COPY); returns a sample of their ids."""
+    await init_postgres(dsn)
+    connection = await asyncpg.connect(dsn)
+    ids: list[str] = []
+    try:
+        await connection.execute("TRUNCATE sessions")
+        records = []
+        for session_id, created_at in _rows(count):
+            ids.append(session_id)
+            records.append(
+                (
+                    session_id,
+                    METHODOLOGY,
+                    CONCEPT_ID,
+                    CONCEPT_NAME,
+                    "active",
+                    created_at,
+                    created_at,
+                )
+            )
+        await connection.copy_records_to_table(
+            "sessions",
+            records=records,
+            columns=[
+                "id",
+                "methodology",
+                "concept_id",
+                "concept_name",
+                "status",
+                "created_at",
+                "updated_at",
+            ],
+        )
+        await connection.execute("ANALYZE sessions")
+    finally:
+        await connection.close()
+    return _sample(ids)
+
+
+def file_size_mib(path: Path) -> float:
+    return os.path.getsize(path) / 2**20

@@ -1,0 +1,213 @@
+"""What the benchmark measures: our repositories and two baselines, behind one interface."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+from typing import Any, Protocol
+
+import aiosqlite
+
+from src.domain.models.session import Session, SessionState, SessionStatus, utc_now
+from src.persistence.pagination import decode_cursor
+from src.persistence.repositories.protocol import SessionRepositoryProtocol
+from src.persistence.repositories.session_repo import (
+    _DELETE,
+    _INSERT,
+    _SELECT_BY_ID,
+    _TRANSITION,
+    _UPDATE_STATE,
+    _list_query,
+    _to_text,
+)
+
+
+class Target(Protocol):
+    """The operations every measured thing offers."""
+
+    async def create(self, session: Session) -> Any: ...
+    async def get(self, session_id: str) -> Any: ...
+    async def update_state(self, session_id: str, state: SessionState) -> Any: ...
+    async def list_page(self, cursor: str | None) -> Any: ...
+    async def transition(self, session_id: str, to_status: SessionStatus) -> Any: ...
+    async def delete(self, session_id: str) -> Any: ...
+    async def close(self) -> None: ...
+
+
+class RepositoryTarget:
+    """One of our repositories, used as an application would."""
+
+    def __init__(self, repository: SessionRepositoryProtocol) -> None:
+        self.repository = repository
+
+    async def create(self, session: Session) -> Any:
+        return await self.repository.create(session)
+
+    async def get(self, session_id: str) -> Any:
+        return await self.repository.get(session_id)
+
+    async def update_state(self, session_id: str, state: SessionState) -> Any:
+        return await self.repository.update_state(session_id, state)
+
+    async def list_page(self, cursor: str | None) -> Any:
+        return await self.repository.list_sessions(status="active", limit=50, cursor=cursor)
+
+    async def transition(self, session_id: str, to_status: SessionStatus) -> Any:
+        return await self.repository.transition(session_id, to_status)
+
+    async def delete(self, session_id: str) -> Any:
+        return await self.repository.delete(session_id)
+
+    async def close(self) -> None:
+        await self.repository.close()
+
+
+class PlainSqliteTarget:
+    """The in-process limit: plain sqlite3, one long-lived connection, the same SQL.
+
+    Same schema, WAL, synchronous=FULL, one transaction per operation; rows
+    are returned as they come, with no model built from them.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.connection = sqlite3.connect(path, isolation_level=None)
+        self.connection.execute("PRAGMA journal_mode = WAL")
+        self.connection.execute("PRAGMA synchronous = FULL")
+        self.connection.row_factory = sqlite3.Row
+
+    def _run(self, sql: str, parameters: dict[str, Any]) -> list[sqlite3.Row]:
+        return self.connection.execute(sql, parameters).fetchall()
+
+    async def create(self, session: Session) -> Any:
+        now = _to_text(utc_now())
+        return self._run(
+            _INSERT,
+            {
+                "id": session.id,
+                "methodology": session.methodology,
+                "concept_id": session.concept_id,
+                "concept_name": session.concept_name,
+                "status": session.status.value,
+                "turn_count": 0,
+                "coverage_score": 0.0,
+                "last_strategy": None,
+                "now": now,
+                "ended_at": None,
+            },
+        )
+
+    async def get(self, session_id: str) -> Any:
+        return self._run(_SELECT_BY_ID, {"id": session_id})
+
+    async def update_state(self, session_id: str, state: SessionState) -> Any:
+        return self._run(
+            _UPDATE_STATE,
+            {
+                "id": session_id,
+                "methodology": state.methodology,
+                "concept_id": state.concept_id,
+                "concept_name": state.concept_name,
+                "turn_count": state.turn_count,
+                "coverage_score": state.coverage_score,
+                "last_strategy": state.last_strategy,
+                "expected_version": None,
+                "now": _to_text(utc_now()),
+            },
+        )
+
+    async def list_page(self, cursor: str | None) -> Any:
+        parameters: dict[str, Any] = {"status": "active", "limit": 51}
+        if cursor is not None:
+            created_at, session_id = decode_cursor(cursor)
+            parameters |= {"after_created_at": _to_text(created_at), "after_id": session_id}
+        return self._run(_list_query(("status",), cursor is not None), parameters)
+
+    async def transition(self, session_id: str, to_status: SessionStatus) -> Any:
+        source = "paused" if to_status == SessionStatus.ACTIVE else "active"
+        return self._run(
+            _TRANSITION,
+            {
+                "id": session_id,
+                "to_status": to_status.value,
+                "from_status_1": source,
+                "from_status_2": source,
+                "ends": False,
+                "expected_version": None,
+                "now": _to_text(utc_now()),
+            },
+        )
+
+    async def delete(self, session_id: str) -> Any:
+        return self._run(_DELETE, {"id": session_id})
+
+    async def close(self) -> None:
+        self.connection.close()
+
+
+class ConnectionPerOperationTarget:
+    """The spec's sketch as written (a new aiosqlite connection per call), plus its commit."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    async def create(self, session: Session) -> Any:
+        async with aiosqlite.connect(self.path) as db:
+            db.row_factory = aiosqlite.Row
+            now = datetime.now().isoformat()
+            await db.execute(
+                "INSERT INTO sessions (id, methodology, concept_id, concept_name, status,"
+                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    session.id,
+                    session.methodology,
+                    session.concept_id,
+                    session.concept_name,
+                    session.status.value,
+                    now,
+                    now,
+                ),
+            )
+            await db.commit()
+            return session
+
+    async def get(self, session_id: str) -> Any:
+        async with aiosqlite.connect(self.path) as db:
+            db.row_factory = aiosqlite.Row
+            cursor = await db.execute("SELECT * FROM sessions WHERE id = ?", (session_id,))
+            return await cursor.fetchone()
+
+    async def update_state(self, session_id: str, state: SessionState) -> Any:
+        async with aiosqlite.connect(self.path) as db:
+            await db.execute(
+                "UPDATE sessions SET turn_count = ?, coverage_score = ?, last_strategy = ?,"
+                " updated_at = ? WHERE id = ?",
+                (
+                    state.turn_count,
+                    state.coverage_score,
+                    state.last_strategy,
+                    datetime.now().isoformat(),
+                    session_id,
+                ),
+            )
+            await db.commit()
+
+    async def list_page(self, cursor: str | None) -> Any:
+        # The sketch has no pages: list_active reads every active session.
+        async with aiosqlite.connect(self.path) as db:
+            db.row_factory = aiosqlite.Row
+            rows = await db.execute(
+                "SELECT * FROM sessions WHERE status = 'active' ORDER BY created_at DESC"
+            )
+            return await rows.fetchall()
+
+    async def transition(self, session_id: str, to_status: SessionStatus) -> Any:
+        raise NotImplementedError("the sketch has no lifecycle")
+
+    async def delete(self, session_id: str) -> Any:
+        async with aiosqlite.connect(self.path) as db:
+            cursor = await db.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+            await db.commit()
+            return cursor.rowcount > 0
+
+    async def close(self) -> None:
+        return None

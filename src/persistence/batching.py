@@ -1,0 +1,143 @@
+"""Statement batching: what arrives while the connection is busy goes in its next hops."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import aiosqlite
+
+__all__ = ["StatementBatcher"]
+
+Parameters = Mapping[str, Any]
+Outcome = list[sqlite3.Row] | sqlite3.Error
+Statement = tuple[bool, str, Parameters]  # (is_write, sql, parameters)
+
+
+def _run_reads(connection: aiosqlite.Connection, reads: Sequence[Statement]) -> list[Outcome]:
+    """Run on the connection's thread: each read on its own."""
+    database = connection._conn
+    outcomes: list[Outcome] = []
+    for _, sql, parameters in reads:
+        try:
+            outcomes.append(database.execute(sql, parameters).fetchall())
+        except sqlite3.Error as exc:
+            outcomes.append(exc)
+    return outcomes
+
+
+def _run_writes(connection: aiosqlite.Connection, writes: Sequence[Statement]) -> list[Outcome]:
+    """Run on the connection's thread: every write in one transaction, one commit, one fsync."""
+    database = connection._conn
+    outcomes: list[Outcome] = []
+    try:
+        database.execute("BEGIN IMMEDIATE")
+        for _, sql, parameters in writes:
+            try:
+                outcomes.append(database.execute(sql, parameters).fetchall())
+            except sqlite3.Error as exc:
+                # A failing statement (a CHECK, say) is undone alone and fails
+                # alone. An error that ended the transaction (disk full, I/O)
+                # left none of these writes committed.
+                if not database.in_transaction:
+                    raise
+                outcomes.append(exc)
+        database.execute("COMMIT")
+    except sqlite3.Error as exc:
+        if database.in_transaction:
+            database.execute("ROLLBACK")
+        return [exc] * len(writes)
+    return outcomes
+
+
+class StatementBatcher:
+    """Sends an aiosqlite connection's statements in as few hops to its thread as can be.
+
+    A statement that finds the connection idle runs at once, in one hop, as
+    its own autocommit transaction. Statements that arrive while it is busy
+    queue up and go together in its next hop: reads each on their own, then
+    writes in one transaction, so a burst of concurrent writes costs one
+    fsync instead of one each, and a burst of reads one thread switch. Every
+    caller gets its own rows or its own error, a write only after its commit.
+    """
+
+    def __init__(self, connection: aiosqlite.Connection) -> None:
+        self._connection = connection
+        self._queue: list[tuple[Statement, asyncio.Future[list[sqlite3.Row]]]] = []
+        self._busy = False
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def read(self, sql: str, parameters: Parameters) -> list[sqlite3.Row]:
+        """Run one statement that changes nothing and return its rows."""
+        return await self._submit((False, sql, parameters))
+
+    async def write(self, sql: str, parameters: Parameters) -> list[sqlite3.Row]:
+        """Run one write statement and return its rows once it is committed."""
+        return await self._submit((True, sql, parameters))
+
+    async def drain(self) -> None:
+        """Wait until the statement in flight and every queued one have finished."""
+        await self._idle.wait()
+
+    async def _submit(self, statement: Statement) -> list[sqlite3.Row]:
+        if self._busy:
+            future: asyncio.Future[list[sqlite3.Row]] = asyncio.get_running_loop().create_future()
+            self._queue.append((statement, future))
+            return await future
+        self._busy = True
+        self._idle.clear()
+        try:
+            _, sql, parameters = statement
+            return list(await self._connection.execute_fetchall(sql, parameters))
+        finally:
+            if self._queue:
+                self._flusher = asyncio.create_task(self._flush())
+            else:
+                self._set_idle()
+
+    def _set_idle(self) -> None:
+        self._busy = False
+        self._flusher = None
+        self._idle.set()
+
+    async def _flush(self) -> None:
+        try:
+            while self._queue:
+                batch, self._queue = self._queue, []
+                # Reads first, in a hop of their own: their callers go on
+                # (building models, say) while the writes commit and fsync, and
+                # none of them can see a write before it is committed.
+                for is_write, run in ((False, _run_reads), (True, _run_writes)):
+                    part = [(st, future) for st, future in batch if st[0] is is_write]
+                    if part:
+                        await self._run(run, part)
+        finally:
+            self._set_idle()
+
+    async def _run(
+        self,
+        run: Callable[[aiosqlite.Connection, Sequence[Statement]], list[Outcome]],
+        part: list[tuple[Statement, asyncio.Future[list[sqlite3.Row]]]],
+    ) -> None:
+        try:
+            # aiosqlite has no public way to run a function on its thread;
+            # _execute is that way in the pinned 0.22 release.
+            outcomes: list[Outcome] = await self._connection._execute(  # type: ignore[no-untyped-call]
+                run, self._connection, [statement for statement, _ in part]
+            )
+        except Exception as exc:
+            for _, future in part:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (_, future), outcome in zip(part, outcomes, strict=True):
+            if future.done():
+                continue
+            if isinstance(outcome, sqlite3.Error):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
