@@ -142,8 +142,8 @@ def _repository_table(facts: dict[str, Any], size_name: str) -> list[str]:
         ]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
-    lines.append(f"| mix ({MIX_LABEL}) | ops/s | p50 µs | p99 µs |")
-    lines.append("|---|---|---|---|")
+    lines.append(f"| mix ({MIX_LABEL}) | ops/s | p50 µs | p99 µs | failed calls |")
+    lines.append("|---|---|---|---|---|")
     for label, source, key in (
         ("SessionRepository, 64 concurrent tasks", ours, "concurrent_mix"),
         ("plain sqlite3, one call at a time", plain, "sequential_mix"),
@@ -153,7 +153,8 @@ def _repository_table(facts: dict[str, Any], size_name: str) -> list[str]:
         if key in source:
             mix = source[key]
             lines.append(
-                f"| {label} | {_n(mix['ops_per_s'])} | {_n(mix['p50_us'])} | {_n(mix['p99_us'])} |"
+                f"| {label} | {_n(mix['ops_per_s'])} | {_n(mix['p50_us'])} | {_n(mix['p99_us'])}"
+                f" | {_n(mix.get('failed', 0.0))} |"
             )
     normal = repo.get(f"sqlite-normal@{size_name}")
     if normal:
