@@ -14,13 +14,13 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import resource
 import statistics
 import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import uvloop
@@ -189,6 +189,15 @@ async def mixed(target: Target, ids: list[str], tasks: int, per_task: int) -> di
     return {**summary(latencies, time.perf_counter() - started), "failed": float(failures)}
 
 
+def peak_rss_mib() -> float:
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss across execve, so a child
+    # would report its parent's peak.
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
     merged: dict[str, Any] = {}
     for name in runs[0]:
@@ -219,7 +228,7 @@ async def measure(
     finally:
         await target.close()
     result = median_of(runs)
-    result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["peak_rss_mib"] = peak_rss_mib()
     result["repetitions"] = repetitions
     return result
 

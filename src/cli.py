@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
+import socket
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -44,7 +46,20 @@ def _serve(settings: Settings) -> None:
     _log.info(
         "serving", host=settings.host, port=settings.port, database=describe_database(settings)
     )
+    if settings.api_key is None and not ipaddress.ip_address(_resolve(settings.host)).is_loopback:
+        _log.warning(
+            "serving_without_api_key",
+            host=settings.host,
+            advice="anyone who can reach this address can read and change sessions; set API_KEY",
+        )
     serve(create_app(settings), settings)
+
+
+def _resolve(host: str) -> str:
+    try:
+        return socket.gethostbyname(host)
+    except OSError:
+        return "0.0.0.0"
 
 
 def _migrate(settings: Settings) -> None:

@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -24,36 +25,61 @@ def free_port() -> int:
     return port
 
 
-@contextmanager
-def running_server(cwd: Path, env: dict[str, str]) -> Iterator[str]:
-    """Start a server, wait until /health answers, yield its URL, stop it with SIGTERM."""
+@dataclass
+class LaunchedServer:
+    """A started `interview-system serve` process and where it listens and logs."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    log_path: Path
+
+    def wait_until_healthy(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            assert self.process.poll() is None, self.log_path.read_text()
+            try:
+                if httpx.get(f"{self.url}/health", timeout=5).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, f"server did not start within {timeout} s"
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        """SIGTERM, then check that uvicorn shut down gracefully."""
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=30)
+        # uvicorn shuts down gracefully, then re-raises SIGTERM to exit with it.
+        assert self.process.returncode in (0, -signal.SIGTERM)
+        assert "Application shutdown complete" in self.log_path.read_text()
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+
+def launch_server(cwd: Path, env: dict[str, str]) -> LaunchedServer:
+    """Start a server on a free port; the caller stops or kills it."""
     port = free_port()
     log_path = cwd / f"server-{port}.log"
-    with (
-        log_path.open("w") as log,
-        subprocess.Popen(
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
             [str(SERVER), "serve", "--port", str(port)],
             cwd=cwd,
             env={**os.environ, **env},
             stderr=log,
-        ) as process,
-    ):
-        base_url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                assert process.poll() is None, log_path.read_text()
-                try:
-                    if httpx.get(f"{base_url}/health", timeout=5).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "server did not start within 30 s"
-                time.sleep(0.05)
-            yield base_url
-        finally:
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=30)
-    # uvicorn shuts down gracefully, then re-raises SIGTERM to exit with it.
-    assert process.returncode in (0, -signal.SIGTERM)
-    assert "Application shutdown complete" in log_path.read_text()
+        )
+    return LaunchedServer(process, f"http://127.0.0.1:{port}", log_path)
+
+
+@contextmanager
+def running_server(cwd: Path, env: dict[str, str]) -> Iterator[str]:
+    """Start a server, wait until /health answers, yield its URL, stop it with SIGTERM."""
+    server = launch_server(cwd, env)
+    try:
+        server.wait_until_healthy()
+        yield server.url
+    except BaseException:
+        server.kill()
+        raise
+    server.stop()

@@ -8,6 +8,7 @@ from typing import TypedDict
 
 from fastapi import FastAPI
 
+from src.api.api_key import ApiKeyMiddleware
 from src.api.body_limit import BodySizeLimitMiddleware
 from src.api.errors import install_error_handlers
 from src.api.routes import health, sessions
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=MAX_BODY_BYTES)
+    app.add_middleware(ApiKeyMiddleware, settings=lambda: settings or get_settings())
     app.include_router(sessions.router)
     app.include_router(health.router)
     return app

@@ -38,3 +38,21 @@ def test_sessions_survive_a_restart_of_the_real_server(tmp_path: Path) -> None:
         oversize = client.post("/sessions", content=b"x" * 70_000)
         assert oversize.status_code == 413
         assert oversize.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize(("api_key", "warned"), [("", True), ("k" * 20, False)])
+def test_serving_beyond_loopback_without_a_key_is_warned_about(
+    tmp_path: Path, api_key: str, warned: bool
+) -> None:
+    env = {
+        "DATABASE_PATH": str(tmp_path / "open.db"),
+        "DATABASE_URL": "",
+        "HOST": "0.0.0.0",
+        "API_KEY": api_key,
+    }
+
+    with running_server(tmp_path, env):
+        pass
+
+    log = "".join(path.read_text() for path in tmp_path.glob("server-*.log"))
+    assert ("serving_without_api_key" in log) is warned
