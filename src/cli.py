@@ -6,10 +6,12 @@ import argparse
 import asyncio
 import ipaddress
 import socket
+import sqlite3
 import sys
 from collections.abc import Sequence
 from typing import Any
 
+import asyncpg
 import structlog
 from pydantic import ValidationError
 
@@ -78,12 +80,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"interview-system: {describe_settings_error(exc)}", file=sys.stderr)
         return 2
     try:
+        # Both commands open and migrate the database first, so that one that
+        # cannot be used stops the program here, in one line, before serving.
+        _migrate(settings)
         if args.command == "serve":
             _serve(settings)
-        else:
-            _migrate(settings)
     except SessionError as exc:
         print(f"interview-system: {exc.detail}", file=sys.stderr)
+        return 1
+    except (sqlite3.Error, asyncpg.PostgresError, OSError) as exc:
+        cause = str(exc) or type(exc).__name__
+        print(
+            f"interview-system: cannot use the database {describe_database(settings)}: {cause}",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

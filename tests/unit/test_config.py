@@ -6,6 +6,7 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -118,3 +119,26 @@ def test_a_bad_database_synchronous_is_named(monkeypatch: pytest.MonkeyPatch) ->
         Settings()
 
     assert describe_settings_error(raised.value).startswith("invalid setting DATABASE_SYNCHRONOUS")
+
+
+@pytest.mark.parametrize(
+    ("prepare", "cause"),
+    [
+        (lambda path: path.write_bytes(b"this is not a database" * 100), "not a database"),
+        (lambda path: path.mkdir(), "unable to open"),
+    ],
+)
+@pytest.mark.parametrize("command", ["serve", "migrate"])
+def test_an_unusable_database_stops_the_program_in_one_line(
+    tmp_path: Path, prepare: Any, cause: str, command: str
+) -> None:
+    db_path = tmp_path / "broken.db"
+    prepare(db_path)
+
+    result = run_cli(command, env={"DATABASE_PATH": str(db_path)}, cwd=tmp_path)
+
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith(f"interview-system: cannot use the database {db_path}: ")
+    assert cause in lines[-1]
+    assert "Traceback" not in result.stderr
