@@ -163,8 +163,9 @@ class SessionRepository:
     async def close(self) -> None:
         """Release the connection; later calls raise RepositoryClosedError. Idempotent."""
         self._closed = True
-        if self._statements is not None:
-            await self._statements.drain()
+        statements, self._statements = self._statements, None
+        if statements is not None:
+            await statements.drain()
         connection, self._connection = self._connection, None
         if connection is not None:
             await connection.close()
