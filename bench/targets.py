@@ -17,7 +17,9 @@ from src.persistence.repositories.session_repo import (
     _SELECT_BY_ID,
     _TRANSITION,
     _UPDATE_STATE,
+    _insert_parameters,
     _list_query,
+    _state_parameters,
     _to_text,
 )
 
@@ -79,41 +81,13 @@ class PlainSqliteTarget:
         return self.connection.execute(sql, parameters).fetchall()
 
     async def create(self, session: Session) -> Any:
-        now = _to_text(utc_now())
-        return self._run(
-            _INSERT,
-            {
-                "id": session.id,
-                "methodology": session.methodology,
-                "concept_id": session.concept_id,
-                "concept_name": session.concept_name,
-                "status": session.status.value,
-                "turn_count": 0,
-                "coverage_score": 0.0,
-                "last_strategy": None,
-                "now": now,
-                "ended_at": None,
-            },
-        )
+        return self._run(_INSERT, _insert_parameters(session, utc_now()))
 
     async def get(self, session_id: str) -> Any:
         return self._run(_SELECT_BY_ID, {"id": session_id})
 
     async def update_state(self, session_id: str, state: SessionState) -> Any:
-        return self._run(
-            _UPDATE_STATE,
-            {
-                "id": session_id,
-                "methodology": state.methodology,
-                "concept_id": state.concept_id,
-                "concept_name": state.concept_name,
-                "turn_count": state.turn_count,
-                "coverage_score": state.coverage_score,
-                "last_strategy": state.last_strategy,
-                "expected_version": None,
-                "now": _to_text(utc_now()),
-            },
-        )
+        return self._run(_UPDATE_STATE, _state_parameters(session_id, state, None, utc_now()))
 
     async def list_page(self, cursor: str | None) -> Any:
         parameters: dict[str, Any] = {"status": "active", "limit": 51}

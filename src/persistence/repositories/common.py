@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from src.core.errors import (
     InvalidTransitionError,
@@ -13,24 +13,26 @@ from src.core.errors import (
     SessionNotFoundError,
     StaleSessionError,
 )
-from src.domain.lifecycle import can_transition
+from src.domain.lifecycle import can_transition, statuses_leading_to
 from src.domain.models.session import (
     SESSION_STATE_IDENTITY,
     Session,
     SessionState,
     SessionStatus,
 )
-
-if TYPE_CHECKING:
-    from src.persistence.repositories.protocol import SessionRepositoryProtocol
+from src.persistence.pagination import check_limit, encode_cursor
+from src.persistence.repositories.protocol import SessionPage, SessionRepositoryProtocol
 
 __all__ = [
     "SESSION_COLUMNS",
     "Row",
     "list_every_active",
+    "list_filters",
+    "page_from_rows",
     "session_from_row",
     "state_refusal",
     "transition_refusal",
+    "transition_sources",
 ]
 
 
@@ -157,3 +159,39 @@ async def list_every_active(repository: SessionRepositoryProtocol) -> list[Sessi
         if page.next_cursor is None:
             return sessions
         cursor = page.next_cursor
+
+
+def transition_sources(to_status: SessionStatus) -> tuple[str | None, str | None]:
+    """The statuses a session may leave for `to_status`, padded to two.
+
+    Every status has at most two sources, so one prepared statement with two
+    slots serves every transition on either backend.
+    """
+    sources = sorted(statuses_leading_to(to_status))
+    return (sources[0].value, sources[-1].value) if sources else (None, None)
+
+
+def list_filters(
+    status: SessionStatus | str | None,
+    methodology: str | None,
+    concept_id: str | None,
+    limit: int,
+) -> dict[str, str]:
+    """The listing's filters that are set, by column, always in the same order.
+
+    Raises:
+        ValueError: `limit` is outside 1..500 or `status` is not a status.
+    """
+    check_limit(limit)
+    values = {
+        "status": None if status is None else SessionStatus(status).value,
+        "methodology": methodology,
+        "concept_id": concept_id,
+    }
+    return {column: value for column, value in values.items() if value is not None}
+
+
+def page_from_rows(rows: Sequence[Row], limit: int) -> SessionPage:
+    """A page from up to `limit + 1` rows: the extra row only says that more remain."""
+    items = [session_from_row(row) for row in rows[:limit]]
+    return SessionPage(items, encode_cursor(items[-1]) if len(rows) > limit else None)

@@ -10,15 +10,18 @@ from typing import Any, Self
 import asyncpg
 
 from src.core.errors import RepositoryClosedError, SessionExistsError, StorageUnavailableError
-from src.domain.lifecycle import FINAL_STATUSES, statuses_leading_to
+from src.domain.lifecycle import FINAL_STATUSES
 from src.domain.models.session import Session, SessionState, SessionStatus
-from src.persistence.pagination import check_limit, decode_cursor, encode_cursor
+from src.persistence.pagination import decode_cursor
 from src.persistence.postgres import create_pool, describe_dsn, migrate_postgres
 from src.persistence.repositories.common import (
     list_every_active,
+    list_filters,
+    page_from_rows,
     session_from_row,
     state_refusal,
     transition_refusal,
+    transition_sources,
 )
 from src.persistence.repositories.protocol import SessionPage
 
@@ -71,8 +74,6 @@ _DELETE = "DELETE FROM sessions WHERE id = $1 RETURNING id"
 
 _PING = "SELECT 1 FROM sessions LIMIT 1"
 
-_LIST_FILTERS = ("status", "methodology", "concept_id")
-
 # SQLSTATE classes that mean the server cannot serve now, not that the query
 # is wrong: connection exceptions, insufficient resources (disk full, too many
 # connections), operator intervention (shutdown, recovery), system errors.
@@ -81,7 +82,7 @@ _UNAVAILABLE_CLASSES = ("08", "53", "57", "58")
 
 @cache
 def _list_query(filtered: tuple[str, ...], after_key: bool) -> str:
-    # Only column names from _LIST_FILTERS are ever joined in; values are bound.
+    # Only column names from list_filters() are ever joined in; values are bound.
     conditions = [f"{column} = ${n}" for n, column in enumerate(filtered, start=2)]
     if after_key:
         first = len(filtered) + 2
@@ -204,8 +205,7 @@ class PostgresSessionRepository:
             StaleSessionError: `expected_version` is given and the session is at another.
         """
         target = SessionStatus(to_status)
-        sources = sorted(statuses_leading_to(target))
-        first, second = (sources[0].value, sources[-1].value) if sources else (None, None)
+        first, second = transition_sources(target)
         if _storable(session_id):
             rows = await self._run(
                 _TRANSITION,
@@ -242,22 +242,14 @@ class PostgresSessionRepository:
             InvalidCursorError: (a ValueError) the cursor was not handed out by a listing.
             ValueError: `limit` is outside 1..500 or `status` is not a status.
         """
-        check_limit(limit)
-        filters = {
-            "status": None if status is None else SessionStatus(status).value,
-            "methodology": methodology,
-            "concept_id": concept_id,
-        }
-        if any(value is not None and not _storable(value) for value in filters.values()):
+        filters = list_filters(status, methodology, concept_id, limit)
+        if not all(_storable(value) for value in filters.values()):
             return SessionPage([], None)
-        filtered = tuple(column for column in _LIST_FILTERS if filters[column] is not None)
-        parameters: list[Any] = [limit + 1, *(filters[column] for column in filtered)]
+        parameters: list[Any] = [limit + 1, *filters.values()]
         if cursor is not None:
             parameters.extend(decode_cursor(cursor))
-        rows = await self._run(_list_query(filtered, cursor is not None), parameters)
-        items = [session_from_row(row) for row in rows[:limit]]
-        next_cursor = encode_cursor(items[-1]) if len(rows) > limit else None
-        return SessionPage(items, next_cursor)
+        rows = await self._run(_list_query(tuple(filters), cursor is not None), parameters)
+        return page_from_rows(rows, limit)
 
     async def delete(self, session_id: str) -> bool:
         """Delete the session; True if it existed."""

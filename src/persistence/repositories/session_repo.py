@@ -18,7 +18,7 @@ from src.core.errors import (
     SessionExistsError,
     StorageUnavailableError,
 )
-from src.domain.lifecycle import FINAL_STATUSES, statuses_leading_to
+from src.domain.lifecycle import FINAL_STATUSES
 from src.domain.models.session import (
     Session,
     SessionState,
@@ -32,12 +32,15 @@ from src.persistence.database import (
     migrate,
     open_connection,
 )
-from src.persistence.pagination import check_limit, decode_cursor, encode_cursor
+from src.persistence.pagination import decode_cursor
 from src.persistence.repositories.common import (
     list_every_active,
+    list_filters,
+    page_from_rows,
     session_from_row,
     state_refusal,
     transition_refusal,
+    transition_sources,
 )
 from src.persistence.repositories.protocol import SessionPage
 
@@ -91,8 +94,6 @@ _DELETE = "DELETE FROM sessions WHERE id = :id RETURNING id"
 
 _PING = "SELECT 1 FROM sessions LIMIT 1"
 
-_LIST_FILTERS = ("status", "methodology", "concept_id")
-
 # SQLite error names (sqlite3 exceptions' sqlite_errorname) that mean the
 # database cannot serve the operation now, rather than a bug in the query.
 _UNAVAILABLE_ERRORS: Mapping[str, str] = {
@@ -118,7 +119,7 @@ def _unavailable(exc: sqlite3.DatabaseError) -> StorageUnavailableError | None:
 
 @cache
 def _list_query(filtered: tuple[str, ...], after_key: bool) -> str:
-    # Only column names from _LIST_FILTERS are ever joined in; values are bound.
+    # Only column names from list_filters() are ever joined in; values are bound.
     conditions = [f"{column} = :{column}" for column in filtered]
     if after_key:
         conditions.append("(created_at, id) < (:after_created_at, :after_id)")
@@ -134,6 +135,40 @@ def _to_text(moment: datetime) -> str:
     """Fixed-width UTC text, so that text order is time order."""
     naive = moment.astimezone(UTC).replace(tzinfo=None)
     return naive.isoformat(timespec="microseconds") + "Z"
+
+
+def _insert_parameters(session: Session, now: datetime) -> dict[str, Any]:
+    ended_at = session.ended_at
+    if ended_at is None and session.status in FINAL_STATUSES:
+        ended_at = now
+    return {
+        "id": session.id,
+        "methodology": session.methodology,
+        "concept_id": session.concept_id,
+        "concept_name": session.concept_name,
+        "status": session.status.value,
+        "turn_count": session.state.turn_count,
+        "coverage_score": session.state.coverage_score,
+        "last_strategy": session.state.last_strategy,
+        "now": _to_text(now),
+        "ended_at": None if ended_at is None else _to_text(ended_at),
+    }
+
+
+def _state_parameters(
+    session_id: str, state: SessionState, expected_version: int | None, now: datetime
+) -> dict[str, Any]:
+    return {
+        "id": session_id,
+        "methodology": state.methodology,
+        "concept_id": state.concept_id,
+        "concept_name": state.concept_name,
+        "turn_count": state.turn_count,
+        "coverage_score": state.coverage_score,
+        "last_strategy": state.last_strategy,
+        "expected_version": expected_version,
+        "now": _to_text(now),
+    }
 
 
 class SessionRepository:
@@ -176,25 +211,7 @@ class SessionRepository:
         Raises:
             SessionExistsError: a session with this id exists; it is left as it was.
         """
-        now = utc_now()
-        ended_at = session.ended_at
-        if ended_at is None and session.status in FINAL_STATUSES:
-            ended_at = now
-        rows = await self._write(
-            _INSERT,
-            {
-                "id": session.id,
-                "methodology": session.methodology,
-                "concept_id": session.concept_id,
-                "concept_name": session.concept_name,
-                "status": session.status.value,
-                "turn_count": session.state.turn_count,
-                "coverage_score": session.state.coverage_score,
-                "last_strategy": session.state.last_strategy,
-                "now": _to_text(now),
-                "ended_at": None if ended_at is None else _to_text(ended_at),
-            },
-        )
+        rows = await self._write(_INSERT, _insert_parameters(session, utc_now()))
         if not rows:
             raise SessionExistsError(session.id)
         return session_from_row(rows[0])
@@ -215,18 +232,7 @@ class SessionRepository:
             StaleSessionError: `expected_version` is given and the session is at another.
         """
         rows = await self._write(
-            _UPDATE_STATE,
-            {
-                "id": session_id,
-                "methodology": state.methodology,
-                "concept_id": state.concept_id,
-                "concept_name": state.concept_name,
-                "turn_count": state.turn_count,
-                "coverage_score": state.coverage_score,
-                "last_strategy": state.last_strategy,
-                "expected_version": expected_version,
-                "now": _to_text(utc_now()),
-            },
+            _UPDATE_STATE, _state_parameters(session_id, state, expected_version, utc_now())
         )
         if rows:
             return session_from_row(rows[0])
@@ -248,10 +254,7 @@ class SessionRepository:
             StaleSessionError: `expected_version` is given and the session is at another.
         """
         target = SessionStatus(to_status)
-        sources = sorted(statuses_leading_to(target))
-        # Every target has at most two sources; padding them to two slots
-        # lets one prepared statement serve every transition.
-        first, second = (sources[0].value, sources[-1].value) if sources else (None, None)
+        first, second = transition_sources(target)
         rows = await self._write(
             _TRANSITION,
             {
@@ -288,22 +291,14 @@ class SessionRepository:
             InvalidCursorError: (a ValueError) the cursor was not handed out by a listing.
             ValueError: `limit` is outside 1..500 or `status` is not a status.
         """
-        check_limit(limit)
-        parameters: dict[str, Any] = {
-            "status": None if status is None else SessionStatus(status).value,
-            "methodology": methodology,
-            "concept_id": concept_id,
-            "limit": limit + 1,
-        }
-        filtered = tuple(column for column in _LIST_FILTERS if parameters[column] is not None)
+        filters = list_filters(status, methodology, concept_id, limit)
+        parameters: dict[str, Any] = {**filters, "limit": limit + 1}
         if cursor is not None:
             after_created_at, after_id = decode_cursor(cursor)
             parameters["after_created_at"] = _to_text(after_created_at)
             parameters["after_id"] = after_id
-        rows = await self._fetch(_list_query(filtered, cursor is not None), parameters)
-        items = [session_from_row(row) for row in rows[:limit]]
-        next_cursor = encode_cursor(items[-1]) if len(rows) > limit else None
-        return SessionPage(items, next_cursor)
+        rows = await self._fetch(_list_query(tuple(filters), cursor is not None), parameters)
+        return page_from_rows(rows, limit)
 
     async def delete(self, session_id: str) -> bool:
         """Delete the session; True if it existed."""
