@@ -46,8 +46,6 @@ PRAGMA foreign_keys = ON;
 PRAGMA cache_size = -8192;
 """
 
-_SQLITE_HEADER = b"SQLite format 3\x00"
-
 _MIGRATION_FILE = re.compile(r"^(?P<version>\d{3})_(?P<name>\w+)\.sql$")
 
 
@@ -117,20 +115,30 @@ async def open_connection(
 
 
 def database_file_problem(db_path: str | os.PathLike[str]) -> str | None:
-    """What is wrong with the database file, seen from outside any connection; None if nothing.
+    """What is wrong with the database file, seen from outside any open connection; None if nothing.
 
     An open connection serves from its cache and keeps an unlinked file
     alive, so it cannot tell on its own that the file is gone or overwritten.
+    The file is read through a new SQLite connection, not a plain open(): a
+    plain close() would drop the POSIX locks this process's connections hold
+    on it, which SQLite's own file handling knows to keep.
     """
-    try:
-        with open(db_path, "rb") as file:
-            header = file.read(len(_SQLITE_HEADER))
-    except FileNotFoundError:
+    path = Path(db_path)
+    if not path.exists():
         return "The database file is missing."
-    except OSError:
+    try:
+        probe = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
+    except sqlite3.Error:
         return "The database file cannot be read."
-    if header != _SQLITE_HEADER:
-        return "The database file is damaged."
+    try:
+        probe.execute("SELECT 1 FROM sqlite_schema LIMIT 1").fetchall()
+    except sqlite3.DatabaseError as exc:
+        name = getattr(exc, "sqlite_errorname", "")
+        if name.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")):
+            return "The database file is damaged."
+        return "The database file cannot be read."
+    finally:
+        probe.close()
     return None
 
 

@@ -172,10 +172,12 @@ def _state_parameters(
 
 
 class SessionRepository:
-    """Repository for session CRUD operations and lifecycle, on one SQLite connection.
+    """Repository for session CRUD operations and lifecycle, on SQLite.
 
-    The connection is opened on first use, inside the running event loop, and
-    kept until `close()`. Every write is committed before its method returns.
+    Two connections, opened on first use inside the running event loop and
+    kept until `close()`: one writes, one reads, so that reads go on while a
+    write waits for a lock another process holds. Every write is committed
+    before its method returns.
     """
 
     def __init__(
@@ -184,7 +186,9 @@ class SessionRepository:
         self.db_path = os.fspath(db_path)
         self.synchronous = synchronous
         self._connection: aiosqlite.Connection | None = None
-        self._statements: StatementBatcher | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._writes: StatementBatcher | None = None
+        self._reads: StatementBatcher | None = None
         self._connect_lock = asyncio.Lock()
         self._closed = False
 
@@ -198,12 +202,16 @@ class SessionRepository:
     async def close(self) -> None:
         """Release the connection; later calls raise RepositoryClosedError. Idempotent."""
         self._closed = True
-        statements, self._statements = self._statements, None
-        if statements is not None:
-            await statements.drain()
-        connection, self._connection = self._connection, None
-        if connection is not None:
-            await connection.close()
+        batchers, self._reads, self._writes = (self._reads, self._writes), None, None
+        for batcher in batchers:
+            if batcher is not None:
+                await batcher.drain()
+        reader, writer = self._reader, self._connection
+        self._reader = self._connection = None
+        if reader is not None and reader is not writer:
+            await reader.close()
+        if writer is not None:
+            await writer.close()
 
     async def create(self, session: Session) -> Session:
         """Store a new session, stamped with the time of the write, at version 1.
@@ -319,25 +327,31 @@ class SessionRepository:
             if problem is not None:
                 raise StorageUnavailableError(problem)
 
-    async def _connect(self) -> aiosqlite.Connection:
+    async def _connect(self) -> None:
         if self._closed:
             raise RepositoryClosedError()
-        if self._connection is not None:
-            return self._connection
+        if self._writes is not None:
+            return
         async with self._connect_lock:
-            if self._connection is None:
-                connection = await open_connection(self.db_path, self.synchronous)
+            if self._writes is None:
+                writer = await open_connection(self.db_path, self.synchronous)
+                opened = [writer]
                 try:
-                    await migrate(connection, self.db_path)
+                    await migrate(writer, self.db_path)
+                    # An in-memory database exists only on its one connection.
+                    reader = writer
+                    if self.db_path != ":memory:":
+                        reader = await open_connection(self.db_path, self.synchronous)
+                        opened.append(reader)
+                    if self._closed:
+                        raise RepositoryClosedError()
                 except BaseException:
-                    await connection.close()
+                    for connection in opened:
+                        await connection.close()
                     raise
-                if self._closed:
-                    await connection.close()
-                    raise RepositoryClosedError()
-                self._statements = StatementBatcher(connection)
-                self._connection = connection
-            return self._connection
+                self._connection, self._reader = writer, reader
+                self._reads = StatementBatcher(reader)
+                self._writes = StatementBatcher(writer)
 
     @contextmanager
     def _domain_errors(self) -> Iterator[None]:
@@ -357,13 +371,14 @@ class SessionRepository:
 
     async def _fetch(self, sql: str, parameters: Mapping[str, Any]) -> Sequence[sqlite3.Row]:
         with self._domain_errors():
-            return await (self._statements or await self._batcher()).read(sql, parameters)
+            if self._reads is None:
+                await self._connect()
+            assert self._reads is not None
+            return await self._reads.read(sql, parameters)
 
     async def _write(self, sql: str, parameters: Mapping[str, Any]) -> Sequence[sqlite3.Row]:
         with self._domain_errors():
-            return await (self._statements or await self._batcher()).write(sql, parameters)
-
-    async def _batcher(self) -> StatementBatcher:
-        await self._connect()
-        assert self._statements is not None
-        return self._statements
+            if self._writes is None:
+                await self._connect()
+            assert self._writes is not None
+            return await self._writes.write(sql, parameters)
