@@ -16,7 +16,7 @@ import structlog
 from pydantic import ValidationError
 
 from src.core.config import Settings, describe_settings_error
-from src.core.errors import SessionError
+from src.core.errors import DatabaseFileError, SessionError
 from src.core.logging import configure_logging
 from src.persistence.repositories.factory import describe_database, migrate_database
 
@@ -85,6 +85,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         _migrate(settings)
         if args.command == "serve":
             _serve(settings)
+    except DatabaseFileError as exc:
+        print(
+            f"interview-system: cannot use the database {exc.database}: {exc.cause}",
+            file=sys.stderr,
+        )
+        return 1
     except SessionError as exc:
         print(f"interview-system: {exc.detail}", file=sys.stderr)
         return 1

@@ -23,6 +23,7 @@ from src.core.errors import (
     SessionNotFoundError,
     StaleSessionError,
     StorageError,
+    StorageFullError,
     StorageUnavailableError,
 )
 
@@ -41,6 +42,7 @@ _STATUS_BY_ERROR: tuple[tuple[type[SessionError], HTTPStatus], ...] = (
     (InvalidTransitionError, HTTPStatus.CONFLICT),
     (StaleSessionError, HTTPStatus.PRECONDITION_FAILED),
     (InvalidCursorError, HTTPStatus.UNPROCESSABLE_ENTITY),
+    (StorageFullError, HTTPStatus.INSUFFICIENT_STORAGE),
     (StorageUnavailableError, HTTPStatus.SERVICE_UNAVAILABLE),
     (StorageError, HTTPStatus.SERVICE_UNAVAILABLE),
 )
@@ -132,7 +134,7 @@ async def _session_error(request: Request, exc: Exception) -> JSONResponse:
     status = next(status for kind, status in _STATUS_BY_ERROR if isinstance(exc, kind))
     extensions = {name: getattr(exc, name) for name in _PUBLIC_ATTRIBUTES if hasattr(exc, name)}
     headers = None
-    if status == HTTPStatus.SERVICE_UNAVAILABLE:
+    if status in (HTTPStatus.SERVICE_UNAVAILABLE, HTTPStatus.INSUFFICIENT_STORAGE):
         headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
         _log.warning("storage_unavailable", path=request.url.path, error=repr(exc.__cause__))
     if isinstance(exc, InvalidCursorError):

@@ -12,13 +12,16 @@ Every error derives from ``SessionError``; none of them knows about HTTP
     ├── InvalidCursorError          (also a ValueError)
     └── StorageError
         ├── StorageUnavailableError
+        │   └── StorageFullError
         ├── RepositoryClosedError
-        └── SchemaVersionError
+        ├── SchemaVersionError
+        └── DatabaseFileError
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "DatabaseFileError",
     "InvalidCursorError",
     "InvalidTransitionError",
     "RepositoryClosedError",
@@ -29,6 +32,7 @@ __all__ = [
     "SessionNotFoundError",
     "StaleSessionError",
     "StorageError",
+    "StorageFullError",
     "StorageUnavailableError",
 ]
 
@@ -108,6 +112,13 @@ class StorageUnavailableError(StorageError):
     """The database is locked, full or unreadable; the operation may succeed later."""
 
 
+class StorageFullError(StorageUnavailableError):
+    """The disk holding the database is full; writes may succeed once space is freed."""
+
+    def __init__(self) -> None:
+        super().__init__("The disk holding the database is full; no change was stored.")
+
+
 class RepositoryClosedError(StorageError):
     """The repository was used after it was closed."""
 
@@ -126,3 +137,12 @@ class SchemaVersionError(StorageError):
         self.database = database
         self.found = found
         self.known = known
+
+
+class DatabaseFileError(StorageError):
+    """The database file cannot be used: its folder or the file itself is read-only, say."""
+
+    def __init__(self, database: str, cause: str) -> None:
+        super().__init__(f"Cannot use the database {database}: {cause}.")
+        self.database = database
+        self.cause = cause

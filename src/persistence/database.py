@@ -13,13 +13,14 @@ from typing import Literal
 
 import aiosqlite
 
-from src.core.errors import SchemaVersionError
+from src.core.errors import DatabaseFileError, SchemaVersionError
 
 __all__ = [
     "BUSY_TIMEOUT_SECONDS",
     "Migration",
     "Synchronous",
     "database_file_problem",
+    "database_path_problem",
     "init_database",
     "migrate",
     "open_connection",
@@ -142,6 +143,30 @@ def database_file_problem(db_path: str | os.PathLike[str]) -> str | None:
     return None
 
 
+def database_path_problem(db_path: str | os.PathLike[str]) -> str | None:
+    """Why this process could not write the database at this path; None if it could.
+
+    SQLite opens a file it cannot write read-only without a word, and creates
+    its -wal and -shm files beside it, so both the file and its folder are
+    checked before a server starts on it.
+    """
+    path = Path(db_path)
+    if os.fspath(db_path) == ":memory:":
+        return None
+    folder = path.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        return f"{folder} is a file, not a folder"
+    if path.is_dir():
+        return "it is a folder, not a file"
+    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+        return "the file is read-only"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"the folder {folder} is read-only"
+    return None
+
+
 async def _use_wal(connection: aiosqlite.Connection) -> None:
     # Turning a new file to WAL takes an exclusive lock, and SQLite reports
     # "locked" at once, without its busy handler, when another process opens
@@ -196,8 +221,12 @@ async def init_database(db_path: str | os.PathLike[str]) -> int:
     Safe to run any number of times; returns the schema version.
 
     Raises:
+        DatabaseFileError: the file or its folder cannot be written.
         SchemaVersionError: the database was written by a newer version of this program.
     """
+    problem = await asyncio.to_thread(database_path_problem, db_path)
+    if problem is not None:
+        raise DatabaseFileError(os.fspath(db_path), problem)
     connection = await open_connection(db_path)
     try:
         return await migrate(connection, os.fspath(db_path))

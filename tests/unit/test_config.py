@@ -125,7 +125,7 @@ def test_a_bad_database_synchronous_is_named(monkeypatch: pytest.MonkeyPatch) ->
     ("prepare", "cause"),
     [
         (lambda path: path.write_bytes(b"this is not a database" * 100), "not a database"),
-        (lambda path: path.mkdir(), "unable to open"),
+        (lambda path: path.mkdir(), "it is a folder, not a file"),
     ],
 )
 @pytest.mark.parametrize("command", ["serve", "migrate"])

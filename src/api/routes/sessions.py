@@ -18,7 +18,8 @@ from src.domain.models.session import Methodology, Session, SessionState, Sessio
 from src.persistence.pagination import MAX_PAGE_SIZE
 from src.persistence.repositories.protocol import SessionRepositoryProtocol
 
-router = APIRouter(prefix="/sessions", tags=["sessions"])
+# Any route may meet a missing API key or a database that cannot serve now.
+router = APIRouter(prefix="/sessions", tags=["sessions"], responses=problem_responses(401, 503))
 
 _SESSION_LIST = TypeAdapter(list[Session])
 
@@ -51,7 +52,7 @@ async def _transition(
     "",
     status_code=HTTPStatus.CREATED,
     response_model=Session,
-    responses=problem_responses(409, 413, 422),
+    responses=problem_responses(409, 413, 422, 507),
 )
 @router.post("/", status_code=HTTPStatus.CREATED, include_in_schema=False)
 async def create_session(
@@ -112,7 +113,7 @@ async def get_session(session_id: SessionIdPath, repository: RepositoryDep) -> R
 @router.put(
     "/{session_id}/state",
     response_model=Session,
-    responses=problem_responses(404, 409, 412, 413, 422),
+    responses=problem_responses(404, 409, 412, 413, 422, 507),
 )
 async def update_session_state(
     session_id: SessionIdPath,
@@ -126,7 +127,7 @@ async def update_session_state(
     return _session_response(session)
 
 
-_TRANSITION_RESPONSES = problem_responses(404, 409, 412, 422)
+_TRANSITION_RESPONSES = problem_responses(404, 409, 412, 422, 507)
 
 
 @router.post("/{session_id}/pause", response_model=Session, responses=_TRANSITION_RESPONSES)
@@ -165,7 +166,7 @@ async def abandon_session(
     "/{session_id}",
     status_code=HTTPStatus.NO_CONTENT,
     response_class=Response,
-    responses=problem_responses(404, 422),
+    responses=problem_responses(404, 422, 507),
 )
 async def delete_session(session_id: SessionIdPath, repository: RepositoryDep) -> Response:
     """Delete a session for good."""

@@ -9,7 +9,12 @@ from typing import Any, Self
 
 import asyncpg
 
-from src.core.errors import RepositoryClosedError, SessionExistsError, StorageUnavailableError
+from src.core.errors import (
+    RepositoryClosedError,
+    SessionExistsError,
+    StorageFullError,
+    StorageUnavailableError,
+)
 from src.domain.lifecycle import FINAL_STATUSES
 from src.domain.models.session import Session, SessionState, SessionStatus
 from src.persistence.pagination import decode_cursor
@@ -78,6 +83,7 @@ _PING = "SELECT 1 FROM sessions LIMIT 1"
 # is wrong: connection exceptions, insufficient resources (disk full, too many
 # connections), operator intervention (shutdown, recovery), system errors.
 _UNAVAILABLE_CLASSES = ("08", "53", "57", "58")
+_DISK_FULL = "53100"
 
 
 @cache
@@ -293,6 +299,8 @@ class PostgresSessionRepository:
             pool = await self._connect()
             return await pool.fetch(sql, *parameters)
         except asyncpg.PostgresError as exc:
+            if exc.sqlstate == _DISK_FULL:
+                raise StorageFullError() from exc
             if not exc.sqlstate.startswith(_UNAVAILABLE_CLASSES):
                 raise
             raise StorageUnavailableError("The database cannot serve this request now.") from exc

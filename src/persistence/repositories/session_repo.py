@@ -16,6 +16,7 @@ import aiosqlite
 from src.core.errors import (
     RepositoryClosedError,
     SessionExistsError,
+    StorageFullError,
     StorageUnavailableError,
 )
 from src.domain.lifecycle import FINAL_STATUSES
@@ -96,21 +97,24 @@ _PING = "SELECT 1 FROM sessions LIMIT 1"
 
 # SQLite error names (sqlite3 exceptions' sqlite_errorname) that mean the
 # database cannot serve the operation now, rather than a bug in the query.
+_BUSY = "The database is busy; try again shortly."
+_DAMAGED = "The database file is damaged."
 _UNAVAILABLE_ERRORS: Mapping[str, str] = {
-    "SQLITE_BUSY": "The database is busy; try again shortly.",
-    "SQLITE_LOCKED": "The database is busy; try again shortly.",
-    "SQLITE_FULL": "The disk holding the database is full.",
+    "SQLITE_BUSY": _BUSY,
+    "SQLITE_LOCKED": _BUSY,
     "SQLITE_READONLY": "The database cannot be written.",
     "SQLITE_IOERR": "The database cannot be read or written.",
     "SQLITE_CANTOPEN": "The database cannot be opened.",
-    "SQLITE_CORRUPT": "The database file is damaged.",
-    "SQLITE_NOTADB": "The database file is damaged.",
+    "SQLITE_CORRUPT": _DAMAGED,
+    "SQLITE_NOTADB": _DAMAGED,
 }
 
 
 def _unavailable(exc: sqlite3.DatabaseError) -> StorageUnavailableError | None:
     """The domain error for a database that cannot serve now; None for a bug."""
     name = getattr(exc, "sqlite_errorname", None) or ""
+    if name.startswith("SQLITE_FULL"):
+        return StorageFullError()
     for prefix, detail in _UNAVAILABLE_ERRORS.items():
         if name.startswith(prefix):
             return StorageUnavailableError(detail)
