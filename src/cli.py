@@ -1,4 +1,4 @@
-"""The `interview-system` command: serve the API or migrate the database."""
+"""The `interview-system` command: serve the API, migrate, back up or restore the database."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import socket
 import sqlite3
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -18,6 +19,7 @@ from pydantic import ValidationError
 from src.core.config import Settings, describe_settings_error
 from src.core.errors import DatabaseFileError, SessionError
 from src.core.logging import configure_logging
+from src.persistence.backup import backup_database, restore_database
 from src.persistence.repositories.factory import describe_database, migrate_database
 
 _log = structlog.get_logger("interview_system")
@@ -32,6 +34,14 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="bind address (default: HOST, else 127.0.0.1)")
     serve.add_argument("--port", type=int, help="bind port (default: PORT, else 8000)")
     commands.add_parser("migrate", help="apply pending database migrations and exit")
+    backup = commands.add_parser(
+        "backup", help="copy the SQLite database to FILE, while it stays in use"
+    )
+    backup.add_argument("file", type=Path, metavar="FILE")
+    restore = commands.add_parser(
+        "restore", help="replace the SQLite database with the copy in FILE (no server running)"
+    )
+    restore.add_argument("file", type=Path, metavar="FILE")
     return parser
 
 
@@ -64,6 +74,18 @@ def _resolve(host: str) -> str:
         return "0.0.0.0"
 
 
+def _backup(settings: Settings, target: Path) -> None:
+    sessions = asyncio.run(backup_database(settings.database_path, target))
+    _log.info(
+        "backed_up", database=describe_database(settings), copy=str(target), sessions=sessions
+    )
+
+
+def _restore(settings: Settings, source: Path) -> None:
+    sessions = asyncio.run(restore_database(settings.database_path, source))
+    _log.info("restored", database=describe_database(settings), copy=str(source), sessions=sessions)
+
+
 def _migrate(settings: Settings) -> None:
     version = asyncio.run(migrate_database(settings))
     _log.info("migrated", database=describe_database(settings), schema_version=version)
@@ -79,12 +101,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:
         print(f"interview-system: {describe_settings_error(exc)}", file=sys.stderr)
         return 2
+    if args.command in ("backup", "restore") and settings.database_url is not None:
+        print(
+            f"interview-system: {args.command} works on the SQLite database; "
+            "for PostgreSQL use pg_dump and pg_restore",
+            file=sys.stderr,
+        )
+        return 2
     try:
-        # Both commands open and migrate the database first, so that one that
-        # cannot be used stops the program here, in one line, before serving.
-        _migrate(settings)
-        if args.command == "serve":
-            _serve(settings)
+        if args.command == "backup":
+            _backup(settings, args.file)
+        elif args.command == "restore":
+            _restore(settings, args.file)
+        else:
+            # Open and migrate the database first, so that one that cannot be
+            # used stops the program here, in one line, before serving.
+            _migrate(settings)
+            if args.command == "serve":
+                _serve(settings)
     except DatabaseFileError as exc:
         print(
             f"interview-system: cannot use the database {exc.database}: {exc.cause}",

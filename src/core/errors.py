@@ -15,13 +15,15 @@ Every error derives from ``SessionError``; none of them knows about HTTP
         │   └── StorageFullError
         ├── RepositoryClosedError
         ├── SchemaVersionError
-        └── DatabaseFileError
+        ├── DatabaseFileError
+        └── DatabaseInUseError
 """
 
 from __future__ import annotations
 
 __all__ = [
     "DatabaseFileError",
+    "DatabaseInUseError",
     "InvalidCursorError",
     "InvalidTransitionError",
     "RepositoryClosedError",
@@ -146,3 +148,13 @@ class DatabaseFileError(StorageError):
         super().__init__(f"Cannot use the database {database}: {cause}.")
         self.database = database
         self.cause = cause
+
+
+class DatabaseInUseError(StorageError):
+    """Another process has the database open, so it cannot be replaced now."""
+
+    def __init__(self, database: str) -> None:
+        super().__init__(
+            f"The database {database} is in use by another process; stop it and try again."
+        )
+        self.database = database

@@ -24,6 +24,7 @@ __all__ = [
     "init_database",
     "migrate",
     "open_connection",
+    "read_only_uri",
 ]
 
 MIGRATIONS_DIRECTORY = Path(__file__).parent / "migrations" / "sqlite"
@@ -115,6 +116,11 @@ async def open_connection(
     return connection
 
 
+def read_only_uri(db_path: str | os.PathLike[str]) -> str:
+    """A URI that opens the database file for reading only; never creates it."""
+    return Path(db_path).resolve().as_uri() + "?mode=ro"
+
+
 def database_file_problem(db_path: str | os.PathLike[str]) -> str | None:
     """What is wrong with the database file, seen from outside any open connection; None if nothing.
 
@@ -128,7 +134,7 @@ def database_file_problem(db_path: str | os.PathLike[str]) -> str | None:
     if not path.exists():
         return "The database file is missing."
     try:
-        probe = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
+        probe = sqlite3.connect(read_only_uri(path), uri=True)
     except sqlite3.Error:
         return "The database file cannot be read."
     try:
