@@ -464,6 +464,18 @@ class TestHealthAndErrors:
     ) -> None:
         assert_problem(await client.request(method, path), status)
 
+    @pytest.mark.parametrize(
+        ("path", "allowed"),
+        [("/sessions", "GET, POST"), ("/sessions/x", "DELETE, GET"), ("/sessions/x/pause", "POST")],
+    )
+    async def test_405_allows_every_method_the_path_serves(
+        self, client: httpx.AsyncClient, path: str, allowed: str
+    ) -> None:
+        response = await client.request("PATCH", path)
+
+        assert_problem(response, 405)
+        assert response.headers["allow"] == allowed
+
     async def test_openapi_lists_every_route_with_its_problem_responses(
         self, client: httpx.AsyncClient
     ) -> None:
