@@ -9,6 +9,8 @@ Every error derives from ``SessionError``; none of them knows about HTTP
     ├── StaleSessionError
     ├── SessionMismatchError
     ├── InvalidTransitionError
+    ├── SessionEndedError
+    ├── UtteranceExistsError
     ├── InvalidCursorError          (also a ValueError)
     └── StorageError
         ├── StorageUnavailableError
@@ -28,6 +30,7 @@ __all__ = [
     "InvalidTransitionError",
     "RepositoryClosedError",
     "SchemaVersionError",
+    "SessionEndedError",
     "SessionError",
     "SessionExistsError",
     "SessionMismatchError",
@@ -36,6 +39,7 @@ __all__ = [
     "StorageError",
     "StorageFullError",
     "StorageUnavailableError",
+    "UtteranceExistsError",
 ]
 
 
@@ -97,6 +101,27 @@ class InvalidTransitionError(SessionError):
         self.session_id = session_id
         self.from_status = from_status
         self.to_status = to_status
+
+
+class SessionEndedError(SessionError):
+    """The session is completed or abandoned, so nothing more can be recorded in it."""
+
+    def __init__(self, session_id: str, status: str) -> None:
+        super().__init__(f"Session {session_id!r} is {status}; nothing more can be recorded.")
+        self.session_id = session_id
+        self.status = status
+
+
+class UtteranceExistsError(SessionError):
+    """The session already has an utterance by this speaker in this turn; it was kept."""
+
+    def __init__(self, session_id: str, turn_number: int, speaker: str) -> None:
+        super().__init__(
+            f"Session {session_id!r} already has a {speaker} utterance in turn {turn_number}."
+        )
+        self.session_id = session_id
+        self.turn_number = turn_number
+        self.speaker = speaker
 
 
 class InvalidCursorError(SessionError, ValueError):

@@ -12,20 +12,45 @@ import aiosqlite
 __all__ = ["StatementBatcher"]
 
 Parameters = Mapping[str, Any]
-Outcome = list[sqlite3.Row] | sqlite3.Error
-Statement = tuple[bool, str, Parameters]  # (is_write, sql, parameters)
+Step = tuple[str, Parameters]
+Rows = list[sqlite3.Row]
+Outcome = list[Rows] | sqlite3.Error  # the rows of each step that ran
+Statement = tuple[bool, tuple[Step, ...]]  # (is_write, steps)
 
 
 def _run_reads(connection: aiosqlite.Connection, reads: Sequence[Statement]) -> list[Outcome]:
     """Run on the connection's thread: each read on its own."""
     database = connection._conn
     outcomes: list[Outcome] = []
-    for _, sql, parameters in reads:
+    for _, ((sql, parameters),) in reads:
         try:
-            outcomes.append(database.execute(sql, parameters).fetchall())
+            outcomes.append([database.execute(sql, parameters).fetchall()])
         except sqlite3.Error as exc:
             outcomes.append(exc)
     return outcomes
+
+
+def _run_unit(database: sqlite3.Connection, steps: tuple[Step, ...]) -> list[Rows]:
+    """Run steps that stand or fall together; the first to return no row undoes them all."""
+    if len(steps) == 1:
+        # One statement is atomic on its own: no savepoint needed.
+        ((sql, parameters),) = steps
+        return [database.execute(sql, parameters).fetchall()]
+    database.execute("SAVEPOINT unit")
+    results: list[Rows] = []
+    try:
+        for sql, parameters in steps:
+            results.append(database.execute(sql, parameters).fetchall())
+            if not results[-1]:
+                database.execute("ROLLBACK TO unit")
+                break
+    except sqlite3.Error:
+        if database.in_transaction:
+            database.execute("ROLLBACK TO unit")
+            database.execute("RELEASE unit")
+        raise
+    database.execute("RELEASE unit")
+    return results
 
 
 def _run_writes(connection: aiosqlite.Connection, writes: Sequence[Statement]) -> list[Outcome]:
@@ -34,11 +59,11 @@ def _run_writes(connection: aiosqlite.Connection, writes: Sequence[Statement]) -
     outcomes: list[Outcome] = []
     try:
         database.execute("BEGIN IMMEDIATE")
-        for _, sql, parameters in writes:
+        for _, steps in writes:
             try:
-                outcomes.append(database.execute(sql, parameters).fetchall())
+                outcomes.append(_run_unit(database, steps))
             except sqlite3.Error as exc:
-                # A failing statement (a CHECK, say) is undone alone and fails
+                # A failing write (a CHECK, say) is undone alone and fails
                 # alone. An error that ended the transaction (disk full, I/O)
                 # left none of these writes committed.
                 if not database.in_transaction:
@@ -65,34 +90,48 @@ class StatementBatcher:
 
     def __init__(self, connection: aiosqlite.Connection) -> None:
         self._connection = connection
-        self._queue: list[tuple[Statement, asyncio.Future[list[sqlite3.Row]]]] = []
+        self._queue: list[tuple[Statement, asyncio.Future[list[Rows]]]] = []
         self._busy = False
         self._idle = asyncio.Event()
         self._idle.set()
         self._flusher: asyncio.Task[None] | None = None
 
-    async def read(self, sql: str, parameters: Parameters) -> list[sqlite3.Row]:
+    async def read(self, sql: str, parameters: Parameters) -> Rows:
         """Run one statement that changes nothing and return its rows."""
-        return await self._submit((False, sql, parameters))
+        (rows,) = await self._submit((False, ((sql, parameters),)))
+        return rows
 
-    async def write(self, sql: str, parameters: Parameters) -> list[sqlite3.Row]:
+    async def write(self, sql: str, parameters: Parameters) -> Rows:
         """Run one write statement and return its rows once it is committed."""
-        return await self._submit((True, sql, parameters))
+        (rows,) = await self._submit((True, ((sql, parameters),)))
+        return rows
+
+    async def write_all_or_nothing(self, steps: Sequence[Step]) -> list[Rows]:
+        """Run write statements that stand or fall together; return each one's rows.
+
+        Each must return at least one row (RETURNING): the first that returns
+        none undoes them all, and the result ends with its empty rows.
+        """
+        return await self._submit((True, tuple(steps)))
 
     async def drain(self) -> None:
         """Wait until the statement in flight and every queued one have finished."""
         await self._idle.wait()
 
-    async def _submit(self, statement: Statement) -> list[sqlite3.Row]:
+    async def _submit(self, statement: Statement) -> list[Rows]:
+        future: asyncio.Future[list[Rows]] = asyncio.get_running_loop().create_future()
         if self._busy:
-            future: asyncio.Future[list[sqlite3.Row]] = asyncio.get_running_loop().create_future()
             self._queue.append((statement, future))
             return await future
         self._busy = True
         self._idle.clear()
         try:
-            _, sql, parameters = statement
-            return list(await self._connection.execute_fetchall(sql, parameters))
+            _, steps = statement
+            if len(steps) == 1:
+                ((sql, parameters),) = steps
+                return [list(await self._connection.execute_fetchall(sql, parameters))]
+            await self._run(_run_writes, [(statement, future)])
+            return await future
         finally:
             if self._queue:
                 self._flusher = asyncio.create_task(self._flush())
@@ -121,7 +160,7 @@ class StatementBatcher:
     async def _run(
         self,
         run: Callable[[aiosqlite.Connection, Sequence[Statement]], list[Outcome]],
-        part: list[tuple[Statement, asyncio.Future[list[sqlite3.Row]]]],
+        part: list[tuple[Statement, asyncio.Future[list[Rows]]]],
     ) -> None:
         try:
             # aiosqlite has no public way to run a function on its thread;

@@ -413,6 +413,7 @@ class TestHealthAndErrors:
     async def test_health_is_503_when_the_sessions_table_is_gone(
         self, client: httpx.AsyncClient, backend: SqliteBackend | PostgresBackend
     ) -> None:
+        await backend.execute("DROP TABLE utterances")
         await backend.execute("DROP TABLE sessions")
 
         response = await client.get("/health")

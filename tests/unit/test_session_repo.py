@@ -490,6 +490,7 @@ class TestLifetime:
         self, repo: SessionRepositoryProtocol, backend: Backend
     ) -> None:
         await repo.ping()
+        await backend.execute("DROP TABLE utterances")
         await backend.execute("DROP TABLE sessions")
 
         with pytest.raises(StorageUnavailableError):

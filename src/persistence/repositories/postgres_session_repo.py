@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from datetime import datetime
 from functools import cache
 from typing import Any, Self
 
@@ -12,12 +14,14 @@ import asyncpg
 from src.core.errors import (
     RepositoryClosedError,
     SessionExistsError,
+    SessionNotFoundError,
     StorageFullError,
     StorageUnavailableError,
 )
 from src.domain.lifecycle import FINAL_STATUSES
 from src.domain.models.session import Session, SessionState, SessionStatus
-from src.persistence.pagination import decode_cursor
+from src.domain.models.utterance import NewUtterance, Utterance, metadata_json
+from src.persistence.pagination import check_limit, decode_cursor
 from src.persistence.postgres import create_pool, describe_dsn, migrate_postgres
 from src.persistence.repositories.common import (
     list_every_active,
@@ -28,7 +32,14 @@ from src.persistence.repositories.common import (
     transition_refusal,
     transition_sources,
 )
-from src.persistence.repositories.protocol import SessionPage
+from src.persistence.repositories.protocol import SessionPage, TurnRecord, UtterancePage
+from src.persistence.repositories.transcript import (
+    start_key,
+    turn_refusal,
+    utterance_from_row,
+    utterance_page_from_rows,
+    utterance_refusal,
+)
 
 __all__ = ["PostgresSessionRepository"]
 
@@ -79,6 +90,46 @@ _DELETE = "DELETE FROM sessions WHERE id = $1 RETURNING id"
 
 _PING = "SELECT 1 FROM sessions LIMIT 1"
 
+# The session must exist and be open: the SELECT yields no row otherwise, so
+# nothing is inserted and RETURNING says so.
+_APPEND_UTTERANCE = """
+INSERT INTO utterances (session_id, turn_number, speaker, text, metadata, created_at)
+SELECT id, $2, $3, $4, $5, now()
+FROM sessions
+WHERE id = $1 AND status IN ('active', 'paused')
+ON CONFLICT DO NOTHING
+RETURNING session_id, turn_number, speaker, text, metadata, created_at
+"""
+
+_LIST_UTTERANCES = """
+SELECT session_id, turn_number, speaker, text, metadata, created_at
+FROM utterances
+WHERE session_id = $1 AND (turn_number, speaker) > ($2, $3)
+ORDER BY turn_number, speaker
+LIMIT $4
+"""
+
+_SESSION_EXISTS = "SELECT 1 FROM sessions WHERE id = $1"
+
+# A turn's state update also requires the session to be open.
+_UPDATE_OPEN_STATE = _UPDATE_STATE.replace(
+    "WHERE id = $1", "WHERE id = $1 AND status IN ('active', 'paused')"
+)
+
+# Idle: no write to the session row and no utterance since the cut-off.
+_LIST_IDLE = """
+SELECT id, methodology, concept_id, concept_name, status, turn_count, coverage_score,
+       last_strategy, version, created_at, updated_at, ended_at
+FROM sessions
+WHERE status = $1 AND updated_at < $2
+  AND NOT EXISTS (
+      SELECT 1 FROM utterances
+      WHERE utterances.session_id = sessions.id AND utterances.created_at >= $2
+  )
+ORDER BY updated_at, id
+LIMIT $3
+"""
+
 # SQLSTATE classes that mean the server cannot serve now, not that the query
 # is wrong: connection exceptions, insufficient resources (disk full, too many
 # connections), operator intervention (shutdown, recovery), system errors.
@@ -104,6 +155,31 @@ def _list_query(filtered: tuple[str, ...], after_key: bool) -> str:
 def _storable(session_id: str) -> bool:
     # PostgreSQL text cannot hold NUL, so no stored session has such an id.
     return "\x00" not in session_id
+
+
+def _state_parameters(
+    session_id: str, state: SessionState, expected_version: int | None
+) -> tuple[Any, ...]:
+    return (
+        session_id,
+        state.methodology,
+        state.concept_id,
+        state.concept_name,
+        state.turn_count,
+        state.coverage_score,
+        state.last_strategy,
+        expected_version,
+    )
+
+
+def _utterance_parameters(session_id: str, utterance: NewUtterance) -> tuple[Any, ...]:
+    return (
+        session_id,
+        utterance.turn_number,
+        utterance.speaker.value,
+        utterance.text,
+        metadata_json(utterance.metadata),
+    )
 
 
 class PostgresSessionRepository:
@@ -179,17 +255,7 @@ class PostgresSessionRepository:
         """
         if _storable(session_id):
             rows = await self._run(
-                _UPDATE_STATE,
-                (
-                    session_id,
-                    state.methodology,
-                    state.concept_id,
-                    state.concept_name,
-                    state.turn_count,
-                    state.coverage_score,
-                    state.last_strategy,
-                    expected_version,
-                ),
+                _UPDATE_STATE, _state_parameters(session_id, state, expected_version)
             )
             if rows:
                 return session_from_row(rows[0])
@@ -263,6 +329,90 @@ class PostgresSessionRepository:
             return False
         return bool(await self._run(_DELETE, (session_id,)))
 
+    async def append_utterance(self, session_id: str, utterance: NewUtterance) -> Utterance:
+        """Append one utterance to an active or paused session's record.
+
+        Raises:
+            SessionNotFoundError: no session has this id.
+            SessionEndedError: the session is completed or abandoned.
+            UtteranceExistsError: the session has this speaker's utterance in this turn.
+        """
+        if _storable(session_id):
+            rows = await self._run(_APPEND_UTTERANCE, _utterance_parameters(session_id, utterance))
+            if rows:
+                return utterance_from_row(rows[0])
+        current = await self.get(session_id)
+        raise utterance_refusal(session_id, current, utterance)
+
+    async def list_utterances(
+        self,
+        session_id: str,
+        *,
+        after_turn: int | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> UtterancePage:
+        """One page of the session's utterances in turn order, interviewer first in a turn.
+
+        Raises:
+            SessionNotFoundError: no session has this id.
+            InvalidCursorError: (a ValueError) the cursor was not handed out by a listing.
+            ValueError: `limit` is outside 1..500 or `after_turn` is negative.
+        """
+        after_turn_key, after_speaker = start_key(after_turn, cursor, limit)
+        if not _storable(session_id):
+            raise SessionNotFoundError(session_id)
+        rows = await self._run(
+            _LIST_UTTERANCES, (session_id, after_turn_key, after_speaker, limit + 1)
+        )
+        if not rows and not await self._run(_SESSION_EXISTS, (session_id,)):
+            raise SessionNotFoundError(session_id)
+        return utterance_page_from_rows(rows, limit)
+
+    async def record_turn(
+        self,
+        session_id: str,
+        utterances: Sequence[NewUtterance],
+        state: SessionState,
+        *,
+        expected_version: int | None = None,
+    ) -> TurnRecord:
+        """Store a turn's utterances and the session's new state together, or neither.
+
+        Raises:
+            ValueError: `utterances` is empty.
+            SessionNotFoundError, SessionEndedError, SessionMismatchError,
+            StaleSessionError, UtteranceExistsError: as their names say; nothing is stored.
+        """
+        if not utterances:
+            raise ValueError("a turn needs at least one utterance")
+        results: list[list[asyncpg.Record]] = [[]]
+        steps: list[tuple[str, Sequence[Any]]] = [
+            (_UPDATE_OPEN_STATE, _state_parameters(session_id, state, expected_version))
+        ]
+        steps += [
+            (_APPEND_UTTERANCE, _utterance_parameters(session_id, utterance))
+            for utterance in utterances
+        ]
+        if _storable(session_id):
+            results = await self._run_all_or_nothing(steps)
+        if len(results) == len(steps) and results[-1]:
+            return TurnRecord(
+                session_from_row(results[0][0]),
+                [utterance_from_row(rows[0]) for rows in results[1:]],
+            )
+        refused = None if len(results) == 1 else utterances[len(results) - 2]
+        current = await self.get(session_id)
+        raise turn_refusal(session_id, current, state, expected_version, refused)
+
+    async def list_idle(
+        self, status: SessionStatus, *, idle_since: datetime, limit: int = 100
+    ) -> list[Session]:
+        """Sessions in `status` with no write and no utterance since `idle_since`, oldest first."""
+        check_limit(limit)
+        rows = await self._run(_LIST_IDLE, (SessionStatus(status).value, idle_since, limit))
+        return [session_from_row(row) for row in rows]
+
     async def ping(self) -> None:
         """Check that the database answers.
 
@@ -295,9 +445,29 @@ class PostgresSessionRepository:
             return self._pool
 
     async def _run(self, sql: str, parameters: Sequence[Any]) -> list[asyncpg.Record]:
-        try:
+        with self._domain_errors():
             pool = await self._connect()
             return await pool.fetch(sql, *parameters)
+
+    async def _run_all_or_nothing(
+        self, steps: Sequence[tuple[str, Sequence[Any]]]
+    ) -> list[list[asyncpg.Record]]:
+        """Run statements in one transaction; the first that returns no row undoes them all."""
+        results: list[list[asyncpg.Record]] = []
+        with self._domain_errors(), suppress(_Refused):
+            pool = await self._connect()
+            async with pool.acquire() as connection, connection.transaction():
+                for sql, parameters in steps:
+                    results.append(await connection.fetch(sql, *parameters))
+                    if not results[-1]:
+                        raise _Refused()
+        return results
+
+    @contextmanager
+    def _domain_errors(self) -> Iterator[None]:
+        """Turn driver errors that are not bugs into the store's own errors."""
+        try:
+            yield
         except asyncpg.PostgresError as exc:
             if exc.sqlstate == _DISK_FULL:
                 raise StorageFullError() from exc
@@ -311,3 +481,7 @@ class PostgresSessionRepository:
             if self._closed:
                 raise RepositoryClosedError() from exc
             raise
+
+
+class _Refused(Exception):
+    """Raised inside a transaction to roll it back when a step matched no row."""

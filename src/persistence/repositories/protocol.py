@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
 from typing import NamedTuple, Protocol, Self
 
 from src.domain.models.session import Session, SessionState, SessionStatus
+from src.domain.models.utterance import NewUtterance, Utterance
 
-__all__ = ["SessionPage", "SessionRepositoryProtocol"]
+__all__ = ["SessionPage", "SessionRepositoryProtocol", "TurnRecord", "UtterancePage"]
 
 
 class SessionPage(NamedTuple):
@@ -14,6 +17,20 @@ class SessionPage(NamedTuple):
 
     items: list[Session]
     next_cursor: str | None
+
+
+class UtterancePage(NamedTuple):
+    """One page of a session's utterances in turn order; `next_cursor` is None on the last."""
+
+    items: list[Utterance]
+    next_cursor: str | None
+
+
+class TurnRecord(NamedTuple):
+    """What `record_turn` stored: the session after its state update, and the utterances."""
+
+    session: Session
+    utterances: list[Utterance]
 
 
 class SessionRepositoryProtocol(Protocol):
@@ -48,6 +65,30 @@ class SessionRepositoryProtocol(Protocol):
     ) -> SessionPage: ...
 
     async def delete(self, session_id: str) -> bool: ...
+
+    async def append_utterance(self, session_id: str, utterance: NewUtterance) -> Utterance: ...
+
+    async def list_utterances(
+        self,
+        session_id: str,
+        *,
+        after_turn: int | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> UtterancePage: ...
+
+    async def record_turn(
+        self,
+        session_id: str,
+        utterances: Sequence[NewUtterance],
+        state: SessionState,
+        *,
+        expected_version: int | None = None,
+    ) -> TurnRecord: ...
+
+    async def list_idle(
+        self, status: SessionStatus, *, idle_since: datetime, limit: int = 100
+    ) -> list[Session]: ...
 
     async def ping(self) -> None: ...
 

@@ -16,6 +16,7 @@ import aiosqlite
 from src.core.errors import (
     RepositoryClosedError,
     SessionExistsError,
+    SessionNotFoundError,
     StorageFullError,
     StorageUnavailableError,
 )
@@ -26,6 +27,7 @@ from src.domain.models.session import (
     SessionStatus,
     utc_now,
 )
+from src.domain.models.utterance import NewUtterance, Utterance, metadata_json
 from src.persistence.batching import StatementBatcher
 from src.persistence.database import (
     Synchronous,
@@ -33,7 +35,7 @@ from src.persistence.database import (
     migrate,
     open_connection,
 )
-from src.persistence.pagination import decode_cursor
+from src.persistence.pagination import check_limit, decode_cursor
 from src.persistence.repositories.common import (
     list_every_active,
     list_filters,
@@ -43,7 +45,14 @@ from src.persistence.repositories.common import (
     transition_refusal,
     transition_sources,
 )
-from src.persistence.repositories.protocol import SessionPage
+from src.persistence.repositories.protocol import SessionPage, TurnRecord, UtterancePage
+from src.persistence.repositories.transcript import (
+    start_key,
+    turn_refusal,
+    utterance_from_row,
+    utterance_page_from_rows,
+    utterance_refusal,
+)
 
 __all__ = ["SessionRepository"]
 
@@ -94,6 +103,46 @@ RETURNING id, methodology, concept_id, concept_name, status, turn_count, coverag
 _DELETE = "DELETE FROM sessions WHERE id = :id RETURNING id"
 
 _PING = "SELECT 1 FROM sessions LIMIT 1"
+
+# The session must exist and be open: the SELECT yields no row otherwise, so
+# nothing is inserted and RETURNING says so.
+_APPEND_UTTERANCE = """
+INSERT INTO utterances (session_id, turn_number, speaker, text, metadata, created_at)
+SELECT id, :turn_number, :speaker, :text, :metadata, :now
+FROM sessions
+WHERE id = :session_id AND status IN ('active', 'paused')
+ON CONFLICT DO NOTHING
+RETURNING session_id, turn_number, speaker, text, metadata, created_at
+"""
+
+_LIST_UTTERANCES = """
+SELECT session_id, turn_number, speaker, text, metadata, created_at
+FROM utterances
+WHERE session_id = :session_id AND (turn_number, speaker) > (:after_turn, :after_speaker)
+ORDER BY turn_number, speaker
+LIMIT :limit
+"""
+
+_SESSION_EXISTS = "SELECT 1 FROM sessions WHERE id = :id"
+
+# A turn's state update also requires the session to be open.
+_UPDATE_OPEN_STATE = _UPDATE_STATE.replace(
+    "WHERE id = :id", "WHERE id = :id AND status IN ('active', 'paused')"
+)
+
+# Idle: no write to the session row and no utterance since the cut-off.
+_LIST_IDLE = """
+SELECT id, methodology, concept_id, concept_name, status, turn_count, coverage_score,
+       last_strategy, version, created_at, updated_at, ended_at
+FROM sessions
+WHERE status = :status AND updated_at < :idle_since
+  AND NOT EXISTS (
+      SELECT 1 FROM utterances
+      WHERE utterances.session_id = sessions.id AND utterances.created_at >= :idle_since
+  )
+ORDER BY updated_at, id
+LIMIT :limit
+"""
 
 # SQLite error names (sqlite3 exceptions' sqlite_errorname) that mean the
 # database cannot serve the operation now, rather than a bug in the query.
@@ -172,6 +221,17 @@ def _state_parameters(
         "last_strategy": state.last_strategy,
         "expected_version": expected_version,
         "now": _to_text(now),
+    }
+
+
+def _utterance_parameters(session_id: str, utterance: NewUtterance, now: str) -> dict[str, Any]:
+    return {
+        "session_id": session_id,
+        "turn_number": utterance.turn_number,
+        "speaker": utterance.speaker.value,
+        "text": utterance.text,
+        "metadata": metadata_json(utterance.metadata),
+        "now": now,
     }
 
 
@@ -316,6 +376,100 @@ class SessionRepository:
         """Delete the session; True if it existed."""
         return bool(await self._write(_DELETE, {"id": session_id}))
 
+    async def append_utterance(self, session_id: str, utterance: NewUtterance) -> Utterance:
+        """Append one utterance to an active or paused session's record.
+
+        Raises:
+            SessionNotFoundError: no session has this id.
+            SessionEndedError: the session is completed or abandoned.
+            UtteranceExistsError: the session has this speaker's utterance in this turn.
+        """
+        rows = await self._write(
+            _APPEND_UTTERANCE, _utterance_parameters(session_id, utterance, _to_text(utc_now()))
+        )
+        if rows:
+            return utterance_from_row(rows[0])
+        current = await self.get(session_id)
+        raise utterance_refusal(session_id, current, utterance)
+
+    async def list_utterances(
+        self,
+        session_id: str,
+        *,
+        after_turn: int | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> UtterancePage:
+        """One page of the session's utterances in turn order, interviewer first in a turn.
+
+        Raises:
+            SessionNotFoundError: no session has this id.
+            InvalidCursorError: (a ValueError) the cursor was not handed out by a listing.
+            ValueError: `limit` is outside 1..500 or `after_turn` is negative.
+        """
+        after_turn_key, after_speaker = start_key(after_turn, cursor, limit)
+        rows = await self._fetch(
+            _LIST_UTTERANCES,
+            {
+                "session_id": session_id,
+                "after_turn": after_turn_key,
+                "after_speaker": after_speaker,
+                "limit": limit + 1,
+            },
+        )
+        if not rows and not await self._fetch(_SESSION_EXISTS, {"id": session_id}):
+            raise SessionNotFoundError(session_id)
+        return utterance_page_from_rows(rows, limit)
+
+    async def record_turn(
+        self,
+        session_id: str,
+        utterances: Sequence[NewUtterance],
+        state: SessionState,
+        *,
+        expected_version: int | None = None,
+    ) -> TurnRecord:
+        """Store a turn's utterances and the session's new state together, or neither.
+
+        Raises:
+            ValueError: `utterances` is empty.
+            SessionNotFoundError, SessionEndedError, SessionMismatchError,
+            StaleSessionError, UtteranceExistsError: as their names say; nothing is stored.
+        """
+        if not utterances:
+            raise ValueError("a turn needs at least one utterance")
+        now = utc_now()
+        steps = [(_UPDATE_OPEN_STATE, _state_parameters(session_id, state, expected_version, now))]
+        steps += [
+            (_APPEND_UTTERANCE, _utterance_parameters(session_id, utterance, _to_text(now)))
+            for utterance in utterances
+        ]
+        with self._domain_errors():
+            results = await (await self._writer()).write_all_or_nothing(steps)
+        if results[-1] and len(results) == len(steps):
+            return TurnRecord(
+                session_from_row(results[0][0]),
+                [utterance_from_row(rows[0]) for rows in results[1:]],
+            )
+        refused = None if len(results) == 1 else utterances[len(results) - 2]
+        current = await self.get(session_id)
+        raise turn_refusal(session_id, current, state, expected_version, refused)
+
+    async def list_idle(
+        self, status: SessionStatus, *, idle_since: datetime, limit: int = 100
+    ) -> list[Session]:
+        """Sessions in `status` with no write and no utterance since `idle_since`, oldest first."""
+        check_limit(limit)
+        rows = await self._fetch(
+            _LIST_IDLE,
+            {
+                "status": SessionStatus(status).value,
+                "idle_since": _to_text(idle_since),
+                "limit": limit,
+            },
+        )
+        return [session_from_row(row) for row in rows]
+
     async def ping(self) -> None:
         """Check that the database file is there and can be read.
 
@@ -382,7 +536,10 @@ class SessionRepository:
 
     async def _write(self, sql: str, parameters: Mapping[str, Any]) -> Sequence[sqlite3.Row]:
         with self._domain_errors():
-            if self._writes is None:
-                await self._connect()
-            assert self._writes is not None
-            return await self._writes.write(sql, parameters)
+            return await (await self._writer()).write(sql, parameters)
+
+    async def _writer(self) -> StatementBatcher:
+        if self._writes is None:
+            await self._connect()
+        assert self._writes is not None
+        return self._writes

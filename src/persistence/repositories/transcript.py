@@ -1,0 +1,125 @@
+"""What every backend shares about utterances: rows to models, refusals, keys, walking pages."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
+
+from src.core.errors import (
+    SessionEndedError,
+    SessionError,
+    SessionNotFoundError,
+    UtteranceExistsError,
+)
+from src.domain.lifecycle import FINAL_STATUSES
+from src.domain.models.session import Session, SessionState
+from src.domain.models.utterance import NewUtterance, Speaker, Utterance
+from src.persistence.pagination import check_limit, decode_turn_cursor, encode_turn_cursor
+from src.persistence.repositories.common import Row, state_refusal
+from src.persistence.repositories.protocol import SessionRepositoryProtocol, UtterancePage
+
+__all__ = [
+    "EXPORT_PAGE_SIZE",
+    "OPEN_STATUSES",
+    "start_key",
+    "turn_refusal",
+    "utterance_from_row",
+    "utterance_page_from_rows",
+    "utterance_refusal",
+    "walk_utterances",
+]
+
+EXPORT_PAGE_SIZE = 500
+
+# Sessions that can still be recorded in, as stored.
+OPEN_STATUSES = ("active", "paused")
+
+_validate_utterance = Utterance.__pydantic_validator__.validate_python
+_LAST_SPEAKER = max(Speaker).value
+
+
+def utterance_from_row(row: Row) -> Utterance:
+    """The Utterance an `utterances` row stores (session_id, turn_number, speaker, text,
+    metadata, created_at, in that order)."""
+    session_id, turn_number, speaker, text, metadata, created_at = row
+    if isinstance(created_at, str):
+        created_at = datetime.fromisoformat(created_at)
+    utterance: Utterance = _validate_utterance(
+        {
+            "session_id": session_id,
+            "turn_number": turn_number,
+            "speaker": speaker,
+            "text": text,
+            "metadata": None if metadata is None else json.loads(metadata),
+            "created_at": created_at,
+        }
+    )
+    return utterance
+
+
+def start_key(after_turn: int | None, cursor: str | None, limit: int) -> tuple[int, str]:
+    """The (turn_number, speaker) key a listing starts after: the later of both bounds.
+
+    Raises:
+        InvalidCursorError: (a ValueError) the cursor was not handed out by a listing.
+        ValueError: `limit` is outside 1..500 or `after_turn` is negative.
+    """
+    check_limit(limit)
+    if after_turn is not None and (isinstance(after_turn, bool) or after_turn < 0):
+        raise ValueError(f"after_turn must be 0 or more, not {after_turn!r}")
+    # (-1, last speaker) sorts before every stored key; (n, last speaker) after all of turn n.
+    key = (-1 if after_turn is None else after_turn, _LAST_SPEAKER)
+    if cursor is not None:
+        key = max(key, decode_turn_cursor(cursor))
+    return key
+
+
+def utterance_page_from_rows(rows: Sequence[Row], limit: int) -> UtterancePage:
+    """A page from up to `limit + 1` rows: the extra row only says that more remain."""
+    items = [utterance_from_row(row) for row in rows[:limit]]
+    return UtterancePage(items, encode_turn_cursor(items[-1]) if len(rows) > limit else None)
+
+
+def utterance_refusal(
+    session_id: str, current: Session | None, utterance: NewUtterance
+) -> SessionError:
+    """Why an append stored nothing, given the session as it is now."""
+    if current is None:
+        return SessionNotFoundError(session_id)
+    if current.status in FINAL_STATUSES:
+        return SessionEndedError(session_id, current.status.value)
+    return UtteranceExistsError(session_id, utterance.turn_number, utterance.speaker.value)
+
+
+def turn_refusal(
+    session_id: str,
+    current: Session | None,
+    state: SessionState,
+    expected_version: int | None,
+    refused: NewUtterance | None,
+) -> SessionError:
+    """Why a turn was not recorded: its state update (refused is None) or an utterance failed."""
+    if current is not None and current.status in FINAL_STATUSES:
+        return SessionEndedError(session_id, current.status.value)
+    if refused is None:
+        return state_refusal(session_id, current, state, expected_version)
+    return utterance_refusal(session_id, current, refused)
+
+
+async def walk_utterances(
+    repository: SessionRepositoryProtocol, session_id: str
+) -> AsyncIterator[Utterance]:
+    """Every utterance of the session in turn order, read a page at a time.
+
+    Raises:
+        SessionNotFoundError: no session has this id.
+    """
+    cursor: str | None = None
+    while True:
+        page = await repository.list_utterances(session_id, limit=EXPORT_PAGE_SIZE, cursor=cursor)
+        for utterance in page.items:
+            yield utterance
+        if page.next_cursor is None:
+            return
+        cursor = page.next_cursor
