@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from src.api.api_key import ApiKeyMiddleware
 from src.api.body_limit import BodySizeLimitMiddleware
 from src.api.errors import install_error_handlers
-from src.api.routes import health, sessions
+from src.api.routes import health, sessions, transcript
 from src.core.config import Settings, get_settings
 from src.persistence.repositories.factory import create_repository
 from src.persistence.repositories.protocol import SessionRepositoryProtocol
@@ -52,5 +52,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=MAX_BODY_BYTES)
     app.add_middleware(ApiKeyMiddleware, settings=lambda: settings or get_settings())
     app.include_router(sessions.router)
+    app.include_router(transcript.router)
     app.include_router(health.router)
     return app

@@ -18,6 +18,7 @@ from starlette.routing import Match
 from src.core.errors import (
     InvalidCursorError,
     InvalidTransitionError,
+    SessionEndedError,
     SessionError,
     SessionExistsError,
     SessionMismatchError,
@@ -26,6 +27,7 @@ from src.core.errors import (
     StorageError,
     StorageFullError,
     StorageUnavailableError,
+    UtteranceExistsError,
 )
 
 __all__ = ["PROBLEM_MEDIA_TYPE", "install_error_handlers", "problem_response", "problem_responses"]
@@ -43,6 +45,8 @@ _STATUS_BY_ERROR: tuple[tuple[type[SessionError], HTTPStatus], ...] = (
     (SessionExistsError, HTTPStatus.CONFLICT),
     (SessionMismatchError, HTTPStatus.CONFLICT),
     (InvalidTransitionError, HTTPStatus.CONFLICT),
+    (SessionEndedError, HTTPStatus.CONFLICT),
+    (UtteranceExistsError, HTTPStatus.CONFLICT),
     (StaleSessionError, HTTPStatus.PRECONDITION_FAILED),
     (InvalidCursorError, HTTPStatus.UNPROCESSABLE_ENTITY),
     (StorageFullError, HTTPStatus.INSUFFICIENT_STORAGE),
@@ -59,6 +63,9 @@ _PUBLIC_ATTRIBUTES = (
     "from_status",
     "to_status",
     "field",
+    "session_status",
+    "turn_number",
+    "speaker",
 )
 
 

@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Annotated
 
-from src.domain.models.session import ConceptId, ConceptName, Methodology, SessionState
+from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["SessionCreate", "SessionStateUpdate"]
+from src.domain.models.session import (
+    ConceptId,
+    ConceptName,
+    Methodology,
+    Session,
+    SessionState,
+)
+from src.domain.models.utterance import NewUtterance, Utterance
+
+__all__ = [
+    "MAX_UTTERANCES_PER_TURN",
+    "ResumeContext",
+    "SessionCreate",
+    "SessionStateUpdate",
+    "TurnCreate",
+    "TurnRecorded",
+    "UtteranceCreate",
+]
+
+MAX_UTTERANCES_PER_TURN = 10
 
 
 class SessionCreate(BaseModel):
@@ -23,3 +42,34 @@ class SessionStateUpdate(SessionState):
     """A session's new state; methodology and concept must be the session's own."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class UtteranceCreate(NewUtterance):
+    """One utterance to append to a session's record."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class TurnCreate(BaseModel):
+    """A turn: its utterances and the session's state after it, stored together."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    utterances: Annotated[
+        list[UtteranceCreate], Field(min_length=1, max_length=MAX_UTTERANCES_PER_TURN)
+    ]
+    state: SessionStateUpdate
+
+
+class TurnRecorded(BaseModel):
+    """What a turn stored."""
+
+    session: Session
+    utterances: list[Utterance]
+
+
+class ResumeContext(BaseModel):
+    """What an interviewer needs to go on with a session: it and its last utterances."""
+
+    session: Session
+    utterances: list[Utterance]

@@ -106,10 +106,12 @@ class InvalidTransitionError(SessionError):
 class SessionEndedError(SessionError):
     """The session is completed or abandoned, so nothing more can be recorded in it."""
 
-    def __init__(self, session_id: str, status: str) -> None:
-        super().__init__(f"Session {session_id!r} is {status}; nothing more can be recorded.")
+    def __init__(self, session_id: str, session_status: str) -> None:
+        super().__init__(
+            f"Session {session_id!r} is {session_status}; nothing more can be recorded."
+        )
         self.session_id = session_id
-        self.status = status
+        self.session_status = session_status
 
 
 class UtteranceExistsError(SessionError):

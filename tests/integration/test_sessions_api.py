@@ -491,8 +491,12 @@ class TestHealthAndErrors:
             "/sessions/{session_id}/resume",
             "/sessions/{session_id}/complete",
             "/sessions/{session_id}/abandon",
+            "/sessions/{session_id}/utterances",
+            "/sessions/{session_id}/turns",
+            "/sessions/{session_id}/export",
             "/health",
         }
+        assert set(paths["/sessions/{session_id}/resume"]) == {"get", "post"}
         put_state = paths["/sessions/{session_id}/state"]["put"]["responses"]
         assert {"200", "404", "409", "412", "422"} <= put_state.keys()
         assert PROBLEM in put_state["412"]["content"]

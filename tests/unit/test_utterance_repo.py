@@ -87,7 +87,7 @@ class TestAppend:
         with pytest.raises(SessionEndedError) as raised:
             await repo.append_utterance(session.id, said(1))
 
-        assert raised.value.status == status
+        assert raised.value.session_status == status
         assert await count_utterances(backend, session.id) == 0
 
     async def test_a_duplicate_turn_and_speaker_is_refused_and_the_first_kept(
@@ -228,6 +228,37 @@ class TestListUtterances:
 
         with pytest.raises(ValueError):
             await repo.list_utterances(session.id, **arguments)  # type: ignore[arg-type]
+
+
+class TestLastUtterances:
+    async def test_the_last_ones_come_in_turn_order(self, repo: SessionRepositoryProtocol) -> None:
+        session = await repo.create(new_session())
+        for turn in range(5):
+            await repo.append_utterance(session.id, said(turn, "interviewer"))
+            await repo.append_utterance(session.id, said(turn, "respondent"))
+
+        last = await repo.last_utterances(session.id, 3)
+
+        assert [(u.turn_number, u.speaker.value) for u in last] == [
+            (3, "respondent"),
+            (4, "interviewer"),
+            (4, "respondent"),
+        ]
+        assert (
+            await repo.last_utterances(session.id, 500)
+            == (await repo.list_utterances(session.id)).items
+        )
+
+    async def test_a_missing_session_is_not_found(self, repo: SessionRepositoryProtocol) -> None:
+        with pytest.raises(SessionNotFoundError):
+            await repo.last_utterances("nobody", 5)
+
+    async def test_an_empty_transcript_has_no_last_utterances(
+        self, repo: SessionRepositoryProtocol
+    ) -> None:
+        session = await repo.create(new_session())
+
+        assert await repo.last_utterances(session.id, 5) == []
 
 
 class TestDeleteCascades:

@@ -109,6 +109,14 @@ ORDER BY turn_number, speaker
 LIMIT $4
 """
 
+_LAST_UTTERANCES = """
+SELECT session_id, turn_number, speaker, text, metadata, created_at
+FROM utterances
+WHERE session_id = $1
+ORDER BY turn_number DESC, speaker DESC
+LIMIT $2
+"""
+
 _SESSION_EXISTS = "SELECT 1 FROM sessions WHERE id = $1"
 
 # A turn's state update also requires the session to be open.
@@ -368,6 +376,21 @@ class PostgresSessionRepository:
         if not rows and not await self._run(_SESSION_EXISTS, (session_id,)):
             raise SessionNotFoundError(session_id)
         return utterance_page_from_rows(rows, limit)
+
+    async def last_utterances(self, session_id: str, count: int) -> list[Utterance]:
+        """The session's last `count` utterances, in turn order.
+
+        Raises:
+            SessionNotFoundError: no session has this id.
+            ValueError: `count` is outside 1..500.
+        """
+        check_limit(count)
+        if not _storable(session_id):
+            raise SessionNotFoundError(session_id)
+        rows = await self._run(_LAST_UTTERANCES, (session_id, count))
+        if not rows and not await self._run(_SESSION_EXISTS, (session_id,)):
+            raise SessionNotFoundError(session_id)
+        return [utterance_from_row(row) for row in reversed(rows)]
 
     async def record_turn(
         self,

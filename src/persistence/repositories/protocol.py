@@ -77,6 +77,8 @@ class SessionRepositoryProtocol(Protocol):
         cursor: str | None = None,
     ) -> UtterancePage: ...
 
+    async def last_utterances(self, session_id: str, count: int) -> list[Utterance]: ...
+
     async def record_turn(
         self,
         session_id: str,

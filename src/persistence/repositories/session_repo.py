@@ -123,6 +123,14 @@ ORDER BY turn_number, speaker
 LIMIT :limit
 """
 
+_LAST_UTTERANCES = """
+SELECT session_id, turn_number, speaker, text, metadata, created_at
+FROM utterances
+WHERE session_id = :session_id
+ORDER BY turn_number DESC, speaker DESC
+LIMIT :count
+"""
+
 _SESSION_EXISTS = "SELECT 1 FROM sessions WHERE id = :id"
 
 # A turn's state update also requires the session to be open.
@@ -420,6 +428,19 @@ class SessionRepository:
         if not rows and not await self._fetch(_SESSION_EXISTS, {"id": session_id}):
             raise SessionNotFoundError(session_id)
         return utterance_page_from_rows(rows, limit)
+
+    async def last_utterances(self, session_id: str, count: int) -> list[Utterance]:
+        """The session's last `count` utterances, in turn order.
+
+        Raises:
+            SessionNotFoundError: no session has this id.
+            ValueError: `count` is outside 1..500.
+        """
+        check_limit(count)
+        rows = await self._fetch(_LAST_UTTERANCES, {"session_id": session_id, "count": count})
+        if not rows and not await self._fetch(_SESSION_EXISTS, {"id": session_id}):
+            raise SessionNotFoundError(session_id)
+        return [utterance_from_row(row) for row in reversed(rows)]
 
     async def record_turn(
         self,

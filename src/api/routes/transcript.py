@@ -1,0 +1,145 @@
+"""Routes for what was said in a session: utterances, turns, resume and export."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from http import HTTPStatus
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from pydantic import TypeAdapter
+
+from src.api.deps import IfMatchHeader, RepositoryDep, SessionIdPath
+from src.api.errors import problem_responses
+from src.api.preconditions import etag, expected_version
+from src.api.schemas import ResumeContext, TurnCreate, TurnRecorded, UtteranceCreate
+from src.core.errors import SessionNotFoundError
+from src.domain.export import ExportFormat, export_record
+from src.domain.models.utterance import Utterance
+from src.persistence.pagination import MAX_PAGE_SIZE
+from src.persistence.repositories.transcript import walk_utterances
+
+router = APIRouter(
+    prefix="/sessions/{session_id}",
+    tags=["transcript"],
+    responses=problem_responses(400, 401, 503),
+)
+
+_UTTERANCE_LIST = TypeAdapter(list[Utterance])
+_UNSAFE_IN_FILE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def _json(
+    body: bytes, status_code: int = HTTPStatus.OK, headers: dict[str, str] | None = None
+) -> Response:
+    return Response(body, status_code=status_code, media_type="application/json", headers=headers)
+
+
+@router.post(
+    "/utterances",
+    status_code=HTTPStatus.CREATED,
+    response_model=Utterance,
+    responses=problem_responses(404, 409, 413, 422, 507),
+)
+async def append_utterance(
+    session_id: SessionIdPath, body: UtteranceCreate, repository: RepositoryDep
+) -> Response:
+    """Append one utterance to an active or paused session's record."""
+    utterance = await repository.append_utterance(session_id, body)
+    return _json(utterance.model_dump_json().encode(), HTTPStatus.CREATED)
+
+
+@router.get("/utterances", response_model=list[Utterance], responses=problem_responses(404, 422))
+async def list_utterances(
+    session_id: SessionIdPath,
+    repository: RepositoryDep,
+    request: Request,
+    after_turn: Annotated[int | None, Query(ge=0, le=2**31 - 1)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 100,
+    cursor: Annotated[str | None, Query(min_length=1, max_length=1024)] = None,
+) -> Response:
+    """The session's utterances in turn order, a page at a time; `Link` leads to the next."""
+    page = await repository.list_utterances(
+        session_id, after_turn=after_turn, limit=limit, cursor=cursor
+    )
+    headers = {}
+    if page.next_cursor is not None:
+        next_url = request.url.include_query_params(cursor=page.next_cursor)
+        headers["Link"] = f'<{next_url.path}?{next_url.query}>; rel="next"'
+    return _json(_UTTERANCE_LIST.dump_json(page.items), headers=headers)
+
+
+@router.post(
+    "/turns",
+    status_code=HTTPStatus.CREATED,
+    response_model=TurnRecorded,
+    responses=problem_responses(404, 409, 412, 413, 422, 507),
+)
+async def record_turn(
+    session_id: SessionIdPath,
+    body: TurnCreate,
+    repository: RepositoryDep,
+    if_match: IfMatchHeader = None,
+) -> Response:
+    """Store a turn's utterances and the session's new state together, or neither."""
+    expected = await expected_version(repository, session_id, if_match)
+    record = await repository.record_turn(
+        session_id, body.utterances, body.state, expected_version=expected
+    )
+    recorded = TurnRecorded(session=record.session, utterances=record.utterances)
+    return _json(
+        recorded.model_dump_json().encode(),
+        HTTPStatus.CREATED,
+        {"ETag": etag(record.session.version)},
+    )
+
+
+@router.get("/resume", response_model=ResumeContext, responses=problem_responses(404, 422))
+async def resume_context(
+    session_id: SessionIdPath,
+    repository: RepositoryDep,
+    last: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 20,
+) -> Response:
+    """What an interviewer needs to go on: the session, its state and its last utterances."""
+    session = await repository.get(session_id)
+    if session is None:
+        raise SessionNotFoundError(session_id)
+    utterances = await repository.last_utterances(session_id, last)
+    context = ResumeContext(session=session, utterances=utterances)
+    return _json(context.model_dump_json().encode(), headers={"ETag": etag(session.version)})
+
+
+@router.get(
+    "/export",
+    responses={
+        200: {
+            "description": "The whole record, streamed",
+            "content": {export_format.media_type: {} for export_format in ExportFormat},
+        },
+        **problem_responses(404, 422),
+    },
+)
+async def export_session(
+    session_id: SessionIdPath,
+    repository: RepositoryDep,
+    export_format: Annotated[ExportFormat, Query(alias="format")] = ExportFormat.JSON,
+) -> StreamingResponse:
+    """The session's whole research record, streamed as JSON, Markdown or CSV."""
+    session = await repository.get(session_id)
+    if session is None:
+        raise SessionNotFoundError(session_id)
+    pieces = export_record(session, walk_utterances(repository, session_id), export_format)
+    safe_id = _UNSAFE_IN_FILE_NAME.sub("_", session_id)[:100]
+    file_name = f"session-{safe_id}.{export_format.extension}"
+    return StreamingResponse(
+        _encoded(pieces),
+        media_type=export_format.media_type,
+        headers={"Content-Disposition": f'attachment; filename="{file_name}"'},
+    )
+
+
+async def _encoded(pieces: AsyncIterator[str]) -> AsyncIterator[bytes]:
+    async for piece in pieces:
+        yield piece.encode()

@@ -1,0 +1,181 @@
+"""A session's research record as JSON, Markdown or CSV, written as it is read.
+
+Each format takes the session and an async iterator of its utterances and
+yields text a piece at a time, so a transcript of any length exports in
+flat memory.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import AsyncIterator, Callable
+from enum import StrEnum
+
+from src.domain.models.session import Session
+from src.domain.models.utterance import Utterance, metadata_json
+
+__all__ = [
+    "CSV_COLUMNS",
+    "EXPORT_FORMAT_NAME",
+    "EXPORT_FORMAT_VERSION",
+    "ExportFormat",
+    "export_record",
+    "parse_json_export",
+]
+
+EXPORT_FORMAT_NAME = "interview-session-export"
+EXPORT_FORMAT_VERSION = 1
+
+CSV_COLUMNS = (
+    "session_id",
+    "methodology",
+    "concept_id",
+    "concept_name",
+    "status",
+    "version",
+    "turn_count",
+    "coverage_score",
+    "last_strategy",
+    "session_created_at",
+    "session_updated_at",
+    "session_ended_at",
+    "turn_number",
+    "speaker",
+    "text",
+    "metadata",
+    "utterance_created_at",
+)
+
+
+class ExportFormat(StrEnum):
+    """The export formats, by the name a client asks for."""
+
+    JSON = "json"
+    MARKDOWN = "markdown"
+    CSV = "csv"
+
+    @property
+    def media_type(self) -> str:
+        return _MEDIA_TYPES[self]
+
+    @property
+    def extension(self) -> str:
+        return {"json": "json", "markdown": "md", "csv": "csv"}[self.value]
+
+
+_MEDIA_TYPES = {
+    ExportFormat.JSON: "application/json",
+    ExportFormat.MARKDOWN: "text/markdown; charset=utf-8",
+    ExportFormat.CSV: "text/csv; charset=utf-8",
+}
+
+
+async def _json(session: Session, utterances: AsyncIterator[Utterance]) -> AsyncIterator[str]:
+    yield (
+        f'{{"format":"{EXPORT_FORMAT_NAME}","format_version":{EXPORT_FORMAT_VERSION},'
+        f'"session":{session.model_dump_json()},"utterances":['
+    )
+    separator = ""
+    async for utterance in utterances:
+        yield separator + utterance.model_dump_json(exclude={"session_id"})
+        separator = ","
+    yield "]}\n"
+
+
+def _markdown_text(text: str) -> str:
+    # A hard line break keeps a multi-line utterance in one paragraph.
+    return text.replace("\r\n", "\n").replace("\n", "  \n")
+
+
+async def _markdown(session: Session, utterances: AsyncIterator[Utterance]) -> AsyncIterator[str]:
+    state = session.state
+    lines = [
+        f"# Interview session {session.id}",
+        "",
+        f"- Methodology: {session.methodology}",
+        f"- Concept: {session.concept_name} ({session.concept_id})",
+        f"- Status: {session.status.value}",
+        f"- Started: {session.created_at.isoformat()}",
+        f"- Last changed: {session.updated_at.isoformat()}",
+        f"- Ended: {session.ended_at.isoformat() if session.ended_at else 'not yet'}",
+        f"- Turns: {state.turn_count}; coverage {state.coverage_score:g}; "
+        f"last strategy: {state.last_strategy or 'none'}",
+        f"- Version: {session.version}",
+        "",
+        "## Transcript",
+        "",
+    ]
+    yield "\n".join(lines)
+    turn: int | None = None
+    async for utterance in utterances:
+        heading = f"### Turn {utterance.turn_number}\n\n" if utterance.turn_number != turn else ""
+        turn = utterance.turn_number
+        yield f"{heading}**{utterance.speaker.value.capitalize()}:** "
+        yield f"{_markdown_text(utterance.text)}\n\n"
+    if turn is None:
+        yield "_No utterances were recorded._\n"
+
+
+async def _csv(session: Session, utterances: AsyncIterator[Utterance]) -> AsyncIterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    state = session.state
+    session_columns = [
+        session.id,
+        session.methodology,
+        session.concept_id,
+        session.concept_name,
+        session.status.value,
+        session.version,
+        state.turn_count,
+        state.coverage_score,
+        state.last_strategy or "",
+        session.created_at.isoformat(),
+        session.updated_at.isoformat(),
+        session.ended_at.isoformat() if session.ended_at else "",
+    ]
+    async for utterance in utterances:
+        writer.writerow(
+            [
+                *session_columns,
+                utterance.turn_number,
+                utterance.speaker.value,
+                utterance.text,
+                metadata_json(utterance.metadata) or "",
+                utterance.created_at.isoformat(),
+            ]
+        )
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+    yield buffer.getvalue()
+
+
+_WRITERS: dict[ExportFormat, Callable[[Session, AsyncIterator[Utterance]], AsyncIterator[str]]] = {
+    ExportFormat.JSON: _json,
+    ExportFormat.MARKDOWN: _markdown,
+    ExportFormat.CSV: _csv,
+}
+
+
+def export_record(
+    session: Session, utterances: AsyncIterator[Utterance], export_format: ExportFormat
+) -> AsyncIterator[str]:
+    """The session and every utterance, in order, as pieces of text in `export_format`."""
+    return _WRITERS[export_format](session, utterances)
+
+
+def parse_json_export(text: str) -> tuple[Session, list[Utterance]]:
+    """Read a JSON export back: the session and its utterances."""
+    document = json.loads(text)
+    if document.get("format") != EXPORT_FORMAT_NAME:
+        raise ValueError("not an interview session export")
+    session = Session.model_validate(document["session"])
+    utterances = [
+        Utterance.model_validate({**item, "session_id": session.id})
+        for item in document["utterances"]
+    ]
+    return session, utterances
