@@ -1,4 +1,4 @@
-"""The `interview-system` command: serve the API, migrate, back up or restore the database."""
+"""The `interview-system` command: serve, migrate, back up, restore, export and sweep."""
 
 from __future__ import annotations
 
@@ -19,8 +19,16 @@ from pydantic import ValidationError
 from src.core.config import Settings, describe_settings_error
 from src.core.errors import DatabaseFileError, SessionError
 from src.core.logging import configure_logging
+from src.domain.export import ExportFormat
+from src.domain.models.session import SessionStatus
+from src.exporting import export_many, export_one
 from src.persistence.backup import backup_database, restore_database
-from src.persistence.repositories.factory import describe_database, migrate_database
+from src.persistence.repositories.factory import (
+    create_repository,
+    describe_database,
+    migrate_database,
+)
+from src.persistence.retention import sweep
 
 _log = structlog.get_logger("interview_system")
 
@@ -42,7 +50,28 @@ def _parser() -> argparse.ArgumentParser:
         "restore", help="replace the SQLite database with the copy in FILE (no server running)"
     )
     restore.add_argument("file", type=Path, metavar="FILE")
+    export = commands.add_parser(
+        "export",
+        help="write a session's record (SESSION_ID), or every session in a status (--status)",
+    )
+    export.add_argument("session_id", nargs="?", metavar="SESSION_ID")
+    export.add_argument("--format", choices=[f.value for f in ExportFormat], default="json")
+    export.add_argument("--status", choices=[s.value for s in SessionStatus])
+    export.add_argument(
+        "--out", type=Path, help="file (one session; default: standard output) or folder"
+    )
+    commands.add_parser(
+        "sweep", help="apply IDLE_PAUSE_AFTER and ABANDON_PAUSED_AFTER once and exit (for cron)"
+    )
     return parser
+
+
+def _export_arguments_problem(args: argparse.Namespace) -> str | None:
+    if (args.session_id is None) == (args.status is None):
+        return "export takes either a SESSION_ID or --status, not both or neither"
+    if args.status is not None and args.out is None:
+        return "export --status needs --out FOLDER"
+    return None
 
 
 def _settings(overrides: dict[str, Any]) -> Settings:
@@ -86,6 +115,35 @@ def _restore(settings: Settings, source: Path) -> None:
     _log.info("restored", database=describe_database(settings), copy=str(source), sessions=sessions)
 
 
+async def _export(settings: Settings, args: argparse.Namespace) -> None:
+    export_format = ExportFormat(args.format)
+    async with create_repository(settings) as repository:
+        if args.status is not None:
+            files = await export_many(
+                repository, SessionStatus(args.status), export_format, args.out
+            )
+            _log.info("exported", sessions=len(files), folder=str(args.out))
+        elif args.out is None:
+            await export_one(repository, args.session_id, export_format, sys.stdout)
+        else:
+            out_path: Path = args.out
+            with await asyncio.to_thread(out_path.open, "w", encoding="utf-8", newline="") as out:
+                await export_one(repository, args.session_id, export_format, out)
+
+
+async def _sweep(settings: Settings) -> None:
+    if not settings.retention_enabled:
+        _log.info("retention_off", advice="set IDLE_PAUSE_AFTER and/or ABANDON_PAUSED_AFTER")
+        return
+    async with create_repository(settings) as repository:
+        result = await sweep(
+            repository,
+            idle_pause_after=settings.idle_pause_after,
+            abandon_paused_after=settings.abandon_paused_after,
+        )
+    _log.info("swept", paused=len(result.paused), abandoned=len(result.abandoned))
+
+
 def _migrate(settings: Settings) -> None:
     version = asyncio.run(migrate_database(settings))
     _log.info("migrated", database=describe_database(settings), schema_version=version)
@@ -101,6 +159,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:
         print(f"interview-system: {describe_settings_error(exc)}", file=sys.stderr)
         return 2
+    if args.command == "export" and (problem := _export_arguments_problem(args)):
+        print(f"interview-system: {problem}", file=sys.stderr)
+        return 2
     if args.command in ("backup", "restore") and settings.database_url is not None:
         print(
             f"interview-system: {args.command} works on the SQLite database; "
@@ -113,6 +174,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             _backup(settings, args.file)
         elif args.command == "restore":
             _restore(settings, args.file)
+        elif args.command == "export":
+            asyncio.run(_export(settings, args))
+        elif args.command == "sweep":
+            asyncio.run(_sweep(settings))
         else:
             # Open and migrate the database first, so that one that cannot be
             # used stops the program here, in one line, before serving.

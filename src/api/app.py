@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import TypedDict
 
 from fastapi import FastAPI
@@ -15,6 +16,7 @@ from src.api.routes import health, sessions, transcript
 from src.core.config import Settings, get_settings
 from src.persistence.repositories.factory import create_repository
 from src.persistence.repositories.protocol import SessionRepositoryProtocol
+from src.persistence.retention import keep_sweeping
 
 __all__ = ["MAX_BODY_BYTES", "create_app"]
 
@@ -30,6 +32,8 @@ class AppState(TypedDict):
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the API; it opens its repository on start-up and closes it on shutdown.
 
+    When retention is configured, a background task sweeps while the app runs.
+
     Without `settings`, they are read from the environment when the app starts.
     """
 
@@ -39,7 +43,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Entering the repository connects and migrates, so a database that
         # cannot be opened stops start-up instead of failing the first request.
         async with create_repository(resolved) as repository:
-            yield {"repository": repository}
+            if not resolved.retention_enabled:
+                yield {"repository": repository}
+                return
+            sweeper = asyncio.create_task(keep_sweeping(repository, resolved))
+            try:
+                yield {"repository": repository}
+            finally:
+                sweeper.cancel()
+                with suppress(asyncio.CancelledError):
+                    await sweeper
 
     app = FastAPI(
         title="Interview session store",

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PositiveDuration = Annotated[timedelta, Field(gt=timedelta(0))]
 
 
 class Settings(BaseSettings):
@@ -27,6 +30,29 @@ class Settings(BaseSettings):
     host: Annotated[str, Field(min_length=1)] = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 8000
     api_key: SecretStr | None = None
+    # Retention, off unless set: ISO 8601 durations ("P7D", "PT30M") or seconds.
+    idle_pause_after: PositiveDuration | None = None
+    abandon_paused_after: PositiveDuration | None = None
+    retention_sweep_interval: PositiveDuration = timedelta(minutes=1)
+
+    @field_validator(
+        "idle_pause_after", "abandon_paused_after", "retention_sweep_interval", mode="before"
+    )
+    @classmethod
+    def _seconds_or_iso_duration(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        value = value.strip()
+        if not value:
+            return None  # unset: that part of retention is off
+        try:
+            return float(value)  # plain seconds
+        except ValueError:
+            return value
+
+    @property
+    def retention_enabled(self) -> bool:
+        return self.idle_pause_after is not None or self.abandon_paused_after is not None
 
     @field_validator("api_key")
     @classmethod

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import AsyncIterator, Callable
 from enum import StrEnum
 
@@ -21,6 +22,7 @@ __all__ = [
     "EXPORT_FORMAT_NAME",
     "EXPORT_FORMAT_VERSION",
     "ExportFormat",
+    "export_file_name",
     "export_record",
     "parse_json_export",
 ]
@@ -159,6 +161,15 @@ _WRITERS: dict[ExportFormat, Callable[[Session, AsyncIterator[Utterance]], Async
     ExportFormat.MARKDOWN: _markdown,
     ExportFormat.CSV: _csv,
 }
+
+
+_UNSAFE_IN_FILE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def export_file_name(session_id: str, export_format: ExportFormat) -> str:
+    """A file name for the session's export that is safe on any file system and in headers."""
+    safe_id = _UNSAFE_IN_FILE_NAME.sub("_", session_id)[:100]
+    return f"session-{safe_id}.{export_format.extension}"
 
 
 def export_record(

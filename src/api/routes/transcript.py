@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 from http import HTTPStatus
 from typing import Annotated
@@ -16,7 +15,7 @@ from src.api.errors import problem_responses
 from src.api.preconditions import etag, expected_version
 from src.api.schemas import ResumeContext, TurnCreate, TurnRecorded, UtteranceCreate
 from src.core.errors import SessionNotFoundError
-from src.domain.export import ExportFormat, export_record
+from src.domain.export import ExportFormat, export_file_name, export_record
 from src.domain.models.utterance import Utterance
 from src.persistence.pagination import MAX_PAGE_SIZE
 from src.persistence.repositories.transcript import walk_utterances
@@ -28,7 +27,6 @@ router = APIRouter(
 )
 
 _UTTERANCE_LIST = TypeAdapter(list[Utterance])
-_UNSAFE_IN_FILE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def _json(
@@ -131,8 +129,7 @@ async def export_session(
     if session is None:
         raise SessionNotFoundError(session_id)
     pieces = export_record(session, walk_utterances(repository, session_id), export_format)
-    safe_id = _UNSAFE_IN_FILE_NAME.sub("_", session_id)[:100]
-    file_name = f"session-{safe_id}.{export_format.extension}"
+    file_name = export_file_name(session_id, export_format)
     return StreamingResponse(
         _encoded(pieces),
         media_type=export_format.media_type,

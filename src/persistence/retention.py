@@ -1,0 +1,119 @@
+"""Retention: idle active sessions become paused, long-paused ones abandoned.
+
+Each change is an ordinary transition, guarded by the version the sweep
+read, so a session written in the meantime is left alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import structlog
+
+from src.core.config import Settings
+from src.core.errors import (
+    InvalidTransitionError,
+    SessionNotFoundError,
+    StaleSessionError,
+    StorageError,
+)
+from src.domain.models.session import SessionStatus, utc_now
+from src.persistence.repositories.protocol import SessionRepositoryProtocol
+
+__all__ = ["SweepResult", "keep_sweeping", "sweep"]
+
+_PAGE = 100
+_log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SweepResult:
+    """The ids of the sessions one sweep paused and abandoned."""
+
+    paused: list[str] = field(default_factory=list)
+    abandoned: list[str] = field(default_factory=list)
+
+
+async def _move_idle(
+    repository: SessionRepositoryProtocol,
+    source: SessionStatus,
+    target: SessionStatus,
+    idle_since: datetime,
+) -> list[str]:
+    moved: list[str] = []
+    passed_over: set[str] = set()
+    while True:
+        idle = await repository.list_idle(source, idle_since=idle_since, limit=_PAGE)
+        fresh = [session for session in idle if session.id not in passed_over]
+        if not fresh:
+            return moved
+        for session in fresh:
+            try:
+                await repository.transition(session.id, target, expected_version=session.version)
+            except (StaleSessionError, InvalidTransitionError, SessionNotFoundError):
+                # Written, moved or deleted since it was read: no longer idle.
+                passed_over.add(session.id)
+                continue
+            moved.append(session.id)
+            _log.info(
+                "session_abandoned_idle"
+                if target is SessionStatus.ABANDONED
+                else "session_paused_idle",
+                session_id=session.id,
+                from_status=source.value,
+                to_status=target.value,
+                last_write=session.updated_at.isoformat(),
+            )
+
+
+async def sweep(
+    repository: SessionRepositoryProtocol,
+    *,
+    idle_pause_after: timedelta | None,
+    abandon_paused_after: timedelta | None,
+    now: datetime | None = None,
+) -> SweepResult:
+    """Apply both retention rules once, as of `now`; a rule that is None is off."""
+    moment = now or utc_now()
+    result = SweepResult()
+    # Abandon first, so that a session paused by this sweep is not judged on
+    # the write that paused it.
+    if abandon_paused_after is not None:
+        result.abandoned.extend(
+            await _move_idle(
+                repository,
+                SessionStatus.PAUSED,
+                SessionStatus.ABANDONED,
+                moment - abandon_paused_after,
+            )
+        )
+    if idle_pause_after is not None:
+        result.paused.extend(
+            await _move_idle(
+                repository, SessionStatus.ACTIVE, SessionStatus.PAUSED, moment - idle_pause_after
+            )
+        )
+    return result
+
+
+async def keep_sweeping(
+    repository: SessionRepositoryProtocol,
+    settings: Settings,
+    *,
+    clock: Callable[[], datetime] = utc_now,
+) -> None:
+    """Sweep every `retention_sweep_interval` until cancelled; a failed sweep is logged."""
+    while True:
+        try:
+            await sweep(
+                repository,
+                idle_pause_after=settings.idle_pause_after,
+                abandon_paused_after=settings.abandon_paused_after,
+                now=clock(),
+            )
+        except StorageError as exc:
+            _log.warning("retention_sweep_failed", error=exc.detail)
+        await asyncio.sleep(settings.retention_sweep_interval.total_seconds())
