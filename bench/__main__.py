@@ -27,7 +27,9 @@ from typing import Any
 import asyncpg
 
 from bench import http, report
+from bench.export import build_transcript_store
 from bench.stores import build_postgres_store, build_sqlite_store, file_size_mib
+from src.domain.export import ExportFormat
 
 ROOT = Path(__file__).resolve().parents[1]
 POSTGRES_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -156,6 +158,35 @@ def main() -> None:
             runs.setdefault(f"{kind}@{size_name}", []).append(result)
     facts["repository"] = {name: median_runs(results) for name, results in runs.items()}
     print(f"bench: repository done at {time.perf_counter() - started:.0f} s", file=sys.stderr)
+
+    # Export: one long session streamed to /dev/null, at two lengths; flat
+    # memory means the same peak for three times the utterances.
+    lengths = {"short": 10_000, "long": 30_000} if quick else {"short": 100_000, "long": 300_000}
+    transcripts = {}
+    for name, count in lengths.items():
+        path = work / f"transcript-{name}.db"
+        transcripts[name] = (str(path), build_transcript_store(path, count))
+    export_runs: dict[str, list[dict[str, Any]]] = {}
+    for _ in range(repetitions):
+        for export_format in ExportFormat:
+            for name, (path_text, session_id) in transcripts.items():
+                command = [
+                    sys.executable,
+                    "-m",
+                    "bench.export",
+                    path_text,
+                    session_id,
+                    export_format,
+                ]
+                output = subprocess.run(
+                    command, cwd=ROOT, capture_output=True, text=True, check=True
+                ).stdout
+                export_runs.setdefault(f"{export_format}@{name}", []).append(json.loads(output))
+    facts["export"] = {
+        "utterances": lengths,
+        "runs": {key: median_runs(values) for key, values in export_runs.items()},
+    }
+    print(f"bench: export done at {time.perf_counter() - started:.0f} s", file=sys.stderr)
 
     # HTTP: the real server process on core 0, wrk on core 1.
     http_plan = [

@@ -111,6 +111,21 @@ def _targets(facts: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
     rows.append(
         ("non-2xx, socket and server errors, every scenario", _n(failures), "0", failures == 0)
     )
+    export = facts.get("export", {}).get("runs", {})
+    if "json@short" in export and "json@long" in export:
+        worst = max(
+            export[f"{f}@long"]["peak_rss_mib"] / export[f"{f}@short"]["peak_rss_mib"]
+            for f in ("json", "markdown", "csv")
+            if f"{f}@long" in export and f"{f}@short" in export
+        )
+        rows.append(
+            (
+                "export peak RSS, 3x the utterances vs 1x (worst format)",
+                f"{worst:.2f}x",
+                "<= 1.1x",
+                worst <= 1.1,
+            )
+        )
     return rows
 
 
@@ -203,6 +218,29 @@ def _http_table(run: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _export_table(export: dict[str, Any]) -> list[str]:
+    lengths = export["utterances"]
+    rows = [
+        "## Export",
+        "",
+        "One completed session exported with `interview-system export`'s code to `/dev/null`,"
+        " each run in a process of its own; peak RSS is the process's VmHWM. The reader"
+        " connection's page cache (8 MiB at most) fills as the transcript is read, so the"
+        " peak grows until the cache is full and then stays flat.",
+        "",
+        "| format | utterances | time (s) | utterances/s | peak RSS (MiB) |",
+        "|---|---|---|---|---|",
+    ]
+    for key, run in export["runs"].items():
+        export_format, length = key.split("@")
+        count = lengths[length]
+        rows.append(
+            f"| {export_format} | {count:,} | {_n(run['elapsed_s'], 2)} |"
+            f" {_n(count / run['elapsed_s'])} | {_n(run['peak_rss_mib'], 1)} |"
+        )
+    return rows
+
+
 def render(facts: dict[str, Any]) -> str:
     m = facts["machine"]
     large = "1,000,000" if not facts["quick"] else "20,000"
@@ -265,6 +303,8 @@ def render(facts: dict[str, Any]) -> str:
         f" {2 if facts['quick'] else 10} s. *mix* is 80% GET by id, 15% state update, 5% create.",
         "",
     ]
+    if "export" in facts:
+        out += [*_export_table(facts["export"]), ""]
     for name, run in facts["http"].items():
         engine, size_name = name.split("@")
         size = "1,000" if size_name == "small" else large
