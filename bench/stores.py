@@ -68,7 +68,7 @@ async def build_postgres_store(dsn: str, count: int) -> list[str]:
     connection = await asyncpg.connect(dsn)
     ids: list[str] = []
     try:
-        await connection.execute("TRUNCATE sessions")
+        await connection.execute("TRUNCATE sessions CASCADE")
         records = []
         for session_id, created_at in _rows(count):
             ids.append(session_id)
