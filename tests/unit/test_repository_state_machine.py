@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -16,12 +16,15 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from src.core.errors import (
     InvalidTransitionError,
+    SessionEndedError,
     SessionExistsError,
     SessionNotFoundError,
     StaleSessionError,
+    UtteranceExistsError,
 )
 from src.domain.lifecycle import ALLOWED_TRANSITIONS, FINAL_STATUSES
 from src.domain.models.session import SessionStatus
+from src.domain.models.utterance import NewUtterance, Speaker
 from src.persistence.repositories.session_repo import SessionRepository
 from tests.builders import new_session, state_of
 
@@ -29,6 +32,9 @@ pytestmark = pytest.mark.sqlite
 
 IDS = st.sampled_from([f"s-{n}" for n in range(6)])
 STATUSES = st.sampled_from(list(SessionStatus))
+# Few turns, so that appends and turns often meet an utterance already there.
+TURNS = st.integers(0, 1)
+SPEAKERS = st.sampled_from(list(Speaker))
 
 
 @dataclass
@@ -37,6 +43,7 @@ class Expected:
     version: int
     turn_count: int
     created_at: datetime
+    utterances: dict[tuple[int, str], str] = field(default_factory=dict)
 
 
 class RepositoryMachine(RuleBasedStateMachine):
@@ -103,6 +110,67 @@ class RepositoryMachine(RuleBasedStateMachine):
         assert self.runner.run(self.repo.delete(session_id)) is (session_id in self.model)
         self.model.pop(session_id, None)
 
+    @rule(session_id=IDS, turn=TURNS, speaker=SPEAKERS, text=st.text(min_size=1, max_size=20))
+    def append_utterance(self, session_id: str, turn: int, speaker: Speaker, text: str) -> None:
+        text = text.replace("\x00", "?")
+        expected = self.model.get(session_id)
+        call = self.repo.append_utterance(
+            session_id, NewUtterance(turn_number=turn, speaker=speaker, text=text)
+        )
+        if expected is None:
+            with pytest.raises(SessionNotFoundError):
+                self.runner.run(call)
+        elif expected.status in FINAL_STATUSES:
+            with pytest.raises(SessionEndedError):
+                self.runner.run(call)
+        elif (turn, speaker.value) in expected.utterances:
+            with pytest.raises(UtteranceExistsError):
+                self.runner.run(call)
+        else:
+            stored = self.runner.run(call)
+            assert stored.text == text
+            expected.utterances[(turn, speaker.value)] = text
+
+    @rule(
+        session_id=IDS,
+        turn=TURNS,
+        speakers=st.lists(SPEAKERS, min_size=1, max_size=3),
+        stale=st.booleans(),
+    )
+    def record_turn(self, session_id: str, turn: int, speakers: list[Speaker], stale: bool) -> None:
+        expected = self.model.get(session_id)
+        utterances = [
+            NewUtterance(turn_number=turn, speaker=speaker, text=f"{speaker} {turn} {n}")
+            for n, speaker in enumerate(speakers)
+        ]
+        state = state_of(new_session(), turn_count=turn)
+        version = None if expected is None else expected.version - 1 if stale else expected.version
+        call = self.repo.record_turn(session_id, utterances, state, expected_version=version)
+        keys = [(turn, speaker.value) for speaker in speakers]
+        if expected is None:
+            error: type[Exception] | None = SessionNotFoundError
+        elif expected.status in FINAL_STATUSES:
+            error = SessionEndedError
+        elif stale:
+            error = StaleSessionError
+        elif len(set(keys)) < len(keys) or set(keys) & expected.utterances.keys():
+            error = UtteranceExistsError
+        else:
+            error = None
+        if error is not None:
+            with pytest.raises(error):
+                self.runner.run(call)
+            return
+        assert expected is not None
+        record = self.runner.run(call)
+        expected.version += 1
+        expected.turn_count = turn
+        expected.utterances.update(
+            {key: utterance.text for key, utterance in zip(keys, utterances, strict=True)}
+        )
+        assert record.session.version == expected.version
+        assert [u.text for u in record.utterances] == [u.text for u in utterances]
+
     @rule(limit=st.integers(1, 4), status=st.none() | STATUSES)
     def walk_every_page(self, limit: int, status: SessionStatus | None) -> None:
         seen: list[str] = []
@@ -133,6 +201,10 @@ class RepositoryMachine(RuleBasedStateMachine):
                 expected.status,
                 expected.version,
                 expected.turn_count,
+            )
+            transcript = self.runner.run(self.repo.list_utterances(session_id, limit=500))
+            assert [((u.turn_number, u.speaker.value), u.text) for u in transcript.items] == sorted(
+                expected.utterances.items()
             )
 
 
