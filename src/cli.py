@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ipaddress
+import os
 import socket
 import sqlite3
 import sys
@@ -192,6 +193,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except SessionError as exc:
         print(f"interview-system: {exc.detail}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        # Whatever read standard output stopped early (`export ... | head`):
+        # not an error of the database. Python's own flush at exit would
+        # fail on the closed pipe too, so point stdout elsewhere first.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     except (sqlite3.Error, asyncpg.PostgresError, OSError) as exc:
         cause = str(exc) or type(exc).__name__

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import subprocess
@@ -97,6 +98,28 @@ def test_export_arguments_are_checked(tmp_path: Path, args: list[str], message: 
 
     assert result.returncode == 2
     assert message in result.stderr
+
+
+def test_a_reader_that_stops_early_ends_the_export_quietly(tmp_path: Path) -> None:
+    db_path = tmp_path / "cli.db"
+    (session,) = asyncio.run(stored_sessions(db_path, ["completed"], turns=2000))
+    env = {"PATH": "/usr/bin:/bin", "DATABASE_PATH": str(db_path), "DATABASE_URL": ""}
+    export = subprocess.Popen(
+        [str(SERVER), "export", session.id, "--format", "csv"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert export.stdout is not None and export.stderr is not None
+    export.stdout.read(100)
+    export.stdout.close()  # as `| head -c 100` does
+
+    stderr = export.stderr.read()
+    export.stderr.close()
+
+    assert export.wait(timeout=60) == 1
+    assert stderr.strip() == ""
 
 
 def test_exporting_a_missing_session_is_one_line(tmp_path: Path) -> None:
