@@ -25,7 +25,8 @@ def _versions(if_match: str) -> frozenset[int]:
     versions = set()
     for match in _ENTITY_TAG.finditer(if_match):
         weak, opaque = match.groups()
-        if not weak and opaque.isascii() and opaque.isdigit():
+        # A tag past MAX_COUNT names no version a session can reach.
+        if not weak and opaque.isascii() and opaque.isdigit() and len(opaque) <= 10:
             versions.add(int(opaque))
     return frozenset(versions)
 

@@ -146,6 +146,20 @@ class TestGet:
         assert await repo.get("Case-Sensitive") == created
 
 
+class TestUnreachableVersions:
+    @pytest.mark.parametrize("expected", [0, -1, 2**31, 10**30])
+    async def test_a_version_no_session_can_have_is_stale(
+        self, repo: SessionRepositoryProtocol, expected: int
+    ) -> None:
+        session = await repo.create(new_session())
+
+        with pytest.raises(StaleSessionError):
+            await repo.update_state(session.id, session.state, expected_version=expected)
+        with pytest.raises(StaleSessionError):
+            await repo.transition(session.id, "paused", expected_version=expected)
+        assert await repo.get(session.id) == session
+
+
 class TestUpdateState:
     async def test_update_state_stores_the_state_and_bumps_the_version(
         self, repo: SessionRepositoryProtocol

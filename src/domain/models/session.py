@@ -15,7 +15,10 @@ from pydantic import (
     model_validator,
 )
 
-__all__ = ["Session", "SessionState", "SessionStatus", "utc_now"]
+__all__ = ["MAX_COUNT", "Session", "SessionState", "SessionStatus", "utc_now"]
+
+MAX_COUNT = 2**31 - 1
+"""The largest count (turns, versions, turn numbers) both databases keep in an integer column."""
 
 
 class SessionStatus(StrEnum):
@@ -71,7 +74,7 @@ class SessionState(BaseModel):
     methodology: Methodology  # e.g. "mec" (Means-End Chain), "zmet" (ZMET)
     concept_id: ConceptId
     concept_name: ConceptName
-    turn_count: Annotated[int, Field(ge=0)] = 0
+    turn_count: Annotated[int, Field(ge=0, le=MAX_COUNT)] = 0
     coverage_score: Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)] = 0.0
     last_strategy: Strategy | None = None
 
@@ -89,7 +92,7 @@ class Session(BaseModel):
     updated_at: UtcDatetime = Field(default_factory=utc_now)
     state: SessionState
     status: SessionStatus = SessionStatus.ACTIVE
-    version: Annotated[int, Field(ge=1)] = 1
+    version: Annotated[int, Field(ge=1, le=MAX_COUNT)] = 1
     ended_at: UtcDatetime | None = None
 
     @model_validator(mode="before")

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
-from src.domain.models.session import SessionId, UtcDatetime
+from src.domain.models.session import MAX_COUNT, SessionId, UtcDatetime
 
 __all__ = [
     "MAX_METADATA_BYTES",
@@ -52,7 +52,7 @@ UtteranceText = Annotated[
     str, StringConstraints(min_length=1, max_length=MAX_TEXT_LENGTH, pattern=r"^[^\x00]*$")
 ]
 Metadata = Annotated[dict[str, Any] | None, AfterValidator(_small_json)]
-TurnNumber = Annotated[int, Field(ge=0, le=2**31 - 1)]
+TurnNumber = Annotated[int, Field(ge=0, le=MAX_COUNT)]
 
 
 class NewUtterance(BaseModel):

@@ -15,6 +15,7 @@ from src.core.errors import (
 )
 from src.domain.lifecycle import can_transition, statuses_leading_to
 from src.domain.models.session import (
+    MAX_COUNT,
     SESSION_STATE_IDENTITY,
     Session,
     SessionState,
@@ -26,6 +27,7 @@ from src.persistence.repositories.protocol import SessionPage, SessionRepository
 __all__ = [
     "SESSION_COLUMNS",
     "Row",
+    "bindable_version",
     "list_every_active",
     "list_filters",
     "page_from_rows",
@@ -111,6 +113,17 @@ def session_from_row(row: Row) -> Session:
         }
     )
     return session
+
+
+def bindable_version(expected_version: int | None) -> int | None:
+    """The expected version as a database can bind it; one no session can have becomes 0.
+
+    Python integers are unbounded and the version columns are not, so a
+    version past MAX_COUNT would fail to bind instead of failing to match.
+    """
+    if expected_version is None or 0 < expected_version <= MAX_COUNT:
+        return expected_version
+    return 0
 
 
 def _stale(current: Session, expected_version: int | None) -> StaleSessionError:

@@ -24,6 +24,7 @@ from src.domain.models.utterance import NewUtterance, Utterance, metadata_json
 from src.persistence.pagination import check_limit, decode_cursor
 from src.persistence.postgres import create_pool, describe_dsn, migrate_postgres
 from src.persistence.repositories.common import (
+    bindable_version,
     list_every_active,
     list_filters,
     page_from_rows,
@@ -176,7 +177,7 @@ def _state_parameters(
         state.turn_count,
         state.coverage_score,
         state.last_strategy,
-        expected_version,
+        bindable_version(expected_version),
     )
 
 
@@ -295,7 +296,7 @@ class PostgresSessionRepository:
                     target in FINAL_STATUSES,
                     first,
                     second,
-                    expected_version,
+                    bindable_version(expected_version),
                 ),
             )
             if rows:

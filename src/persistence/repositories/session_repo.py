@@ -37,6 +37,7 @@ from src.persistence.database import (
 )
 from src.persistence.pagination import check_limit, decode_cursor
 from src.persistence.repositories.common import (
+    bindable_version,
     list_every_active,
     list_filters,
     page_from_rows,
@@ -227,7 +228,7 @@ def _state_parameters(
         "turn_count": state.turn_count,
         "coverage_score": state.coverage_score,
         "last_strategy": state.last_strategy,
-        "expected_version": expected_version,
+        "expected_version": bindable_version(expected_version),
         "now": _to_text(now),
     }
 
@@ -343,7 +344,7 @@ class SessionRepository:
                 "from_status_1": first,
                 "from_status_2": second,
                 "ends": target in FINAL_STATUSES,
-                "expected_version": expected_version,
+                "expected_version": bindable_version(expected_version),
                 "now": _to_text(utc_now()),
             },
         )
