@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from src.api.api_key import ApiKeyMiddleware
 from src.api.body_limit import BodySizeLimitMiddleware
 from src.api.errors import install_error_handlers
+from src.api.path_guard import TrailingNewlineGuard
 from src.api.routes import health, sessions, transcript
 from src.core.config import Settings, get_settings
 from src.persistence.repositories.factory import create_repository
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=MAX_BODY_BYTES)
     app.add_middleware(ApiKeyMiddleware, settings=lambda: settings or get_settings())
+    app.add_middleware(TrailingNewlineGuard)
     app.include_router(sessions.router)
     app.include_router(transcript.router)
     app.include_router(health.router)

@@ -28,6 +28,8 @@ HOSTILE = [
     "x" * 201,
 ]
 
+NEW_SESSION = {"methodology": "mec", "concept_id": "c", "concept_name": "Coffee"}
+
 
 @pytest.mark.parametrize("text", HOSTILE)
 async def test_hostile_names_are_refused_or_kept_exactly(
@@ -75,3 +77,48 @@ async def test_the_store_still_works_after_every_hostile_string(
     assert response.status_code == 200
     names = {session["concept_name"] for session in response.json()}
     assert "'; DROP TABLE sessions; --" in names
+
+
+@pytest.mark.parametrize("turn_count", [2**31, 2**63, 10**30])
+async def test_counts_past_what_a_database_column_holds_are_a_422(
+    client: httpx.AsyncClient, turn_count: int
+) -> None:
+    session = (await client.post("/sessions", json=NEW_SESSION)).json()
+    state = {**session["state"], "turn_count": turn_count}
+
+    response = await client.put(f"/sessions/{session['id']}/state", json=state)
+
+    assert response.status_code == 422, response.text
+
+
+@pytest.mark.parametrize("tag", ['"2147483648"', '"99999999999999999999999"', '"1", "1e99"'])
+async def test_an_if_match_no_version_can_reach_is_a_412(
+    client: httpx.AsyncClient, tag: str
+) -> None:
+    session = (await client.post("/sessions", json=NEW_SESSION)).json()
+
+    state = await client.put(
+        f"/sessions/{session['id']}/state", json=session["state"], headers={"If-Match": tag}
+    )
+    pause = await client.post(f"/sessions/{session['id']}/pause", headers={"If-Match": tag})
+
+    if tag.startswith('"1",'):
+        assert (state.status_code, pause.status_code) == (200, 412)
+    else:
+        assert (state.status_code, pause.status_code) == (412, 412)
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", "/sessions/%0A"), ("POST", "/sessions/{id}/pause%0A"), ("GET", "/sessions/{id}%0A")],
+)
+async def test_a_path_ending_in_a_line_break_matches_no_route(
+    client: httpx.AsyncClient, method: str, path: str
+) -> None:
+    session = (await client.post("/sessions", json=NEW_SESSION)).json()
+
+    response = await client.request(method, path.replace("{id}", session["id"]))
+
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    assert (await client.get(f"/sessions/{session['id']}")).json()["status"] == "active"

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis import Case, Response
 from schemathesis.checks import CheckContext, positive_data_acceptance
 
 from src.main import create_app
+from tests.backends import postgres_schema
 from tests.servers import running_server
-
-pytestmark = pytest.mark.sqlite
 
 EXAMPLES_PER_OPERATION = 40
 CURSOR_LISTINGS = {"GET /sessions", "GET /sessions/{session_id}/utterances"}
@@ -34,12 +34,27 @@ def no_internals_in_errors(ctx: CheckContext, response: Response, case: Case[Any
     return True
 
 
-@pytest.fixture(scope="module")
-def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    directory: Path = tmp_path_factory.mktemp("schemathesis")
-    env = {"DATABASE_PATH": str(directory / "fuzzed.db"), "DATABASE_URL": ""}
-    with running_server(directory, env) as url:
-        yield url
+@pytest_asyncio.fixture(
+    scope="module",
+    loop_scope="module",
+    params=[
+        pytest.param("sqlite", marks=pytest.mark.sqlite),
+        pytest.param("postgres", marks=pytest.mark.postgres),
+    ],
+)
+async def server_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
+    """A real server on each backend in turn, shared by every generated case."""
+    directory: Path = tmp_path_factory.mktemp(f"schemathesis-{request.param}")
+    if request.param == "sqlite":
+        env = {"DATABASE_PATH": str(directory / "fuzzed.db"), "DATABASE_URL": ""}
+        with running_server(directory, env) as url:
+            yield url
+        return
+    async with postgres_schema() as dsn:
+        with running_server(directory, {"DATABASE_URL": dsn, "DATABASE_POOL_SIZE": "4"}) as url:
+            yield url
 
 
 @schema.parametrize()
