@@ -11,6 +11,7 @@ from pydantic import TypeAdapter
 
 from src.api.deps import IfMatchHeader, RepositoryDep, SessionIdPath
 from src.api.errors import problem_responses
+from src.api.links import next_page_headers
 from src.api.preconditions import etag, expected_version
 from src.api.schemas import SessionCreate, SessionStateUpdate
 from src.core.errors import SessionNotFoundError
@@ -95,12 +96,10 @@ async def list_sessions(
     page = await repository.list_sessions(
         status=status, methodology=methodology, concept_id=concept_id, limit=limit, cursor=cursor
     )
-    headers = {}
-    if page.next_cursor is not None:
-        next_url = request.url.include_query_params(cursor=page.next_cursor)
-        headers["Link"] = f'<{next_url.path}?{next_url.query}>; rel="next"'
     return Response(
-        _SESSION_LIST.dump_json(page.items), media_type="application/json", headers=headers
+        _SESSION_LIST.dump_json(page.items),
+        media_type="application/json",
+        headers=next_page_headers(request, page.next_cursor),
     )
 
 

@@ -12,6 +12,7 @@ from pydantic import TypeAdapter
 
 from src.api.deps import IfMatchHeader, RepositoryDep, SessionIdPath
 from src.api.errors import problem_responses
+from src.api.links import next_page_headers
 from src.api.preconditions import etag, expected_version
 from src.api.schemas import ResumeContext, TurnCreate, TurnRecorded, UtteranceCreate
 from src.core.errors import SessionNotFoundError
@@ -62,11 +63,10 @@ async def list_utterances(
     page = await repository.list_utterances(
         session_id, after_turn=after_turn, limit=limit, cursor=cursor
     )
-    headers = {}
-    if page.next_cursor is not None:
-        next_url = request.url.include_query_params(cursor=page.next_cursor)
-        headers["Link"] = f'<{next_url.path}?{next_url.query}>; rel="next"'
-    return _json(_UTTERANCE_LIST.dump_json(page.items), headers=headers)
+    return _json(
+        _UTTERANCE_LIST.dump_json(page.items),
+        headers=next_page_headers(request, page.next_cursor),
+    )
 
 
 @router.post(
