@@ -119,8 +119,8 @@ class StatementBatcher:
         await self._idle.wait()
 
     async def _submit(self, statement: Statement) -> list[Rows]:
-        future: asyncio.Future[list[Rows]] = asyncio.get_running_loop().create_future()
         if self._busy:
+            future: asyncio.Future[list[Rows]] = asyncio.get_running_loop().create_future()
             self._queue.append((statement, future))
             return await future
         self._busy = True
@@ -130,8 +130,9 @@ class StatementBatcher:
             if len(steps) == 1:
                 ((sql, parameters),) = steps
                 return [list(await self._connection.execute_fetchall(sql, parameters))]
-            await self._run(_run_writes, [(statement, future)])
-            return await future
+            unit: asyncio.Future[list[Rows]] = asyncio.get_running_loop().create_future()
+            await self._run(_run_writes, [(statement, unit)])
+            return await unit
         finally:
             if self._queue:
                 self._flusher = asyncio.create_task(self._flush())
