@@ -21,7 +21,6 @@ from src.persistence.repositories.protocol import SessionRepositoryProtocol, Utt
 
 __all__ = [
     "EXPORT_PAGE_SIZE",
-    "OPEN_STATUSES",
     "start_key",
     "turn_refusal",
     "utterance_from_row",
@@ -31,9 +30,6 @@ __all__ = [
 ]
 
 EXPORT_PAGE_SIZE = 500
-
-# Sessions that can still be recorded in, as stored.
-OPEN_STATUSES = ("active", "paused")
 
 _validate_utterance = Utterance.__pydantic_validator__.validate_python
 _LAST_SPEAKER = max(Speaker).value
