@@ -86,9 +86,21 @@ async def _json(session: Session, utterances: AsyncIterator[Utterance]) -> Async
     yield "]}\n"
 
 
+# What would start a heading, quote, list, code block or table at a line's start.
+_MARKDOWN_BLOCK_START = re.compile(r"^(\s*)([#>*+`|=~-]|\d+(?=[.)]))", re.MULTILINE)
+
+
 def _markdown_text(text: str) -> str:
-    # A hard line break keeps a multi-line utterance in one paragraph.
-    return text.replace("\r\n", "\n").replace("\n", "  \n")
+    # Said words stay words: a line that would start a Markdown block gets its
+    # first mark escaped, and a hard line break keeps the utterance one paragraph.
+    lines = text.replace("\r\n", "\n").replace("\r", "\n")
+    return _MARKDOWN_BLOCK_START.sub(_escape_block_start, lines).replace("\n", "  \n")
+
+
+def _escape_block_start(match: re.Match[str]) -> str:
+    indent, mark = match.groups()
+    # CommonMark escapes punctuation, not digits: "1." becomes "1\.".
+    return f"{indent}{mark}\\" if mark[0].isdigit() else f"{indent}\\{mark}"
 
 
 async def _markdown(session: Session, utterances: AsyncIterator[Utterance]) -> AsyncIterator[str]:

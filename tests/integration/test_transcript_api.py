@@ -278,3 +278,23 @@ class TestExport:
         assert parse_json_export(as_json.text)[1][0].text == text
         (row,) = csv.DictReader(io.StringIO(as_csv.text, newline=""))
         assert row["text"] == text
+
+
+async def test_markdown_export_keeps_said_words_from_becoming_markup(
+    client: httpx.AsyncClient,
+) -> None:
+    session = await create(client)
+    text = "Why?\n# Because\n- I said so\n2. twice\n> quoted"
+    await client.post(
+        f"/sessions/{session['id']}/utterances", json=utterance(1, "respondent", text)
+    )
+
+    markdown = (
+        await client.get(f"/sessions/{session['id']}/export", params={"format": "markdown"})
+    ).text
+
+    lines = markdown.splitlines()
+    assert "**Respondent:** Why?  " in lines
+    assert ["\\# Because  ", "\\- I said so  ", "2\\. twice  ", "\\> quoted"] == lines[
+        lines.index("**Respondent:** Why?  ") + 1 : lines.index("**Respondent:** Why?  ") + 5
+    ]
