@@ -126,3 +126,15 @@ async def test_restore_refuses_a_file_that_is_not_a_sound_copy(
     assert last_line.startswith(f"interview-system: cannot use the database {bad_copy}: {cause}")
     assert "Traceback" not in result.stderr
     assert db_path.read_bytes() == before
+
+
+@pytest.mark.parametrize("command", ["backup", "restore"])
+async def test_backup_and_restore_point_postgresql_users_to_its_own_tools(
+    tmp_path: Path, command: str
+) -> None:
+    env = {"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"}
+
+    result = await run_cli(command, str(tmp_path / "copy.db"), env=env, cwd=tmp_path)
+
+    assert result.returncode == 2
+    assert "use pg_dump and pg_restore" in result.stderr
