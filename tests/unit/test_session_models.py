@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
+import sys
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
-from src.domain.models.session import Session, SessionState, SessionStatus
+from src.domain.models.session import ConceptName, Session, SessionState, SessionStatus
 
 STATE = {"methodology": "mec", "concept_id": "c-1", "concept_name": "Coffee"}
 
@@ -82,6 +84,35 @@ class TestSessionState:
         state = SessionState(**{**STATE, "concept_name": "  " + "n" * 200 + "  "})
 
         assert state.concept_name == "n" * 200
+
+    @pytest.mark.parametrize("padding", ["", "  "])
+    def test_the_published_name_pattern_accepts_exactly_the_names_the_model_accepts(
+        self, padding: str
+    ) -> None:
+        # Clients (and schema-driven fuzzers) build names from the OpenAPI
+        # pattern, so it must agree with trimming on every code point.
+        pattern = re.compile(
+            SessionState.model_json_schema()["properties"]["concept_name"]["pattern"]
+        )
+        name = TypeAdapter(ConceptName)
+        disagreements = []
+        for code_point in range(sys.maxunicode + 1):
+            if 0xD800 <= code_point <= 0xDFFF:
+                continue
+            text = padding + chr(code_point) + padding
+            try:
+                name.validate_python(text)
+                accepted = True
+            except ValidationError:
+                accepted = False
+            if accepted != bool(pattern.fullmatch(text)):
+                disagreements.append(hex(code_point))
+
+        assert disagreements == []
+
+    def test_a_name_of_only_unicode_spaces_is_refused(self) -> None:
+        with pytest.raises(ValidationError):
+            SessionState(**{**STATE, "concept_name": "\u00a0\u3000\u2009"})
 
     def test_assignment_is_validated(self) -> None:
         state = SessionState(**STATE)

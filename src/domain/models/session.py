@@ -47,6 +47,14 @@ def _as_utc(value: datetime) -> datetime:
 # Checked by pydantic-core's own regex engine, not by Python code, because
 # every session read from the database passes through these rules.
 _NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f-\x9f]*$"  # exactly Unicode's category Cc
+# The same, with at least one character that trimming keeps: a name may not be
+# blank. The class spells out Unicode's White_Space characters, which are what
+# pydantic trims, so the published schema tells clients the same rule.
+_VISIBLE_TEXT = (
+    r"^[^\x00-\x1f\x7f-\x9f]*"
+    r"[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+    r"[^\x00-\x1f\x7f-\x9f]*$"
+)
 _NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL; refusing it keeps backends alike
 
 UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
@@ -59,7 +67,7 @@ ConceptId = Annotated[
 ConceptName = Annotated[
     str,
     StringConstraints(
-        strip_whitespace=True, min_length=1, max_length=200, pattern=_NO_CONTROL_CHARACTERS
+        strip_whitespace=True, min_length=1, max_length=200, pattern=_VISIBLE_TEXT
     ),
 ]
 Strategy = Annotated[str, StringConstraints(max_length=64, pattern=_NO_NUL)]
