@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import asyncpg
 import pytest
@@ -83,8 +84,8 @@ class PostgresBackend:
 
 
 @asynccontextmanager
-async def postgres_schema() -> AsyncIterator[str]:
-    """A DSN whose search_path is a new, empty schema; skips when no server answers."""
+async def postgres_admin() -> AsyncIterator[asyncpg.Connection]:
+    """A connection to the test server itself; skips when no server answers."""
     try:
         admin = await asyncpg.connect(POSTGRES_URL, timeout=5)
     except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
@@ -95,11 +96,25 @@ async def postgres_schema() -> AsyncIterator[str]:
         if REQUIRE_POSTGRES:
             pytest.fail(message)
         pytest.skip(message)
-    schema = f"test_{uuid.uuid4().hex}"
-    await admin.execute(f'CREATE SCHEMA "{schema}"')
-    separator = "&" if "?" in POSTGRES_URL else "?"
     try:
-        yield f"{POSTGRES_URL}{separator}search_path={schema}"
+        yield admin
     finally:
-        await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
         await admin.close()
+
+
+@asynccontextmanager
+async def postgres_schema(**server_settings: str) -> AsyncIterator[str]:
+    """A DSN whose search_path is a new, empty schema; skips when no server answers.
+
+    server_settings are added to the DSN, so every connection made from it
+    starts with them (asyncpg reads unknown query parameters as settings).
+    """
+    async with postgres_admin() as admin:
+        schema = f"test_{uuid.uuid4().hex}"
+        await admin.execute(f'CREATE SCHEMA "{schema}"')
+        query = urlencode({"search_path": schema, **server_settings})
+        separator = "&" if "?" in POSTGRES_URL else "?"
+        try:
+            yield f"{POSTGRES_URL}{separator}{query}"
+        finally:
+            await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
