@@ -66,9 +66,7 @@ ConceptId = Annotated[
 ]
 ConceptName = Annotated[
     str,
-    StringConstraints(
-        strip_whitespace=True, min_length=1, max_length=200, pattern=_VISIBLE_TEXT
-    ),
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=_VISIBLE_TEXT),
 ]
 Strategy = Annotated[str, StringConstraints(max_length=64, pattern=_NO_NUL)]
 SessionId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=_NO_NUL)]
