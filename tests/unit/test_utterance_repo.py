@@ -160,6 +160,13 @@ class TestUtteranceValidation:
                 {"turn_number": 1, "speaker": "respondent", "text": "hi", **fields}
             )
 
+    @pytest.mark.parametrize("metadata", [{"k": "\ud800"}, {"\udc00": 1}, {"k": ["\udfff"]}])
+    def test_metadata_with_a_lone_surrogate_is_refused_by_name(
+        self, metadata: dict[str, Any]
+    ) -> None:
+        with pytest.raises(ValidationError, match="lone surrogate"):
+            NewUtterance(turn_number=1, speaker=Speaker.RESPONDENT, text="hi", metadata=metadata)
+
     def test_the_longest_text_is_taken(self) -> None:
         assert NewUtterance(turn_number=1, speaker=Speaker.RESPONDENT, text="x" * MAX_TEXT_LENGTH)
 

@@ -42,7 +42,13 @@ def _small_json(metadata: dict[str, Any] | None) -> dict[str, Any] | None:
         text = metadata_json(metadata)
     except ValueError as exc:  # NaN or infinity, which JSON cannot hold
         raise ValueError(f"metadata must be plain JSON: {exc}") from exc
-    if text is not None and len(text.encode()) > MAX_METADATA_BYTES:
+    if text is None:
+        return None
+    try:
+        size = len(text.encode())
+    except UnicodeEncodeError as exc:  # a lone surrogate, which no text encoding holds
+        raise ValueError("metadata must be valid Unicode text: it holds a lone surrogate") from exc
+    if size > MAX_METADATA_BYTES:
         raise ValueError(f"metadata must be at most {MAX_METADATA_BYTES} bytes as JSON")
     return metadata
 
