@@ -114,14 +114,20 @@ async def small_tablespace() -> AsyncIterator[tuple[str, Tmpfs]]:
         except asyncpg.InsufficientPrivilegeError:
             cannot_run("the test's PostgreSQL role may not read the server's settings")
         if not data_directory.is_dir():
-            cannot_run("PostgreSQL runs on another machine, so the test cannot fill its disk")
+            cannot_run(
+                f"PostgreSQL's data directory {data_directory} is not visible here "
+                "(is the server on another machine?), so the test cannot fill its disk"
+            )
         # The server's own user must reach the folder and own the tablespace.
         mount_point = Path(tempfile.mkdtemp(prefix="interview-tablespace-"))
         mount_point.chmod(0o755)
         try:
             with mounted_tmpfs(mount_point, owner=data_directory.stat().st_uid) as disk:
                 name = f"small_{uuid.uuid4().hex}"
-                await admin.execute(f"CREATE TABLESPACE {name} LOCATION '{mount_point}'")
+                try:
+                    await admin.execute(f"CREATE TABLESPACE {name} LOCATION '{mount_point}'")
+                except asyncpg.InsufficientPrivilegeError:
+                    cannot_run("the test's PostgreSQL role may not create a tablespace")
                 try:
                     yield name, disk
                 finally:
