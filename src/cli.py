@@ -112,8 +112,14 @@ def _backup(settings: Settings, target: Path) -> None:
 
 
 def _restore(settings: Settings, source: Path) -> None:
-    sessions = asyncio.run(restore_database(settings.database_path, source))
-    _log.info("restored", database=describe_database(settings), copy=str(source), sessions=sessions)
+    result = asyncio.run(restore_database(settings.database_path, source))
+    _log.info(
+        "restored",
+        database=describe_database(settings),
+        copy=str(source),
+        sessions=result.sessions,
+        **({} if result.safety_copy is None else {"safety_copy": str(result.safety_copy)}),
+    )
 
 
 async def _export(settings: Settings, args: argparse.Namespace) -> None:
