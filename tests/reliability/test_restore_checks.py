@@ -1,4 +1,4 @@
-"""`restore` checks the copy completely before it touches the live database, and keeps the old one."""
+"""`restore` checks the copy completely before it touches the database, and keeps the old one."""
 
 from __future__ import annotations
 
