@@ -1,100 +1,228 @@
-"""The `interview-system` command: serve, migrate, back up, restore, export and sweep."""
+"""The `interview-system` command: serve, migrate, back up, restore, export and sweep.
+
+Each command is one function registered on the `cli` group; adding a command
+is adding a function. Every error reaches the user as one line on standard
+error: exit code 2 for a bad argument or setting, 1 for work that failed.
+"""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
+import errno
 import ipaddress
 import os
 import socket
 import sqlite3
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn, TypeVar
 
 import asyncpg
+import click
 import structlog
 from pydantic import ValidationError
 
 from src.core.config import Settings, describe_settings_error
 from src.core.errors import DatabaseFileError, SessionError
 from src.core.logging import configure_logging
-from src.domain.export import ExportFormat
+from src.domain.export import ExportFormat, export_file_name
 from src.domain.models.session import SessionStatus
-from src.exporting import export_many, export_one
-from src.persistence.backup import backup_database, restore_database
+from src.exporting import export_many, export_one, export_to_file, session_ids_with_status
+from src.persistence.backup import backup_database, is_database_file, restore_database
 from src.persistence.repositories.factory import (
     create_repository,
     describe_database,
     migrate_database,
 )
-from src.persistence.retention import sweep
+from src.persistence.retention import sweep as sweep_once
 
-_log = structlog.get_logger("interview_system")
+__all__ = ["cli", "main"]
 
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="interview-system", description="Interview session store."
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="serve the HTTP API")
-    serve.add_argument("--host", help="bind address (default: HOST, else 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="bind port (default: PORT, else 8000)")
-    commands.add_parser("migrate", help="apply pending database migrations and exit")
-    backup = commands.add_parser(
-        "backup", help="copy the SQLite database to FILE, while it stays in use"
-    )
-    backup.add_argument("file", type=Path, metavar="FILE")
-    restore = commands.add_parser(
-        "restore", help="replace the SQLite database with the copy in FILE (no server running)"
-    )
-    restore.add_argument("file", type=Path, metavar="FILE")
-    export = commands.add_parser(
-        "export",
-        help="write a session's record (SESSION_ID), or every session in a status (--status)",
-    )
-    export.add_argument("session_id", nargs="?", metavar="SESSION_ID")
-    export.add_argument("--format", choices=[f.value for f in ExportFormat], default="json")
-    export.add_argument("--status", choices=[s.value for s in SessionStatus])
-    export.add_argument(
-        "--out", type=Path, help="file (one session; default: standard output) or folder"
-    )
-    commands.add_parser(
-        "sweep", help="apply IDLE_PAUSE_AFTER and ABANDON_PAUSED_AFTER once and exit (for cron)"
-    )
-    return parser
+PROGRAM = "interview-system"
+_T = TypeVar("_T")
 
 
-def _export_arguments_problem(args: argparse.Namespace) -> str | None:
-    if (args.session_id is None) == (args.status is None):
-        return "export takes either a SESSION_ID or --status, not both or neither"
-    if args.status is not None and args.out is None:
-        return "export --status needs --out FOLDER"
-    return None
+class CommandError(click.ClickException):
+    """The command could not do its work: one line, exit code 1."""
+
+    exit_code = 1
 
 
-def _settings(overrides: dict[str, Any]) -> Settings:
-    # Flags given on the command line win over the environment and .env.
-    return Settings(**{name: value for name, value in overrides.items() if value is not None})
+class SettingError(click.ClickException):
+    """A setting from the environment or `.env` holds a bad value: one line, exit code 2."""
+
+    exit_code = 2
 
 
-def _serve(settings: Settings) -> None:
-    # Imported here so that `migrate` does not pay for loading the web stack.
+@dataclass
+class _Invocation:
+    """What one run of the program shares between the group and its command."""
+
+    settings: Settings | None = None
+
+
+def _log() -> Any:
+    # Looked up on each use: structlog caches a logger's output stream on its
+    # first use, and each run (in tests, several in one process) has its own.
+    return structlog.get_logger(PROGRAM)
+
+
+def _say(message: str) -> None:
+    click.echo(f"{PROGRAM}: {message}", err=True)
+
+
+class _CommandLine(click.Group):
+    """A group whose every error, a usage error included, reaches the user as one line."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> int:
+        code = self._run(args, prog_name or PROGRAM, complete_var, **extra)
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+    def _run(
+        self, args: Sequence[str] | None, prog_name: str, complete_var: str | None, **extra: Any
+    ) -> int:
+        try:
+            result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.UsageError as exc:
+            hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+            _say(exc.format_message() + hint)
+            return exc.exit_code
+        except click.ClickException as exc:
+            _say(exc.format_message())
+            return exc.exit_code
+        except click.Abort:
+            _say("interrupted")
+            return 130
+        except Exception as exc:
+            _say(f"unexpected error ({type(exc).__name__}): {exc}")
+            return 1
+        return result if isinstance(result, int) else 0
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            # Whatever read standard output stopped early (`export ... | head`):
+            # not an error of the database. Python's own flush at exit would
+            # fail on the closed pipe too, so point stdout elsewhere first.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise click.exceptions.Exit(1) from None
+        except DatabaseFileError as exc:
+            raise CommandError(f"cannot use the database {exc.database}: {exc.cause}") from exc
+        except SessionError as exc:
+            raise CommandError(exc.detail) from exc
+        except (sqlite3.Error, asyncpg.PostgresError, OSError) as exc:
+            cause = str(exc) or type(exc).__name__
+            settings = ctx.find_object(_Invocation)
+            if settings is None or settings.settings is None:
+                raise CommandError(cause) from exc
+            database = describe_database(settings.settings)
+            raise CommandError(f"cannot use the database {database}: {cause}") from exc
+
+
+def _settings(**overrides: Any) -> Settings:
+    """The settings of this run; flags given on the command line win over the environment."""
+    try:
+        settings = Settings(
+            **{name: value for name, value in overrides.items() if value is not None}
+        )
+    except ValidationError as exc:
+        raise SettingError(describe_settings_error(exc)) from exc
+    click.get_current_context().ensure_object(_Invocation).settings = settings
+    return settings
+
+
+def _run(work: Coroutine[Any, Any, _T]) -> _T:
+    return asyncio.run(work)
+
+
+def _sqlite_only(settings: Settings, command: str) -> None:
+    if settings.database_url is not None:
+        raise click.UsageError(
+            f"{command} works on the SQLite database; for PostgreSQL use pg_dump and pg_restore"
+        )
+
+
+def _existing_database(settings: Settings) -> None:
+    """Refuse to go on, and to create an empty database, when DATABASE_PATH names nothing."""
+    if settings.database_url is None and not settings.database_path.exists():
+        raise DatabaseFileError(
+            str(settings.database_path),
+            f"there is no such file ({PROGRAM} migrate creates it)",
+        )
+
+
+def _bad_out(message: str) -> NoReturn:
+    raise click.BadParameter(message, param_hint="'--out'")
+
+
+def _refuse_the_database(settings: Settings, out: Path) -> None:
+    if settings.database_url is None and is_database_file(out, settings.database_path):
+        _bad_out(f"{out} is the database (or a file SQLite keeps beside it); choose another file")
+
+
+@click.group(
+    name=PROGRAM,
+    cls=_CommandLine,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120},
+)
+@click.version_option(package_name="interview-system", prog_name=PROGRAM)
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """Interview session store: the HTTP API and the tools to run it.
+
+    Settings come from the environment and from .env (see the README):
+    DATABASE_PATH or DATABASE_URL, HOST, PORT, API_KEY and the retention rules.
+    """
+    ctx.ensure_object(_Invocation)
+    configure_logging()
+
+
+@cli.command()
+# These defaults come from the settings, so they are spelt out rather than shown.
+@click.option("--host", metavar="ADDRESS", help="Address to bind.  [default: HOST, else 127.0.0.1]")
+@click.option("--port", type=int, metavar="PORT", help="Port to bind.  [default: PORT, else 8000]")
+def serve(host: str | None, port: int | None) -> None:
+    """Serve the HTTP API until stopped (Ctrl-C or SIGTERM).
+
+    Applies pending migrations first; a database or port that cannot be used
+    stops it before it serves.
+    """
+    settings = _settings(host=host, port=port)
+    # Imported here so that the other commands do not pay for the web stack.
     from src.api.app import create_app
-    from src.api.server import serve
+    from src.api.server import check_can_listen
+    from src.api.server import serve as serve_app
 
-    _log.info(
+    try:
+        check_can_listen(settings.host, settings.port)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise CommandError(f"port {settings.port} is in use; set PORT or use --port") from exc
+        reason = exc.strerror or str(exc)
+        raise CommandError(f"cannot listen on {settings.host}:{settings.port}: {reason}") from exc
+    _migrate(settings)
+    _log().info(
         "serving", host=settings.host, port=settings.port, database=describe_database(settings)
     )
     if settings.api_key is None and not ipaddress.ip_address(_resolve(settings.host)).is_loopback:
-        _log.warning(
+        _log().warning(
             "serving_without_api_key",
             host=settings.host,
             advice="anyone who can reach this address can read and change sessions; set API_KEY",
         )
-    serve(create_app(settings), settings)
+    serve_app(create_app(settings), settings)
 
 
 def _resolve(host: str) -> str:
@@ -104,116 +232,173 @@ def _resolve(host: str) -> str:
         return "0.0.0.0"
 
 
-def _backup(settings: Settings, target: Path) -> None:
-    sessions = asyncio.run(backup_database(settings.database_path, target))
-    _log.info(
-        "backed_up", database=describe_database(settings), copy=str(target), sessions=sessions
+@cli.command()
+def migrate() -> None:
+    """Apply pending database migrations and exit.
+
+    Creates the SQLite file, and its folder, if missing.
+    """
+    _migrate(_settings())
+
+
+def _migrate(settings: Settings) -> None:
+    version = _run(migrate_database(settings))
+    _log().info("migrated", database=describe_database(settings), schema_version=version)
+
+
+@cli.command()
+@click.argument("file", type=click.Path(path_type=Path))
+def backup(file: Path) -> None:
+    """Copy the SQLite database to FILE while servers keep using it.
+
+    The copy is one consistent snapshot, checked and written to a temporary
+    file first, so FILE is never half-written.
+    """
+    settings = _settings()
+    _sqlite_only(settings, "backup")
+    _existing_database(settings)
+    sessions = _run(backup_database(settings.database_path, file))
+    _log().info(
+        "backed_up", database=describe_database(settings), copy=str(file), sessions=sessions
     )
 
 
-def _restore(settings: Settings, source: Path) -> None:
-    result = asyncio.run(restore_database(settings.database_path, source))
-    _log.info(
+@cli.command()
+@click.argument("file", type=click.Path(path_type=Path))
+def restore(file: Path) -> None:
+    """Replace the SQLite database with the checked copy in FILE.
+
+    Refused while any other process has the database open.
+    FILE is checked completely first; the database it replaces is kept beside
+    it as <name>.before-restore-<time>.
+    """
+    settings = _settings()
+    _sqlite_only(settings, "restore")
+    result = _run(restore_database(settings.database_path, file))
+    kept = {} if result.safety_copy is None else {"safety_copy": str(result.safety_copy)}
+    _log().info(
         "restored",
         database=describe_database(settings),
-        copy=str(source),
+        copy=str(file),
         sessions=result.sessions,
-        **({} if result.safety_copy is None else {"safety_copy": str(result.safety_copy)}),
+        **kept,
     )
 
 
-async def _export(settings: Settings, args: argparse.Namespace) -> None:
-    export_format = ExportFormat(args.format)
+@cli.command()
+@click.argument("session_id", required=False, metavar="[SESSION_ID]")
+@click.option(
+    "--format",
+    "export_format",
+    type=click.Choice([f.value for f in ExportFormat]),
+    default=ExportFormat.JSON.value,
+    show_default=True,
+    help="What to write.",
+)
+@click.option(
+    "--status",
+    type=click.Choice([s.value for s in SessionStatus]),
+    help="Export every session in this status, each to a file of its own in the --out folder.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    help="File to write, or an existing folder to write into; with --status, the folder "
+    "(created if missing).  [default: standard output]",
+)
+def export(
+    session_id: str | None, export_format: str, status: str | None, out: Path | None
+) -> None:
+    """Write session records to standard output or to files.
+
+    Either one session's whole record (SESSION_ID), or every session in a
+    status (--status), each to a file of its own.
+    Files are written under a temporary name and renamed into place when
+    complete, so a failed export leaves no partial file.
+    """
+    if (session_id is None) == (status is None):
+        raise click.UsageError("export takes either a SESSION_ID or --status, not both or neither")
+    if status is not None and out is None:
+        raise click.UsageError("export --status needs --out FOLDER")
+    settings = _settings()
+    chosen = ExportFormat(export_format)
+    if session_id is None:
+        assert status is not None and out is not None
+        if out.exists() and not out.is_dir():
+            _bad_out(f"{out} is a file, not a folder")
+        _existing_database(settings)
+        _run(_export_status(settings, SessionStatus(status), chosen, out))
+        return
+    target = _export_target(settings, session_id, chosen, out)
+    _existing_database(settings)
+    _run(_export_session(settings, session_id, chosen, target))
+
+
+def _export_target(
+    settings: Settings, session_id: str, export_format: ExportFormat, out: Path | None
+) -> Path | None:
+    if out is None:
+        return None
+    target = out / export_file_name(session_id, export_format) if out.is_dir() else out
+    if not target.parent.is_dir():
+        _bad_out(f"the folder {target.parent} does not exist")
+    _refuse_the_database(settings, target)
+    return target
+
+
+async def _export_session(
+    settings: Settings, session_id: str, export_format: ExportFormat, target: Path | None
+) -> None:
     async with create_repository(settings) as repository:
-        if args.status is not None:
-            files = await export_many(
-                repository, SessionStatus(args.status), export_format, args.out
-            )
-            _log.info("exported", sessions=len(files), folder=str(args.out))
-        elif args.out is None:
-            await export_one(repository, args.session_id, export_format, sys.stdout)
+        if target is None:
+            await export_one(repository, session_id, export_format, sys.stdout)
         else:
-            out_path: Path = args.out
-            with await asyncio.to_thread(out_path.open, "w", encoding="utf-8", newline="") as out:
-                await export_one(repository, args.session_id, export_format, out)
+            await export_to_file(repository, session_id, export_format, target)
+
+
+async def _export_status(
+    settings: Settings, status: SessionStatus, export_format: ExportFormat, folder: Path
+) -> None:
+    await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
+    async with create_repository(settings) as repository:
+        ids = await session_ids_with_status(repository, status)
+        with click.progressbar(
+            length=len(ids), label="exporting", file=sys.stderr, show_pos=True
+        ) as bar:
+            files = await export_many(
+                repository, ids, export_format, folder, on_each=lambda: bar.update(1)
+            )
+    _log().info("exported", sessions=len(files), folder=str(folder))
+
+
+@cli.command()
+def sweep() -> None:
+    """Apply the retention rules once and exit (for cron).
+
+    The rules are IDLE_PAUSE_AFTER and ABANDON_PAUSED_AFTER; with neither set,
+    nothing changes.
+    """
+    settings = _settings()
+    _existing_database(settings)
+    if not settings.retention_enabled:
+        _log().info("retention_off", advice="set IDLE_PAUSE_AFTER and/or ABANDON_PAUSED_AFTER")
+        return
+    _run(_sweep(settings))
 
 
 async def _sweep(settings: Settings) -> None:
-    if not settings.retention_enabled:
-        _log.info("retention_off", advice="set IDLE_PAUSE_AFTER and/or ABANDON_PAUSED_AFTER")
-        return
     async with create_repository(settings) as repository:
-        result = await sweep(
+        result = await sweep_once(
             repository,
             idle_pause_after=settings.idle_pause_after,
             abandon_paused_after=settings.abandon_paused_after,
         )
-    _log.info("swept", paused=len(result.paused), abandoned=len(result.abandoned))
-
-
-def _migrate(settings: Settings) -> None:
-    version = asyncio.run(migrate_database(settings))
-    _log.info("migrated", database=describe_database(settings), schema_version=version)
+    _log().info("swept", paused=len(result.paused), abandoned=len(result.abandoned))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
-    args = _parser().parse_args(argv)
-    configure_logging()
-    try:
-        overrides = {"host": args.host, "port": args.port} if args.command == "serve" else {}
-        settings = _settings(overrides)
-    except ValidationError as exc:
-        print(f"interview-system: {describe_settings_error(exc)}", file=sys.stderr)
-        return 2
-    if args.command == "export" and (problem := _export_arguments_problem(args)):
-        print(f"interview-system: {problem}", file=sys.stderr)
-        return 2
-    if args.command in ("backup", "restore") and settings.database_url is not None:
-        print(
-            f"interview-system: {args.command} works on the SQLite database; "
-            "for PostgreSQL use pg_dump and pg_restore",
-            file=sys.stderr,
-        )
-        return 2
-    try:
-        if args.command == "backup":
-            _backup(settings, args.file)
-        elif args.command == "restore":
-            _restore(settings, args.file)
-        elif args.command == "export":
-            asyncio.run(_export(settings, args))
-        elif args.command == "sweep":
-            asyncio.run(_sweep(settings))
-        else:
-            # Open and migrate the database first, so that one that cannot be
-            # used stops the program here, in one line, before serving.
-            _migrate(settings)
-            if args.command == "serve":
-                _serve(settings)
-    except DatabaseFileError as exc:
-        print(
-            f"interview-system: cannot use the database {exc.database}: {exc.cause}",
-            file=sys.stderr,
-        )
-        return 1
-    except SessionError as exc:
-        print(f"interview-system: {exc.detail}", file=sys.stderr)
-        return 1
-    except BrokenPipeError:
-        # Whatever read standard output stopped early (`export ... | head`):
-        # not an error of the database. Python's own flush at exit would
-        # fail on the closed pipe too, so point stdout elsewhere first.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
-    except (sqlite3.Error, asyncpg.PostgresError, OSError) as exc:
-        cause = str(exc) or type(exc).__name__
-        print(
-            f"interview-system: cannot use the database {describe_database(settings)}: {cause}",
-            file=sys.stderr,
-        )
-        return 1
-    return 0
+    return cli.main(args=argv, prog_name=PROGRAM, standalone_mode=False)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,15 @@
-"""Exports to files and to standard output, for the `interview-system export` command."""
+"""Exports to files and to standard output, for the `interview-system export` command.
+
+A file is written under a temporary name beside its target and renamed into
+place once complete, so a failed export leaves the target as it was.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import sys
-from collections.abc import AsyncIterator
+import os
+import tempfile
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TextIO
 
@@ -14,31 +19,10 @@ from src.domain.models.session import SessionStatus
 from src.persistence.repositories.protocol import SessionRepositoryProtocol
 from src.persistence.repositories.transcript import walk_utterances
 
-__all__ = ["ProgressBar", "export_many", "export_one"]
+__all__ = ["export_many", "export_one", "export_to_file", "session_ids_with_status"]
 
 # Pieces are gathered up to this size before each write, one thread hop each.
 _WRITE_SIZE = 256 * 1024
-
-
-class ProgressBar:
-    """`done/total` and a bar on one line of a terminal; a last line only elsewhere."""
-
-    def __init__(self, total: int, stream: TextIO = sys.stderr, width: int = 30) -> None:
-        self.total = total
-        self.done = 0
-        self.stream = stream
-        self.width = width
-        self._live = stream.isatty()
-
-    def advance(self) -> None:
-        self.done += 1
-        if self._live or self.done == self.total:
-            filled = self.width * self.done // max(self.total, 1)
-            bar = "#" * filled + "." * (self.width - filled)
-            end = "\n" if self.done == self.total else ""
-            prefix = "\r" if self._live else ""
-            self.stream.write(f"{prefix}exported {self.done}/{self.total} [{bar}]{end}")
-            self.stream.flush()
 
 
 async def _write(pieces: AsyncIterator[str], out: TextIO) -> None:
@@ -72,9 +56,36 @@ async def export_one(
     )
 
 
-async def _ids_with_status(
+async def export_to_file(
+    repository: SessionRepositoryProtocol,
+    session_id: str,
+    export_format: ExportFormat,
+    path: Path,
+) -> None:
+    """Write the session's whole record to the file `path`, or leave `path` as it was.
+
+    Raises:
+        SessionNotFoundError: no session has this id.
+    """
+    descriptor, name = await asyncio.to_thread(
+        tempfile.mkstemp, dir=path.parent, prefix=f".{path.name}.", suffix=".partial"
+    )
+    partial = Path(name)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as out:
+            await export_one(repository, session_id, export_format, out)
+            await asyncio.to_thread(out.flush)
+            await asyncio.to_thread(os.fsync, out.fileno())
+        await asyncio.to_thread(partial.replace, path)
+    except BaseException:
+        await asyncio.to_thread(partial.unlink, missing_ok=True)
+        raise
+
+
+async def session_ids_with_status(
     repository: SessionRepositoryProtocol, status: SessionStatus
 ) -> list[str]:
+    """The ids of every session in `status`, newest first."""
     ids: list[str] = []
     cursor: str | None = None
     while True:
@@ -87,18 +98,19 @@ async def _ids_with_status(
 
 async def export_many(
     repository: SessionRepositoryProtocol,
-    status: SessionStatus,
+    session_ids: list[str],
     export_format: ExportFormat,
     directory: Path,
-    progress: TextIO = sys.stderr,
+    on_each: Callable[[], None] = lambda: None,
 ) -> list[Path]:
-    """Export every session in `status` to a file of its own in `directory`; return the files."""
-    await asyncio.to_thread(directory.mkdir, parents=True, exist_ok=True)
-    ids = await _ids_with_status(repository, status)
-    bar = ProgressBar(len(ids), progress)
+    """Export each session to a file of its own in `directory`; returns the files written.
+
+    A session deleted since its id was listed is passed over. `on_each` is
+    called after each session, written or passed over.
+    """
     written: list[Path] = []
     taken: set[str] = set()
-    for session_id in ids:
+    for session_id in session_ids:
         name = export_file_name(session_id, export_format)
         stem, dot, extension = name.rpartition(".")
         number = 1
@@ -107,14 +119,11 @@ async def export_many(
             name = f"{stem}-{number}{dot}{extension}"
         taken.add(name)
         path = directory / name
-        with await asyncio.to_thread(path.open, "w", encoding="utf-8", newline="") as out:
-            try:
-                await export_one(repository, session_id, export_format, out)
-            except SessionNotFoundError:
-                # Deleted since the listing; nothing to export.
-                await asyncio.to_thread(path.unlink)
-                bar.advance()
-                continue
-        written.append(path)
-        bar.advance()
+        try:
+            await export_to_file(repository, session_id, export_format, path)
+        except SessionNotFoundError:
+            pass
+        else:
+            written.append(path)
+        on_each()
     return written

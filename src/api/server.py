@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sys
 
 import uvicorn
@@ -9,7 +10,7 @@ from fastapi import FastAPI
 
 from src.core.config import Settings
 
-__all__ = ["serve"]
+__all__ = ["check_can_listen", "serve"]
 
 
 # The event loop thread is busy whenever requests are; at the default 5 ms
@@ -30,3 +31,21 @@ def serve(app: FastAPI, settings: Settings) -> None:
         http="auto",
         log_config=None,
     )
+
+
+def check_can_listen(host: str, port: int) -> None:
+    """Bind every address uvicorn will bind for `host` and `port`, then let go of them.
+
+    Lets the caller report a busy port in its own words before anything
+    starts; uvicorn would only log it after starting the application.
+
+    Raises:
+        OSError: an address cannot be bound (`errno.EADDRINUSE`: another process has it).
+    """
+    for family, kind, protocol, _, address in socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    ):
+        with socket.socket(family, kind, protocol) as probe:
+            # As uvicorn does: a port whose old connections linger in TIME_WAIT is free.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)

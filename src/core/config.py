@@ -50,6 +50,12 @@ class Settings(BaseSettings):
         except ValueError:
             return value
 
+    @field_validator("database_path")
+    @classmethod
+    def _expand_home(cls, value: Path) -> Path:
+        # A shell expands `~` only at the start of a word, never in .env.
+        return value.expanduser()
+
     @property
     def retention_enabled(self) -> bool:
         return self.idle_pause_after is not None or self.abandon_paused_after is not None

@@ -74,7 +74,7 @@ async def test_export_every_completed_session_to_a_folder(tmp_path: Path) -> Non
     )
 
     assert result.returncode == 0, result.stderr
-    assert "exported 2/2" in result.stderr
+    assert "sessions=2" in result.stderr
     files = sorted(out.iterdir())
     assert [f.name for f in files] == sorted(
         f"session-{s.id}.csv" for s in sessions if s.status == "completed"
@@ -123,6 +123,7 @@ def test_a_reader_that_stops_early_ends_the_export_quietly(tmp_path: Path) -> No
 
 
 def test_exporting_a_missing_session_is_one_line(tmp_path: Path) -> None:
+    assert run("migrate", db_path=tmp_path / "cli.db").returncode == 0
     result = run("export", "nobody", db_path=tmp_path / "cli.db")
 
     assert result.returncode == 1
@@ -147,6 +148,7 @@ async def test_sweep_pauses_idle_sessions_once(tmp_path: Path) -> None:
 
 
 def test_sweep_without_rules_changes_nothing(tmp_path: Path) -> None:
+    assert run("migrate", db_path=tmp_path / "cli.db").returncode == 0
     result = run("sweep", db_path=tmp_path / "cli.db")
 
     assert result.returncode == 0
