@@ -83,7 +83,7 @@ async def backup_database(db_path: str | os.PathLike[str], target: str | os.Path
             copy = await aiosqlite.connect(partial, isolation_level=None)
             try:
                 await source.backup(copy, pages=-1)
-                await _checked_version(copy, os.fspath(target))
+                await _checked_version(copy, os.fspath(db_path))
                 (count,) = await copy.execute_fetchall("SELECT count(*) FROM sessions")
                 await _without_write_ahead_log(copy)
             finally:
@@ -117,6 +117,8 @@ async def restore_database(
     """
     backup_path, live = Path(backup), Path(db_path)
     name = os.fspath(backup)
+    if await asyncio.to_thread(backup_path.is_dir):
+        raise DatabaseFileError(name, "it is a folder, not a file")
     if not await asyncio.to_thread(backup_path.is_file):
         raise DatabaseFileError(name, "there is no such file")
     if await asyncio.to_thread(is_database_file, backup_path, live):
