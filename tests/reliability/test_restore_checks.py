@@ -108,6 +108,7 @@ def stored_ids(db_path: Path) -> set[str]:
         pytest.param(
             ours_then("DROP INDEX sessions_by_created"), "index sessions_by_created", id="no-index"
         ),
+        pytest.param(Path.mkdir, "it is a folder, not a file", id="folder"),
     ],
 )
 def test_restore_refuses_a_copy_that_is_not_ours_and_leaves_the_live_database_alone(
@@ -211,3 +212,27 @@ def test_restore_over_a_damaged_database_keeps_it_byte_for_byte(
     match = re.search(r"safety_copy=(\S+)", result.stderr)
     assert match is not None, result.stderr
     assert Path(match[1]).read_bytes() == damaged
+
+
+def test_restore_while_another_process_has_the_database_open_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    live = migrated(tmp_path / "interview.db", sessions=3)
+    copy = migrated(tmp_path / "copy.db", sessions=2)
+    other = sqlite3.connect(live)
+    try:
+        other.execute("PRAGMA journal_mode = WAL")
+        other.execute("SELECT count(*) FROM sessions").fetchall()
+        files_before = sorted(tmp_path.iterdir())
+
+        result = run("restore", str(copy), db_path=live)
+
+        assert result.returncode == 1
+        assert result.stderr.strip().splitlines() == [
+            f"interview-system: The database {live} is in use by another process; "
+            "stop it and try again."
+        ]
+        assert sorted(tmp_path.iterdir()) == files_before
+    finally:
+        other.close()
+    assert stored_ids(live) == {f"interview-{n}" for n in range(3)}
