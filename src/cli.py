@@ -14,7 +14,8 @@ import os
 import socket
 import sqlite3
 import sys
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -340,6 +341,8 @@ def _export_target(
     if out is None:
         return None
     target = out / export_file_name(session_id, export_format) if out.is_dir() else out
+    if target.parent.exists() and not target.parent.is_dir():
+        _bad_out(f"{target.parent} is a file, not a folder")
     if not target.parent.is_dir():
         _bad_out(f"the folder {target.parent} does not exist")
     _refuse_the_database(settings, target)
@@ -353,22 +356,38 @@ async def _export_session(
         if target is None:
             await export_one(repository, session_id, export_format, sys.stdout)
         else:
-            await export_to_file(repository, session_id, export_format, target)
+            with _blaming_the_export():
+                await export_to_file(repository, session_id, export_format, target)
 
 
 async def _export_status(
     settings: Settings, status: SessionStatus, export_format: ExportFormat, folder: Path
 ) -> None:
-    await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
+    with _blaming_the_export():
+        await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
     async with create_repository(settings) as repository:
         ids = await session_ids_with_status(repository, status)
-        with click.progressbar(
-            length=len(ids), label="exporting", file=sys.stderr, show_pos=True
-        ) as bar:
+        with (
+            click.progressbar(
+                length=len(ids), label="exporting", file=sys.stderr, show_pos=True
+            ) as bar,
+            _blaming_the_export(),
+        ):
             files = await export_many(
                 repository, ids, export_format, folder, on_each=lambda: bar.update(1)
             )
     _log().info("exported", sessions=len(files), folder=str(folder))
+
+
+@contextmanager
+def _blaming_the_export() -> Iterator[None]:
+    """Name the export's file, not the database, when writing it fails (a full disk, say)."""
+    try:
+        yield
+    except OSError as exc:
+        raise CommandError(
+            f"cannot write the export to {exc.filename}: {exc.strerror or exc}"
+        ) from exc
 
 
 @cli.command()

@@ -66,10 +66,14 @@ async def export_to_file(
 
     Raises:
         SessionNotFoundError: no session has this id.
+        OSError: the file cannot be written; its `filename` is `path`.
     """
-    descriptor, name = await asyncio.to_thread(
-        tempfile.mkstemp, dir=path.parent, prefix=f".{path.name}.", suffix=".partial"
-    )
+    try:
+        descriptor, name = await asyncio.to_thread(
+            tempfile.mkstemp, dir=path.parent, prefix=f".{path.name}.", suffix=".partial"
+        )
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, os.fspath(path)) from exc
     partial = Path(name)
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as out:
@@ -77,8 +81,11 @@ async def export_to_file(
             await asyncio.to_thread(out.flush)
             await asyncio.to_thread(os.fsync, out.fileno())
         await asyncio.to_thread(partial.replace, path)
-    except BaseException:
+    except BaseException as exc:
         await asyncio.to_thread(partial.unlink, missing_ok=True)
+        if isinstance(exc, OSError):
+            # Named after the export's file, not the temporary one beside it.
+            raise OSError(exc.errno, exc.strerror, os.fspath(path)) from exc
         raise
 
 

@@ -174,3 +174,19 @@ def test_export_and_sweep_on_a_missing_database_say_so_and_create_nothing(
         " (interview-system migrate creates it)"
     )
     assert list(db_path.parent.iterdir()) == []
+
+
+def test_export_under_a_file_blames_out(tmp_path: Path) -> None:
+    db_path = tmp_path / "interview.db"
+    session = stored(db_path)
+    (tmp_path / "a-file").write_text("")
+
+    result = run(
+        "export", session.id, "--out", str(tmp_path / "a-file" / "x.json"), db_path=db_path
+    )
+
+    assert result.returncode == 2
+    assert one_line(result) == (
+        f"interview-system: Invalid value for '--out': {tmp_path / 'a-file'} is a file, "
+        "not a folder (see 'interview-system export --help')"
+    )
