@@ -50,6 +50,13 @@ class TestHelp:
         for command in COMMANDS:
             assert f"  {command} " in result.stdout
 
+    def test_no_command_shows_the_help(self) -> None:
+        result = invoke()
+
+        assert result.exit_code == 2
+        assert result.stderr.startswith("Usage: interview-system [OPTIONS] COMMAND")
+        assert "  export " in result.stderr
+
     @pytest.mark.parametrize("command", COMMANDS)
     def test_every_command_has_help_with_a_description(self, command: str) -> None:
         result = invoke(command, "--help")
