@@ -182,7 +182,7 @@ async def _swap_in(live: Path, staged: Path) -> Path | None:
         if journal_mode not in ("delete", "damaged"):
             raise DatabaseInUseError(os.fspath(live))
         safety_copy = live.with_name(
-            f"{live.name}.before-restore-{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}"
+            f"{live.name}.before-restore-{datetime.now(UTC):%Y%m%dT%H%M%S.%fZ}"
         )
         await asyncio.to_thread(_keep_safety_copy, live, safety_copy)
         await asyncio.to_thread(_move_into_place, staged, live)
@@ -251,7 +251,7 @@ async def _checked_version(connection: aiosqlite.Connection, name: str) -> int:
         raise DatabaseFileError(
             name,
             f"it has schema version {found}, newer than the {known} this program knows; "
-            "restore it with the newer program that wrote it",
+            "use the newer program that wrote it",
         )
     if found < 1:
         raise DatabaseFileError(
