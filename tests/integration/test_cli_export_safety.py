@@ -158,9 +158,10 @@ def test_bulk_export_into_a_file_blames_out(tmp_path: Path) -> None:
         (["export", "--status", "completed", "--out", "exports"], {}),
         (["sweep"], {"IDLE_PAUSE_AFTER": "60"}),
         (["sweep"], {}),
+        (["backup", "copy.db"], {}),
     ],
 )
-def test_export_and_sweep_on_a_missing_database_say_so_and_create_nothing(
+def test_export_sweep_and_backup_on_a_missing_database_say_so_and_create_nothing(
     tmp_path: Path, args: list[str], env: dict[str, str]
 ) -> None:
     db_path = tmp_path / "data" / "missing.db"
