@@ -8,14 +8,16 @@ from pathlib import Path
 import pytest
 
 from tests.reliability.conftest import Tmpfs
-from tests.servers import SERVER
+from tests.servers import SERVER, free_port
 
 pytestmark = pytest.mark.sqlite
 
 
 def start(command: str, db_path: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(SERVER), command, "--port", "1"] if command == "serve" else [str(SERVER), command],
+        [str(SERVER), command, "--port", str(free_port())]
+        if command == "serve"
+        else [str(SERVER), command],
         env={"DATABASE_PATH": str(db_path), "DATABASE_URL": "", "PATH": "/usr/bin:/bin"},
         cwd=cwd,
         capture_output=True,
