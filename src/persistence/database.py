@@ -199,12 +199,17 @@ async def migrate(connection: aiosqlite.Connection, database: str) -> int:
 
     Raises:
         SchemaVersionError: the database is newer than every migration known here.
+        DatabaseFileError: its schema version is negative, so no migration made it.
     """
     migrations = load_migrations()
     latest = len(migrations)
     current = await _user_version(connection)
     if current > latest:
         raise SchemaVersionError(database, current, latest)
+    if current < 0:
+        raise DatabaseFileError(
+            database, f"it has schema version {current}, which no version of this program writes"
+        )
     for migration in migrations[current:]:
         # Each step and its version number commit together, under the write
         # lock, so two processes starting at once never apply a step twice.

@@ -122,6 +122,27 @@ class TestErrors:
         (line,) = result.stderr.splitlines()
         assert line.startswith(f"interview-system: cannot use the database {db_path}: ")
 
+    def test_migrate_refuses_a_negative_schema_version_and_changes_nothing(
+        self, tmp_path: Path
+    ) -> None:
+        db_path = tmp_path / "odd.db"
+        connection = sqlite3.connect(db_path)
+        connection.execute("PRAGMA user_version = -1")
+        connection.close()
+
+        result = invoke("migrate", db_path=db_path)
+
+        assert result.exit_code == 1
+        (line,) = result.stderr.splitlines()
+        assert line == (
+            f"interview-system: cannot use the database {db_path}: "
+            "it has schema version -1, which no version of this program writes"
+        )
+        connection = sqlite3.connect(db_path)
+        assert connection.execute("PRAGMA user_version").fetchone() == (-1,)
+        assert connection.execute("SELECT name FROM sqlite_schema").fetchall() == []
+        connection.close()
+
 
 class TestBackup:
     def test_the_copy_has_no_write_ahead_log_and_reading_it_makes_none(
