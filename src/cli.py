@@ -24,6 +24,7 @@ from src.domain.export import ExportFormat
 from src.domain.models.session import SessionStatus
 from src.exporting import export_many, export_one
 from src.persistence.backup import backup_database, restore_database
+from src.persistence.presence import database_exists
 from src.persistence.repositories.factory import (
     create_repository,
     describe_database,
@@ -86,7 +87,11 @@ def _serve(settings: Settings) -> None:
     from src.api.server import serve
 
     _log.info(
-        "serving", host=settings.host, port=settings.port, database=describe_database(settings)
+        "serving",
+        host=settings.host,
+        port=settings.port,
+        database=describe_database(settings),
+        api_key="active" if settings.api_key is not None else "off",
     )
     if settings.api_key is None and not ipaddress.ip_address(_resolve(settings.host)).is_loopback:
         _log.warning(
@@ -146,20 +151,25 @@ async def _sweep(settings: Settings) -> None:
 
 
 def _migrate(settings: Settings) -> None:
+    existed = asyncio.run(database_exists(settings))
     version = asyncio.run(migrate_database(settings))
-    _log.info("migrated", database=describe_database(settings), schema_version=version)
+    _log.info(
+        "database_opened" if existed else "database_created",
+        database=describe_database(settings),
+        schema_version=version,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     args = _parser().parse_args(argv)
-    configure_logging()
     try:
         overrides = {"host": args.host, "port": args.port} if args.command == "serve" else {}
         settings = _settings(overrides)
     except ValidationError as exc:
         print(f"interview-system: {describe_settings_error(exc)}", file=sys.stderr)
         return 2
+    configure_logging(settings.log_format, settings.log_level)
     if args.command == "export" and (problem := _export_arguments_problem(args)):
         print(f"interview-system: {problem}", file=sys.stderr)
         return 2
