@@ -14,8 +14,7 @@ __all__ = ["LogFormat", "LogLevel", "configure_logging"]
 LogFormat = Literal["console", "json"]
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 
-# Processors that both structlog's own events and stdlib records (uvicorn's)
-# pass through, so that every line carries the same fields.
+# What every line carries, whether structlog or the stdlib (uvicorn) made it.
 _SHARED: list[Processor] = [
     structlog.contextvars.merge_contextvars,
     structlog.stdlib.add_log_level,
@@ -24,42 +23,50 @@ _SHARED: list[Processor] = [
 ]
 
 
-def _renderer(log_format: LogFormat) -> Processor:
+class _NamedStderrLogger(structlog.WriteLogger):
+    """structlog's writer to stderr, with the name it was asked for (`add_logger_name`)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(sys.stderr)
+        self.name = name
+
+
+def _named_stderr_logger(*args: object) -> _NamedStderrLogger:
+    return _NamedStderrLogger(str(args[0]) if args else "")
+
+
+def _rendering(log_format: LogFormat) -> list[Processor]:
     if log_format == "json":
-        return structlog.processors.JSONRenderer()
-    return structlog.dev.ConsoleRenderer(colors=False)
+        return [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
+    return [structlog.dev.ConsoleRenderer(colors=False)]
 
 
 def configure_logging(log_format: LogFormat = "console", log_level: LogLevel = "info") -> None:
-    """Send the app's and uvicorn's records to stderr, each as one line in `log_format`."""
+    """Write the app's and uvicorn's records to stderr, each as one line in `log_format`."""
     level = logging.getLevelNamesMapping()[log_level.upper()]
-    final: list[Processor] = [structlog.stdlib.ProcessorFormatter.remove_processors_meta]
-    if log_format == "json":
-        final.append(structlog.processors.format_exc_info)
-    final.append(_renderer(log_format))
+    rendering = _rendering(log_format)
+    # structlog's own events skip the stdlib's machinery: a request line is
+    # written on every request, so it should cost as little as it can.
+    structlog.reset_defaults()
+    structlog.configure(
+        processors=[*_SHARED, *rendering],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=_named_stderr_logger,
+        cache_logger_on_first_use=True,
+    )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
-        structlog.stdlib.ProcessorFormatter(foreign_pre_chain=_SHARED, processors=final)
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=_SHARED,
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *rendering],
+        )
     )
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level)
     for name in ("uvicorn", "uvicorn.error"):
-        # uvicorn's own handlers, if any, would print a second, differently
-        # formatted line: its records go to the root handler only.
+        # uvicorn's own handlers, if any, would print a second line in another format.
         logging.getLogger(name).handlers = []
         logging.getLogger(name).propagate = True
     # The app logs each request itself (src.api.observability), with its id.
     logging.getLogger("uvicorn.access").disabled = True
-    structlog.reset_defaults()
-    structlog.configure(
-        processors=[
-            structlog.stdlib.filter_by_level,
-            *_SHARED,
-            structlog.processors.StackInfoRenderer(),
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-        ],
-        wrapper_class=structlog.stdlib.BoundLogger,
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        cache_logger_on_first_use=True,
-    )
