@@ -14,9 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.backends import postgres_schema
 from tests.servers import SERVER, launch_server, running_server
-
-pytestmark = pytest.mark.sqlite
 
 _CONSOLE_LINE = re.compile(
     r"^(?P<timestamp>\d{4}-\d\d-\d\dT[\d:.]+Z) \[(?P<level>debug|info|warning|error|critical)\s*\]"
@@ -49,6 +48,7 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return {"DATABASE_PATH": str(tmp_path / "logged.db"), "DATABASE_URL": "", **extra}
 
 
+@pytest.mark.sqlite
 @pytest.mark.parametrize("log_format", ["console", "json"])
 def test_every_line_has_one_format_and_each_request_is_logged_once_with_its_id(
     tmp_path: Path, log_format: str
@@ -81,6 +81,7 @@ def test_every_line_has_one_format_and_each_request_is_logged_once_with_its_id(
     assert float(by_path["/sessions/nobody"]["duration_ms"]) >= 0
 
 
+@pytest.mark.sqlite
 @pytest.mark.parametrize(
     "sent", ["x" * 129, "has space", "new\u00e9line", "semi;colon", ""], ids=repr
 )
@@ -96,6 +97,7 @@ def test_an_unsafe_request_id_is_replaced_by_a_new_one(tmp_path: Path, sent: str
     assert sent not in logged
 
 
+@pytest.mark.sqlite
 def test_log_level_warning_leaves_out_requests_and_start_up_lines(tmp_path: Path) -> None:
     # Serving beyond loopback without a key is warned about: one line that must stay.
     env = _env(tmp_path, LOG_FORMAT="json", LOG_LEVEL="WARNING", HOST="0.0.0.0")
@@ -113,6 +115,7 @@ def test_log_level_warning_leaves_out_requests_and_start_up_lines(tmp_path: Path
     ]
 
 
+@pytest.mark.sqlite
 @pytest.mark.parametrize(("variable", "value"), [("LOG_FORMAT", "xml"), ("LOG_LEVEL", "chatty")])
 def test_a_bad_logging_setting_stops_the_program_naming_the_variable(
     tmp_path: Path, variable: str, value: str
@@ -131,6 +134,7 @@ def test_a_bad_logging_setting_stops_the_program_naming_the_variable(
     assert not (tmp_path / "logged.db").exists()
 
 
+@pytest.mark.sqlite
 def test_start_up_says_whether_the_database_is_new_and_whether_a_key_is_active(
     tmp_path: Path,
 ) -> None:
@@ -157,6 +161,7 @@ def test_start_up_says_whether_the_database_is_new_and_whether_a_key_is_active(
     assert key not in second_log
 
 
+@pytest.mark.sqlite
 def test_retention_moves_are_logged_under_the_names_the_readme_gives(tmp_path: Path) -> None:
     env = _env(tmp_path, LOG_FORMAT="json", IDLE_PAUSE_AFTER="0.5", RETENTION_SWEEP_INTERVAL="0.2")
     with running_server(tmp_path, env) as url, httpx.Client(base_url=url) as client:
@@ -172,3 +177,24 @@ def test_retention_moves_are_logged_under_the_names_the_readme_gives(tmp_path: P
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     assert "`retention_paused`" in readme
     assert "`retention_abandoned`" in readme
+
+
+@pytest.mark.postgres
+async def test_migrate_on_postgresql_says_whether_the_schema_was_new(tmp_path: Path) -> None:
+    async with postgres_schema() as dsn:
+        env = {**os.environ, "DATABASE_URL": dsn, "LOG_FORMAT": "json"}
+        runs = [
+            subprocess.run(
+                [str(SERVER), "migrate"],
+                cwd=tmp_path,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            for _ in range(2)
+        ]
+
+    assert [run.returncode for run in runs] == [0, 0]
+    events = [[r["event"] for r in _records("json", run.stderr)] for run in runs]
+    assert events == [["database_created"], ["database_opened"]]
