@@ -49,7 +49,8 @@ class Server:
 
     def server_errors(self) -> int:
         text = self.log_path.read_text(errors="replace")
-        return len(re.findall(r'" 5\d\d\b', text)) + text.count("unhandled_error")
+        # uvicorn's access line (" 503"), or the app's request line (status=503).
+        return len(re.findall(r'" 5\d\d\b|\bstatus=5\d\d\b', text)) + text.count("unhandled_error")
 
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)

@@ -32,6 +32,7 @@ from src.domain.export import ExportFormat, export_file_name
 from src.domain.models.session import SessionStatus
 from src.exporting import export_many, export_one, export_to_file, session_ids_with_status
 from src.persistence.backup import backup_database, is_database_file, restore_database
+from src.persistence.presence import database_exists
 from src.persistence.repositories.factory import (
     create_repository,
     describe_database,
@@ -144,6 +145,7 @@ def _settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         raise SettingError(describe_settings_error(exc)) from exc
     click.get_current_context().ensure_object(_Invocation).settings = settings
+    configure_logging(settings.log_format, settings.log_level)
     return settings
 
 
@@ -218,7 +220,11 @@ def serve(host: str | None, port: int | None) -> None:
         raise CommandError(f"cannot listen on {settings.host}:{settings.port}: {reason}") from exc
     _migrate(settings)
     _log().info(
-        "serving", host=settings.host, port=settings.port, database=describe_database(settings)
+        "serving",
+        host=settings.host,
+        port=settings.port,
+        database=describe_database(settings),
+        api_key="active" if settings.api_key is not None else "off",
     )
     if settings.api_key is None and not ipaddress.ip_address(_resolve(settings.host)).is_loopback:
         _log().warning(
@@ -246,8 +252,13 @@ def migrate() -> None:
 
 
 def _migrate(settings: Settings) -> None:
+    existed = _run(database_exists(settings))
     version = _run(migrate_database(settings))
-    _log().info("migrated", database=describe_database(settings), schema_version=version)
+    _log().info(
+        "database_opened" if existed else "database_created",
+        database=describe_database(settings),
+        schema_version=version,
+    )
 
 
 @cli.command()

@@ -8,12 +8,13 @@ from http import HTTPStatus
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from src.api.docs import DOCS_PATHS
 from src.api.errors import problem_response
 from src.core.config import Settings
 
 __all__ = ["OPEN_PATHS", "ApiKeyMiddleware"]
 
-OPEN_PATHS = frozenset({"/health"})
+OPEN_PATHS = frozenset({"/health", *DOCS_PATHS})
 
 
 class ApiKeyMiddleware:

@@ -9,9 +9,12 @@ from typing import TypedDict
 
 from fastapi import FastAPI
 
-from src.api.api_key import ApiKeyMiddleware
+from src.api import metrics
+from src.api.api_key import OPEN_PATHS, ApiKeyMiddleware
 from src.api.body_limit import BodySizeLimitMiddleware
+from src.api.docs import install_docs
 from src.api.errors import install_error_handlers
+from src.api.observability import RequestObserver
 from src.api.path_guard import TrailingNewlineGuard
 from src.api.routes import health, sessions, transcript
 from src.core.config import Settings, get_settings
@@ -61,12 +64,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
         redirect_slashes=False,
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=MAX_BODY_BYTES)
     app.add_middleware(ApiKeyMiddleware, settings=lambda: settings or get_settings())
     app.add_middleware(TrailingNewlineGuard)
+    # Outermost, so that every answer is logged and counted, a 401 or 413 too.
+    app.add_middleware(RequestObserver)
     app.include_router(sessions.router)
     app.include_router(transcript.router)
     app.include_router(health.router)
+    app.include_router(metrics.router)
+    install_docs(app, lambda: settings or get_settings(), OPEN_PATHS)
     return app

@@ -29,6 +29,7 @@ from src.core.errors import (
     StorageUnavailableError,
     UtteranceExistsError,
 )
+from src.core.metrics import observe_database_error
 
 __all__ = ["PROBLEM_MEDIA_TYPE", "install_error_handlers", "problem_response", "problem_responses"]
 
@@ -147,6 +148,7 @@ async def _session_error(request: Request, exc: Exception) -> JSONResponse:
     if status in (HTTPStatus.SERVICE_UNAVAILABLE, HTTPStatus.INSUFFICIENT_STORAGE):
         headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
         _log.warning("storage_unavailable", path=request.url.path, error=repr(exc.__cause__))
+        observe_database_error(exc)
     if isinstance(exc, InvalidCursorError):
         extensions["errors"] = [{"field": "cursor", "location": "query", "reason": exc.detail}]
     code = _snake_case(type(exc).__name__.removesuffix("Error"))

@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     idle_pause_after: PositiveDuration | None = None
     abandon_paused_after: PositiveDuration | None = None
     retention_sweep_interval: PositiveDuration = timedelta(minutes=1)
+    log_format: Literal["console", "json"] = "console"
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
 
     @field_validator(
         "idle_pause_after", "abandon_paused_after", "retention_sweep_interval", mode="before"
@@ -55,6 +57,11 @@ class Settings(BaseSettings):
     def _expand_home(cls, value: Path) -> Path:
         # A shell expands `~` only at the start of a word, never in .env.
         return value.expanduser()
+
+    @field_validator("log_format", "log_level", mode="before")
+    @classmethod
+    def _lower_case(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @property
     def retention_enabled(self) -> bool:

@@ -12,6 +12,7 @@ import io
 import json
 import re
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC
 from enum import StrEnum
 
 from src.domain.models.session import Session
@@ -25,6 +26,7 @@ __all__ = [
     "export_file_name",
     "export_record",
     "parse_json_export",
+    "session_export_file_name",
 ]
 
 EXPORT_FORMAT_NAME = "interview-session-export"
@@ -182,6 +184,18 @@ def export_file_name(session_id: str, export_format: ExportFormat) -> str:
     """A file name for the session's export that is safe on any file system and in headers."""
     safe_id = _UNSAFE_IN_FILE_NAME.sub("_", session_id)[:100]
     return f"session-{safe_id}.{export_format.extension}"
+
+
+def session_export_file_name(session: Session, export_format: ExportFormat) -> str:
+    """`<concept>_<day it began, UTC>_<id>.<ext>`, safe on any file system and in headers."""
+    concept = _file_name_part(session.concept_id, 64)
+    day = session.created_at.astimezone(UTC).date().isoformat()
+    return f"{concept}_{day}_{_file_name_part(session.id, 100)}.{export_format.extension}"
+
+
+def _file_name_part(text: str, limit: int) -> str:
+    # No leading dot: the file would be hidden on Unix.
+    return _UNSAFE_IN_FILE_NAME.sub("_", text)[:limit].lstrip(".") or "_"
 
 
 def export_record(

@@ -9,6 +9,8 @@ from typing import Any
 
 import aiosqlite
 
+from src.core.metrics import GROUP_COMMIT_WRITES
+
 __all__ = ["StatementBatcher"]
 
 Parameters = Mapping[str, Any]
@@ -57,6 +59,7 @@ def _run_writes(connection: aiosqlite.Connection, writes: Sequence[Statement]) -
     """Run on the connection's thread: every write in one transaction, one commit, one fsync."""
     database = connection._conn
     outcomes: list[Outcome] = []
+    GROUP_COMMIT_WRITES.observe(len(writes))
     try:
         database.execute("BEGIN IMMEDIATE")
         for _, steps in writes:

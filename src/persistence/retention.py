@@ -59,9 +59,7 @@ async def _move_idle(
                 continue
             moved.append(session.id)
             _log.info(
-                "session_abandoned_idle"
-                if target is SessionStatus.ABANDONED
-                else "session_paused_idle",
+                "retention_abandoned" if target is SessionStatus.ABANDONED else "retention_paused",
                 session_id=session.id,
                 from_status=source.value,
                 to_status=target.value,

@@ -16,7 +16,7 @@ from src.api.links import next_page_headers
 from src.api.preconditions import etag, expected_version
 from src.api.schemas import ResumeContext, TurnCreate, TurnRecorded, UtteranceCreate
 from src.core.errors import SessionNotFoundError
-from src.domain.export import ExportFormat, export_file_name, export_record
+from src.domain.export import ExportFormat, export_record, session_export_file_name
 from src.domain.models.utterance import Utterance
 from src.persistence.pagination import MAX_PAGE_SIZE
 from src.persistence.repositories.transcript import walk_utterances
@@ -129,7 +129,7 @@ async def export_session(
     if session is None:
         raise SessionNotFoundError(session_id)
     pieces = export_record(session, walk_utterances(repository, session_id), export_format)
-    file_name = export_file_name(session_id, export_format)
+    file_name = session_export_file_name(session, export_format)
     return StreamingResponse(
         _encoded(pieces),
         media_type=export_format.media_type,
