@@ -9,24 +9,37 @@ from typing import Any
 
 import aiosqlite
 
-__all__ = ["StatementBatcher"]
+__all__ = ["Guard", "StatementBatcher"]
 
 Parameters = Mapping[str, Any]
 Step = tuple[str, Parameters]
 Rows = list[sqlite3.Row]
-Outcome = list[Rows] | sqlite3.Error  # the rows of each step that ran
+# The rows of each step that ran, or the error of this statement alone: an
+# SQLite error, or a parameter it cannot bind (OverflowError for an int past
+# 64 bits, UnicodeEncodeError for a lone surrogate), which sqlite3 raises as
+# a Python error of its own before the statement runs.
+Outcome = list[Rows] | Exception
 Statement = tuple[bool, tuple[Step, ...]]  # (is_write, steps)
+Guard = Callable[[], None]
+"""Raises if the connection must not serve; runs on the connection's thread."""
 
 
-def _run_reads(connection: aiosqlite.Connection, reads: Sequence[Statement]) -> list[Outcome]:
-    """Run on the connection's thread: each read on its own."""
+def _run_reads(
+    connection: aiosqlite.Connection, reads: Sequence[Statement], guard: Guard | None = None
+) -> list[Outcome]:
+    """Run on the connection's thread: each read on its own, then the guard for them all."""
     database = connection._conn
     outcomes: list[Outcome] = []
     for _, ((sql, parameters),) in reads:
         try:
             outcomes.append([database.execute(sql, parameters).fetchall()])
-        except sqlite3.Error as exc:
+        except Exception as exc:  # handed to this read's caller alone
             outcomes.append(exc)
+    if guard is not None:
+        try:
+            guard()
+        except Exception as exc:  # handed to every caller in the batch
+            return [exc] * len(reads)
     return outcomes
 
 
@@ -44,7 +57,7 @@ def _run_unit(database: sqlite3.Connection, steps: tuple[Step, ...]) -> list[Row
             if not results[-1]:
                 database.execute("ROLLBACK TO unit")
                 break
-    except sqlite3.Error:
+    except Exception:
         if database.in_transaction:
             database.execute("ROLLBACK TO unit")
             database.execute("RELEASE unit")
@@ -53,8 +66,14 @@ def _run_unit(database: sqlite3.Connection, steps: tuple[Step, ...]) -> list[Row
     return results
 
 
-def _run_writes(connection: aiosqlite.Connection, writes: Sequence[Statement]) -> list[Outcome]:
-    """Run on the connection's thread: every write in one transaction, one commit, one fsync."""
+def _run_writes(
+    connection: aiosqlite.Connection, writes: Sequence[Statement], guard: Guard | None = None
+) -> list[Outcome]:
+    """Run on the connection's thread: every write in one transaction, one commit, one fsync.
+
+    The guard runs last before COMMIT, under the write lock: if it raises,
+    the whole transaction is rolled back and every caller gets its error.
+    """
     database = connection._conn
     outcomes: list[Outcome] = []
     try:
@@ -62,15 +81,17 @@ def _run_writes(connection: aiosqlite.Connection, writes: Sequence[Statement]) -
         for _, steps in writes:
             try:
                 outcomes.append(_run_unit(database, steps))
-            except sqlite3.Error as exc:
-                # A failing write (a CHECK, say) is undone alone and fails
-                # alone. An error that ended the transaction (disk full, I/O)
-                # left none of these writes committed.
+            except Exception as exc:
+                # A failing write (a CHECK, a value it cannot bind) is undone
+                # alone and fails alone. An error that ended the transaction
+                # (disk full, I/O) left none of these writes committed.
                 if not database.in_transaction:
                     raise
                 outcomes.append(exc)
+        if guard is not None:
+            guard()
         database.execute("COMMIT")
-    except sqlite3.Error as exc:
+    except Exception as exc:  # handed to every caller in the batch
         if database.in_transaction:
             database.execute("ROLLBACK")
         return [exc] * len(writes)
@@ -81,15 +102,20 @@ class StatementBatcher:
     """Sends an aiosqlite connection's statements in as few hops to its thread as can be.
 
     A statement that finds the connection idle runs at once, in one hop, as
-    its own autocommit transaction. Statements that arrive while it is busy
+    its own transaction. Statements that arrive while it is busy
     queue up and go together in its next hop: reads each on their own, then
     writes in one transaction, so a burst of concurrent writes costs one
     fsync instead of one each, and a burst of reads one thread switch. Every
     caller gets its own rows or its own error, a write only after its commit.
+
+    A `guard`, if given, runs on the connection's thread inside every write
+    transaction just before COMMIT, and after every hop of reads: whatever it
+    raises fails the whole hop, and no write in it is committed.
     """
 
-    def __init__(self, connection: aiosqlite.Connection) -> None:
+    def __init__(self, connection: aiosqlite.Connection, *, guard: Guard | None = None) -> None:
         self._connection = connection
+        self._guard = guard
         self._queue: list[tuple[Statement, asyncio.Future[list[Rows]]]] = []
         self._busy = False
         self._idle = asyncio.Event()
@@ -126,13 +152,9 @@ class StatementBatcher:
         self._busy = True
         self._idle.clear()
         try:
-            _, steps = statement
-            if len(steps) == 1:
-                ((sql, parameters),) = steps
-                return [list(await self._connection.execute_fetchall(sql, parameters))]
-            unit: asyncio.Future[list[Rows]] = asyncio.get_running_loop().create_future()
-            await self._run(_run_writes, [(statement, unit)])
-            return await unit
+            alone: asyncio.Future[list[Rows]] = asyncio.get_running_loop().create_future()
+            await self._run(_run_writes if statement[0] else _run_reads, [(statement, alone)])
+            return await alone
         finally:
             if self._queue:
                 self._flusher = asyncio.create_task(self._flush())
@@ -160,14 +182,14 @@ class StatementBatcher:
 
     async def _run(
         self,
-        run: Callable[[aiosqlite.Connection, Sequence[Statement]], list[Outcome]],
+        run: Callable[[aiosqlite.Connection, Sequence[Statement], Guard | None], list[Outcome]],
         part: list[tuple[Statement, asyncio.Future[list[Rows]]]],
     ) -> None:
         try:
             # aiosqlite has no public way to run a function on its thread;
             # _execute is that way in the pinned 0.22 release.
             outcomes: list[Outcome] = await self._connection._execute(  # type: ignore[no-untyped-call]
-                run, self._connection, [statement for statement, _ in part]
+                run, self._connection, [statement for statement, _ in part], self._guard
             )
         except Exception as exc:
             for _, future in part:
@@ -177,7 +199,7 @@ class StatementBatcher:
         for (_, future), outcome in zip(part, outcomes, strict=True):
             if future.done():
                 continue
-            if isinstance(outcome, sqlite3.Error):
+            if isinstance(outcome, Exception):
                 future.set_exception(outcome)
             else:
                 future.set_result(outcome)
