@@ -22,6 +22,7 @@ Outcome = list[Rows] | Exception
 Statement = tuple[bool, tuple[Step, ...]]  # (is_write, steps)
 Guard = Callable[[], None]
 """Raises if the connection must not serve; runs on the connection's thread."""
+Runner = Callable[[aiosqlite.Connection, Sequence[Statement], Guard | None], list[Outcome]]
 
 
 def _run_reads(
@@ -152,9 +153,11 @@ class StatementBatcher:
         self._busy = True
         self._idle.clear()
         try:
-            alone: asyncio.Future[list[Rows]] = asyncio.get_running_loop().create_future()
-            await self._run(_run_writes if statement[0] else _run_reads, [(statement, alone)])
-            return await alone
+            run = _run_writes if statement[0] else _run_reads
+            (outcome,) = await self._on_thread(run, [statement])
+            if isinstance(outcome, Exception):
+                raise outcome
+            return outcome
         finally:
             if self._queue:
                 self._flusher = asyncio.create_task(self._flush())
@@ -180,17 +183,21 @@ class StatementBatcher:
         finally:
             self._set_idle()
 
+    async def _on_thread(self, run: Runner, statements: list[Statement]) -> list[Outcome]:
+        # aiosqlite has no public way to run a function on its thread;
+        # _execute is that way in the pinned 0.22 release.
+        outcomes: list[Outcome] = await self._connection._execute(  # type: ignore[no-untyped-call]
+            run, self._connection, statements, self._guard
+        )
+        return outcomes
+
     async def _run(
         self,
-        run: Callable[[aiosqlite.Connection, Sequence[Statement], Guard | None], list[Outcome]],
+        run: Runner,
         part: list[tuple[Statement, asyncio.Future[list[Rows]]]],
     ) -> None:
         try:
-            # aiosqlite has no public way to run a function on its thread;
-            # _execute is that way in the pinned 0.22 release.
-            outcomes: list[Outcome] = await self._connection._execute(  # type: ignore[no-untyped-call]
-                run, self._connection, [statement for statement, _ in part], self._guard
-            )
+            outcomes = await self._on_thread(run, [statement for statement, _ in part])
         except Exception as exc:
             for _, future in part:
                 if not future.done():

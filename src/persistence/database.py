@@ -6,6 +6,7 @@ import asyncio
 import os
 import re
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -13,12 +14,14 @@ from typing import Literal
 
 import aiosqlite
 
-from src.core.errors import DatabaseFileError, SchemaVersionError
+from src.core.errors import DatabaseFileError, SchemaVersionError, StorageUnavailableError
 
 __all__ = [
     "BUSY_TIMEOUT_SECONDS",
     "Migration",
     "Synchronous",
+    "check_integrity",
+    "database_file_guard",
     "database_file_problem",
     "database_path_problem",
     "init_database",
@@ -173,6 +176,60 @@ def database_path_problem(db_path: str | os.PathLike[str]) -> str | None:
     return None
 
 
+def database_file_guard(db_path: str | os.PathLike[str]) -> Callable[[], None] | None:
+    """A check that the path still names the file there now; None for an in-memory database.
+
+    Call it right after opening the connections it is to guard. An open
+    connection keeps an unlinked file alive and goes on writing to it, and
+    one whose file was replaced (`mv backup live`) writes to the old file
+    while its -wal sits beside the new one; so once the path names another
+    file, or none, nothing may be acknowledged. One stat, a few
+    microseconds: cheap enough to run before every commit.
+
+    The check raises StorageUnavailableError: the file is missing or was replaced.
+    """
+    if os.fspath(db_path) == ":memory:":
+        return None
+    path = os.path.abspath(db_path)
+    opened = os.stat(path)
+    identity = (opened.st_dev, opened.st_ino)
+
+    def check_same_file() -> None:
+        try:
+            current = os.stat(path)
+        except FileNotFoundError:
+            raise StorageUnavailableError("The database file is missing.") from None
+        except OSError:
+            raise StorageUnavailableError("The database file cannot be read.") from None
+        if (current.st_dev, current.st_ino) != identity:
+            raise StorageUnavailableError(
+                "The database file was replaced; restart the server to use the new file."
+            )
+
+    return check_same_file
+
+
+async def check_integrity(connection: aiosqlite.Connection, database: str) -> None:
+    """Refuse a damaged database before anything is served from it or written to it.
+
+    quick_check reads every page (O(size), well under a second at a few
+    hundred MB) but skips the index-to-table cross-checks integrity_check makes.
+
+    Raises:
+        DatabaseFileError: quick_check finds the file damaged.
+    """
+    try:
+        rows = list(await connection.execute_fetchall("PRAGMA quick_check(1)"))
+        finding = str(rows[0][0])
+    except sqlite3.DatabaseError as exc:
+        if not getattr(exc, "sqlite_errorname", "").startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+            raise
+        finding = str(exc)
+    if finding != "ok":
+        one_line = " ".join(finding.split())
+        raise DatabaseFileError(database, f"the file is damaged (quick_check: {one_line})")
+
+
 async def _use_wal(connection: aiosqlite.Connection) -> None:
     # Turning a new file to WAL takes an exclusive lock, and SQLite reports
     # "locked" at once, without its busy handler, when another process opens
@@ -222,12 +279,12 @@ async def migrate(connection: aiosqlite.Connection, database: str) -> int:
 
 
 async def init_database(db_path: str | os.PathLike[str]) -> int:
-    """Create the database file and its folder if missing and apply pending migrations.
+    """Create the database file and its folder if missing, check it and apply pending migrations.
 
     Safe to run any number of times; returns the schema version.
 
     Raises:
-        DatabaseFileError: the file or its folder cannot be written.
+        DatabaseFileError: the file or its folder cannot be written, or the file is damaged.
         SchemaVersionError: the database was written by a newer version of this program.
     """
     problem = await asyncio.to_thread(database_path_problem, db_path)
@@ -235,6 +292,7 @@ async def init_database(db_path: str | os.PathLike[str]) -> int:
         raise DatabaseFileError(os.fspath(db_path), problem)
     connection = await open_connection(db_path)
     try:
+        await check_integrity(connection, os.fspath(db_path))
         return await migrate(connection, os.fspath(db_path))
     finally:
         await connection.close()
