@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -47,7 +47,7 @@ async def paused(repository: SessionRepositoryProtocol, session_id: str) -> bool
     return session is not None and session.status is SessionStatus.PAUSED
 
 
-def failures(logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def failures(logs: Sequence[MutableMapping[str, Any]]) -> list[MutableMapping[str, Any]]:
     return [entry for entry in logs if entry["event"] == "retention_sweep_failed"]
 
 
