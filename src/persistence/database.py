@@ -6,7 +6,6 @@ import asyncio
 import os
 import re
 import sqlite3
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -19,6 +18,7 @@ from src.core.errors import DatabaseFileError, SchemaVersionError, StorageUnavai
 __all__ = [
     "BUSY_TIMEOUT_SECONDS",
     "Migration",
+    "SameFileGuard",
     "Synchronous",
     "check_integrity",
     "database_file_guard",
@@ -176,37 +176,66 @@ def database_path_problem(db_path: str | os.PathLike[str]) -> str | None:
     return None
 
 
-def database_file_guard(db_path: str | os.PathLike[str]) -> Callable[[], None] | None:
-    """A check that the path still names the file there now; None for an in-memory database.
+FileIdentity = tuple[int, int]  # (st_dev, st_ino)
 
-    Call it right after opening the connections it is to guard. An open
-    connection keeps an unlinked file alive and goes on writing to it, and
-    one whose file was replaced (`mv backup live`) writes to the old file
-    while its -wal sits beside the new one; so once the path names another
-    file, or none, nothing may be acknowledged. One stat, a few
-    microseconds: cheap enough to run before every commit.
 
-    The check raises StorageUnavailableError: the file is missing or was replaced.
-    """
-    if os.fspath(db_path) == ":memory:":
+def _identity(path: str) -> FileIdentity | None:
+    try:
+        status = os.stat(path)
+    except FileNotFoundError:
         return None
-    path = os.path.abspath(db_path)
-    opened = os.stat(path)
-    identity = (opened.st_dev, opened.st_ino)
+    except OSError:
+        raise StorageUnavailableError("The database file cannot be read.") from None
+    return (status.st_dev, status.st_ino)
 
-    def check_same_file() -> None:
-        try:
-            current = os.stat(path)
-        except FileNotFoundError:
-            raise StorageUnavailableError("The database file is missing.") from None
-        except OSError:
-            raise StorageUnavailableError("The database file cannot be read.") from None
-        if (current.st_dev, current.st_ino) != identity:
+
+class SameFileGuard:
+    """Raises StorageUnavailableError once the path no longer names the files opened.
+
+    An open connection keeps an unlinked file alive and goes on writing to
+    it, and one whose file was replaced (`mv backup live`) writes to the old
+    file while its -wal sits beside the new one; so once the path names
+    another file, or none, nothing may be acknowledged. The -wal file is
+    held too: while a connection is open SQLite never deletes it, and a
+    commit into a deleted one is lost at the next crash. Two stats, a few
+    microseconds: cheap enough to run before every commit.
+    """
+
+    def __init__(self, db_path: str | os.PathLike[str]) -> None:
+        self._path = os.path.abspath(db_path)
+        self._wal_path = f"{self._path}-wal"
+        opened = _identity(self._path)
+        if opened is None:
+            raise StorageUnavailableError("The database file is missing.")
+        self._file = opened
+        # A new database has no -wal until its first write: taken when first seen.
+        self._wal = _identity(self._wal_path)
+
+    def __call__(self) -> None:
+        current = _identity(self._path)
+        if current is None:
+            raise StorageUnavailableError("The database file is missing.")
+        if current != self._file:
             raise StorageUnavailableError(
                 "The database file was replaced; restart the server to use the new file."
             )
+        wal = _identity(self._wal_path)
+        if self._wal is None:
+            self._wal = wal
+        elif wal != self._wal:
+            raise StorageUnavailableError(
+                "The database's -wal file was deleted or replaced; restart the server."
+            )
 
-    return check_same_file
+
+def database_file_guard(db_path: str | os.PathLike[str]) -> SameFileGuard | None:
+    """A guard of the files at `db_path` as they are now; None for an in-memory database.
+
+    Take it right after opening the connections it is to guard.
+    """
+    if os.fspath(db_path) == ":memory:":
+        return None
+    return SameFileGuard(db_path)
 
 
 async def check_integrity(connection: aiosqlite.Connection, database: str) -> None:

@@ -26,6 +26,7 @@ pytestmark = pytest.mark.sqlite
 NEW_SESSION = {"methodology": "mec", "concept_id": "c", "concept_name": "Coffee"}
 MISSING = "The database file is missing."
 REPLACED = "The database file was replaced"
+WAL_GONE = "The database's -wal file was deleted or replaced; restart the server."
 
 
 def back_up(db_path: Path, copy_path: Path) -> None:
@@ -103,6 +104,34 @@ async def test_every_write_after_a_backup_is_moved_over_the_file_is_refused(
         assert result.detail.startswith(REPLACED)
     with pytest.raises(StorageUnavailableError, match=REPLACED):
         await sqlite_repo.ping()
+
+
+async def test_every_write_after_the_wal_file_is_deleted_is_refused(
+    sqlite_repo: SessionRepository, db_path: Path
+) -> None:
+    await sqlite_repo.create(new_session())
+    Path(f"{db_path}-wal").unlink()
+
+    results = await asyncio.gather(
+        *(sqlite_repo.create(new_session()) for _ in range(20)), return_exceptions=True
+    )
+
+    for result in results:
+        assert isinstance(result, StorageUnavailableError), result
+        assert result.detail == WAL_GONE
+
+
+async def test_a_graceful_stop_after_the_wal_file_is_deleted_keeps_what_was_acknowledged(
+    db_path: Path,
+) -> None:
+    async with SessionRepository(db_path) as repository:
+        kept = await repository.create(new_session())
+        Path(f"{db_path}-wal").unlink()
+        with pytest.raises(StorageUnavailableError):
+            await repository.create(new_session())
+
+    # Closing checkpoints the log the connection still holds into the file.
+    assert stored_ids(db_path) == {kept.id}
 
 
 async def test_writes_go_on_once_the_same_file_is_moved_back(
