@@ -179,9 +179,9 @@ async def test_the_server_refuses_writes_once_an_older_backup_is_moved_over_its_
     env = {"DATABASE_PATH": str(db_path), "DATABASE_URL": ""}
     with running_server(tmp_path, env) as url:
         async with httpx.AsyncClient(base_url=url, timeout=30) as client:
-            await client.post("/sessions", json=NEW_SESSION)
+            before_swap = [(await client.post("/sessions", json=NEW_SESSION)).json()["id"]]
             back_up(db_path, tmp_path / "older.db")
-            await client.post("/sessions", json=NEW_SESSION)
+            before_swap.append((await client.post("/sessions", json=NEW_SESSION)).json()["id"])
             os.replace(tmp_path / "older.db", db_path)
             responses = await asyncio.gather(
                 *(client.post("/sessions", json=NEW_SESSION) for _ in range(20))
@@ -192,6 +192,11 @@ async def test_the_server_refuses_writes_once_an_older_backup_is_moved_over_its_
     assert all(r.json()["detail"].startswith(REPLACED) for r in responses)
     assert health.status_code == 503
     assert health.json()["detail"].startswith(REPLACED)
+    # None of the refused creates was stored anywhere a restarted server reads.
+    with running_server(tmp_path, env) as url, httpx.Client(base_url=url) as client:
+        listed = {session["id"] for session in client.get("/sessions").json()}
+    assert before_swap[0] in listed
+    assert listed <= set(before_swap)
 
 
 def damage(db_path: Path) -> None:
