@@ -8,7 +8,9 @@ from collections.abc import Callable, MutableMapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
+import asyncpg
 import pytest
 from structlog.testing import capture_logs
 
@@ -57,6 +59,18 @@ def assert_alive(sweeper: asyncio.Task[None]) -> None:
         pytest.fail(f"the sweeper stopped: {error!r}")
 
 
+async def terminate(admin: asyncpg.Connection, application: str, *, waiting: bool) -> None:
+    """Cut the connections of `application`, or only those waiting for a lock."""
+    # Inside a transaction pg_stat_activity keeps showing its first snapshot.
+    await admin.execute("SELECT pg_stat_clear_snapshot()")
+    await admin.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE application_name = $1 AND ($2::bool IS FALSE OR wait_event_type = 'Lock')",
+        application,
+        waiting,
+    )
+
+
 @pytest.mark.postgres
 async def test_the_sweeper_goes_on_after_postgres_connections_are_terminated() -> None:
     application = f"sweeper-{uuid.uuid4().hex[:12]}"
@@ -65,6 +79,7 @@ async def test_the_sweeper_goes_on_after_postgres_connections_are_terminated() -
         postgres_admin() as admin,
         PostgresSessionRepository(dsn, pool_size=4) as repository,
     ):
+        schema = parse_qs(urlsplit(dsn).query)["search_path"][0]
         await repository.ping()
         with capture_logs() as logs:
             sweeper = asyncio.create_task(
@@ -72,17 +87,25 @@ async def test_the_sweeper_goes_on_after_postgres_connections_are_terminated() -
             )
             try:
                 # Cut every connection the repository holds, again and again,
-                # so that some sweeps lose theirs in the middle of a query.
+                # so that some sweeps lose theirs at any point of a query.
                 for _ in range(300):
-                    await admin.execute(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                        " WHERE application_name = $1",
-                        application,
-                    )
+                    await terminate(admin, application, waiting=False)
                     await asyncio.sleep(0.01)
                     assert_alive(sweeper)
                     if len(failures(logs)) >= 20:
                         break
+                # Then for certain: sweeps wait on a lock and are cut while
+                # they wait, however often a query is retried.
+                cut_before = len(failures(logs))
+                async with admin.transaction():
+                    await admin.execute(f'LOCK TABLE "{schema}".sessions')
+                    for _ in range(500):
+                        if len(failures(logs)) >= cut_before + 2:
+                            break
+                        await terminate(admin, application, waiting=True)
+                        await asyncio.sleep(0.01)
+                        assert_alive(sweeper)
+                assert len(failures(logs)) >= cut_before + 2, "no sweep was cut while it waited"
                 session = await repository.create(new_session())
                 await wait_for(lambda: paused(repository, session.id), "the session paused")
                 assert_alive(sweeper)
@@ -90,7 +113,6 @@ async def test_the_sweeper_goes_on_after_postgres_connections_are_terminated() -
                 sweeper.cancel()
                 await asyncio.gather(sweeper, return_exceptions=True)
 
-    assert failures(logs), "no sweep failed: the connections were never cut mid-sweep"
     assert all(entry["error"] for entry in failures(logs))
 
 
