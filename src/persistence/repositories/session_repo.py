@@ -516,10 +516,10 @@ class SessionRepository:
         async with self._connect_lock:
             if self._writes is None:
                 writer = await open_connection(self.db_path, self.synchronous)
-                same_file = database_file_guard(self.db_path)
                 opened = [writer]
                 try:
                     await migrate(writer, self.db_path)
+                    same_file = database_file_guard(self.db_path)
                     # An in-memory database exists only on its one connection.
                     reader = writer
                     if self.db_path != ":memory:":
