@@ -19,7 +19,7 @@ import pytest
 from src.core.errors import StorageUnavailableError
 from src.persistence.repositories.session_repo import SessionRepository
 from tests.builders import new_session
-from tests.servers import launch_server, running_server
+from tests.servers import SERVER, launch_server, running_server
 
 pytestmark = pytest.mark.sqlite
 
@@ -241,3 +241,29 @@ def test_serve_refuses_a_database_that_fails_quick_check(tmp_path: Path) -> None
     assert last_line.startswith(
         f"interview-system: cannot use the database {db_path}: the file is damaged (quick_check: "
     ), last_line
+
+
+def test_migrate_refuses_a_database_that_fails_quick_check(tmp_path: Path) -> None:
+    db_path = tmp_path / "damaged.db"
+    env = {"DATABASE_PATH": str(db_path), "DATABASE_URL": "", "PATH": "/usr/bin:/bin"}
+    assert subprocess.run([str(SERVER), "migrate"], env=env, check=False).returncode == 0
+    damage(db_path)
+
+    result = subprocess.run(
+        [str(SERVER), "migrate"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"interview-system: cannot use the database {db_path}: the file is damaged"
+        f" (quick_check: {quick_check_finding(db_path)})"
+    ]
+
+
+def quick_check_finding(db_path: Path) -> str:
+    connection = sqlite3.connect(db_path)
+    try:
+        (finding,) = connection.execute("PRAGMA quick_check(1)").fetchone()
+    finally:
+        connection.close()
+    return " ".join(str(finding).split())
