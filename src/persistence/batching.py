@@ -20,8 +20,8 @@ Rows = list[sqlite3.Row]
 # a Python error of its own before the statement runs.
 Outcome = list[Rows] | Exception
 Statement = tuple[bool, tuple[Step, ...]]  # (is_write, steps)
-Guard = Callable[[], None]
-"""Raises if the connection must not serve; runs on the connection's thread."""
+Guard = Callable[[bool], None]
+"""Raises if the connection must not serve; runs on its thread, told whether to commit."""
 Runner = Callable[[aiosqlite.Connection, Sequence[Statement], Guard | None], list[Outcome]]
 
 
@@ -38,7 +38,7 @@ def _run_reads(
             outcomes.append(exc)
     if guard is not None:
         try:
-            guard()
+            guard(False)
         except Exception as exc:  # handed to every caller in the batch
             return [exc] * len(reads)
     return outcomes
@@ -90,7 +90,7 @@ def _run_writes(
                     raise
                 outcomes.append(exc)
         if guard is not None:
-            guard()
+            guard(True)
         database.execute("COMMIT")
     except Exception as exc:  # handed to every caller in the batch
         if database.in_transaction:
@@ -110,8 +110,9 @@ class StatementBatcher:
     caller gets its own rows or its own error, a write only after its commit.
 
     A `guard`, if given, runs on the connection's thread inside every write
-    transaction just before COMMIT, and after every hop of reads: whatever it
-    raises fails the whole hop, and no write in it is committed.
+    transaction just before COMMIT (called with True), and after every hop
+    of reads (with False): whatever it raises fails the whole hop, and no
+    write in it is committed.
     """
 
     def __init__(self, connection: aiosqlite.Connection, *, guard: Guard | None = None) -> None:
