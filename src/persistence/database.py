@@ -176,10 +176,10 @@ def database_path_problem(db_path: str | os.PathLike[str]) -> str | None:
     return None
 
 
-FileIdentity = tuple[int, int]  # (st_dev, st_ino)
+_FileIdentity = tuple[int, int]  # (st_dev, st_ino)
 
 
-def _identity(path: str) -> FileIdentity | None:
+def _identity(path: str) -> _FileIdentity | None:
     try:
         status = os.stat(path)
     except FileNotFoundError:
@@ -243,8 +243,8 @@ def database_file_guard(db_path: str | os.PathLike[str]) -> SameFileGuard | None
 async def check_integrity(connection: aiosqlite.Connection, database: str) -> None:
     """Refuse a damaged database before anything is served from it or written to it.
 
-    quick_check reads every page (O(size), well under a second at a few
-    hundred MB) but skips the index-to-table cross-checks integrity_check makes.
+    quick_check reads every page, about a second per 300 MB, but skips the
+    index-to-table cross-checks integrity_check makes.
 
     Raises:
         DatabaseFileError: quick_check finds the file damaged.
