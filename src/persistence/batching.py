@@ -20,7 +20,7 @@ Rows = list[sqlite3.Row]
 # a Python error of its own before the statement runs.
 Outcome = list[Rows] | Exception
 Statement = tuple[bool, tuple[Step, ...]]  # (is_write, steps)
-Guard = Callable[[bool], None]
+Guard = Callable[[sqlite3.Connection, bool], None]
 """Raises if the connection must not serve; runs on its thread, told whether to commit."""
 Runner = Callable[[aiosqlite.Connection, Sequence[Statement], Guard | None], list[Outcome]]
 
@@ -38,7 +38,7 @@ def _run_reads(
             outcomes.append(exc)
     if guard is not None:
         try:
-            guard(False)
+            guard(database, False)
         except Exception as exc:  # handed to every caller in the batch
             return [exc] * len(reads)
     return outcomes
@@ -90,7 +90,7 @@ def _run_writes(
                     raise
                 outcomes.append(exc)
         if guard is not None:
-            guard(True)
+            guard(database, True)
         database.execute("COMMIT")
     except Exception as exc:  # handed to every caller in the batch
         if database.in_transaction:

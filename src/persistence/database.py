@@ -210,24 +210,48 @@ class SameFileGuard:
         self._file = opened
         # A new database has no -wal until its first write: taken when first seen.
         self._wal = _identity(self._wal_path)
+        self._log_emptied = False
 
-    def __call__(self, committing: bool) -> None:
+    def __call__(self, database: sqlite3.Connection, committing: bool) -> None:
+        problem = self._problem(committing)
+        if problem is None:
+            self._log_emptied = False  # back in place: empty the log again next time
+            return
+        if not self._log_emptied:
+            self._empty_log(database)
+        raise StorageUnavailableError(problem)
+
+    def _problem(self, committing: bool) -> str | None:
         current = _identity(self._path)
         if current is None:
-            raise StorageUnavailableError("The database file is missing.")
+            return "The database file is missing."
         if current != self._file:
-            raise StorageUnavailableError(
-                "The database file was replaced; restart the server to use the new file."
-            )
+            return "The database file was replaced; restart the server to use the new file."
         if not committing:
-            return
+            return None
         wal = _identity(self._wal_path)
         if self._wal is None:
             self._wal = wal
         elif wal != self._wal:
-            raise StorageUnavailableError(
-                "The database's -wal file was deleted or replaced; restart the server."
-            )
+            return "The database's -wal file was deleted or replaced; restart the server."
+        return None
+
+    def _empty_log(self, database: sqlite3.Connection) -> None:
+        """Move what the log holds into the file the connection opened, and empty the log.
+
+        The -wal file beside a replaced database would otherwise be read
+        into the new file by the next process to open it, and SQLite leaves
+        it there when a connection to a moved file closes. A deleted -wal
+        holds commits the file does not have yet. Undoes the transaction
+        the connection is in, if any.
+        """
+        if database.in_transaction:
+            database.execute("ROLLBACK")
+        try:
+            (busy, _, _) = database.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.Error:
+            return  # tried again at the next refusal
+        self._log_emptied = busy == 0
 
 
 def database_file_guard(db_path: str | os.PathLike[str]) -> SameFileGuard | None:

@@ -106,6 +106,57 @@ async def test_every_write_after_a_backup_is_moved_over_the_file_is_refused(
         await sqlite_repo.ping()
 
 
+@pytest.mark.parametrize("refused", ["write", "read"])
+async def test_the_file_moved_in_is_left_as_it_was_moved_in(
+    db_path: Path, tmp_path: Path, refused: str
+) -> None:
+    async with SessionRepository(db_path) as repository:
+        in_backup = await repository.create(new_session())
+        back_up(db_path, tmp_path / "older.db")
+        for _ in range(20):
+            await repository.create(new_session())
+        os.replace(tmp_path / "older.db", db_path)
+        with pytest.raises(StorageUnavailableError, match=REPLACED):
+            if refused == "write":
+                await repository.create(new_session())
+            else:
+                await repository.get(in_backup.id)
+
+    # The server's own -wal file, still beside the path, is not read into it.
+    assert stored_ids(db_path) == {in_backup.id}
+
+
+async def test_a_file_moved_in_after_the_database_was_briefly_away_is_left_as_it_was(
+    db_path: Path, tmp_path: Path
+) -> None:
+    async with SessionRepository(db_path) as repository:
+        db_path.rename(tmp_path / "aside.db")
+        with pytest.raises(StorageUnavailableError, match=MISSING):
+            await repository.create(new_session())
+        (tmp_path / "aside.db").rename(db_path)
+        in_backup = await repository.create(new_session())
+        back_up(db_path, tmp_path / "older.db")
+        for _ in range(20):
+            await repository.create(new_session())
+        os.replace(tmp_path / "older.db", db_path)
+        with pytest.raises(StorageUnavailableError, match=REPLACED):
+            await repository.create(new_session())
+
+    assert stored_ids(db_path) == {in_backup.id}
+
+
+async def test_what_was_committed_before_the_wal_file_was_deleted_reaches_the_file(
+    sqlite_repo: SessionRepository, db_path: Path
+) -> None:
+    acknowledged = [(await sqlite_repo.create(new_session())).id for _ in range(5)]
+    Path(f"{db_path}-wal").unlink()
+    with pytest.raises(StorageUnavailableError, match="-wal"):
+        await sqlite_repo.create(new_session())
+
+    # Read by another connection while the server still runs: a crash now loses nothing.
+    assert stored_ids(db_path) == set(acknowledged)
+
+
 async def test_every_write_after_the_wal_file_is_deleted_is_refused(
     sqlite_repo: SessionRepository, db_path: Path
 ) -> None:
