@@ -11,24 +11,38 @@ import aiosqlite
 
 from src.core.metrics import GROUP_COMMIT_WRITES
 
-__all__ = ["StatementBatcher"]
+__all__ = ["Guard", "StatementBatcher"]
 
 Parameters = Mapping[str, Any]
 Step = tuple[str, Parameters]
 Rows = list[sqlite3.Row]
-Outcome = list[Rows] | sqlite3.Error  # the rows of each step that ran
+# The rows of each step that ran, or the error of this statement alone: an
+# SQLite error, or a parameter it cannot bind (OverflowError for an int past
+# 64 bits, UnicodeEncodeError for a lone surrogate), which sqlite3 raises as
+# a Python error of its own before the statement runs.
+Outcome = list[Rows] | Exception
 Statement = tuple[bool, tuple[Step, ...]]  # (is_write, steps)
+Guard = Callable[[sqlite3.Connection, bool], None]
+"""Raises if the connection must not serve; runs on its thread, told whether to commit."""
+Runner = Callable[[aiosqlite.Connection, Sequence[Statement], Guard | None], list[Outcome]]
 
 
-def _run_reads(connection: aiosqlite.Connection, reads: Sequence[Statement]) -> list[Outcome]:
-    """Run on the connection's thread: each read on its own."""
+def _run_reads(
+    connection: aiosqlite.Connection, reads: Sequence[Statement], guard: Guard | None = None
+) -> list[Outcome]:
+    """Run on the connection's thread: each read on its own, then the guard for them all."""
     database = connection._conn
     outcomes: list[Outcome] = []
     for _, ((sql, parameters),) in reads:
         try:
             outcomes.append([database.execute(sql, parameters).fetchall()])
-        except sqlite3.Error as exc:
+        except Exception as exc:  # handed to this read's caller alone
             outcomes.append(exc)
+    if guard is not None:
+        try:
+            guard(database, False)
+        except Exception as exc:  # handed to every caller in the batch
+            return [exc] * len(reads)
     return outcomes
 
 
@@ -46,7 +60,7 @@ def _run_unit(database: sqlite3.Connection, steps: tuple[Step, ...]) -> list[Row
             if not results[-1]:
                 database.execute("ROLLBACK TO unit")
                 break
-    except sqlite3.Error:
+    except Exception:
         if database.in_transaction:
             database.execute("ROLLBACK TO unit")
             database.execute("RELEASE unit")
@@ -55,8 +69,14 @@ def _run_unit(database: sqlite3.Connection, steps: tuple[Step, ...]) -> list[Row
     return results
 
 
-def _run_writes(connection: aiosqlite.Connection, writes: Sequence[Statement]) -> list[Outcome]:
-    """Run on the connection's thread: every write in one transaction, one commit, one fsync."""
+def _run_writes(
+    connection: aiosqlite.Connection, writes: Sequence[Statement], guard: Guard | None = None
+) -> list[Outcome]:
+    """Run on the connection's thread: every write in one transaction, one commit, one fsync.
+
+    The guard runs last before COMMIT, under the write lock: if it raises,
+    the whole transaction is rolled back and every caller gets its error.
+    """
     database = connection._conn
     outcomes: list[Outcome] = []
     GROUP_COMMIT_WRITES.observe(len(writes))
@@ -65,15 +85,17 @@ def _run_writes(connection: aiosqlite.Connection, writes: Sequence[Statement]) -
         for _, steps in writes:
             try:
                 outcomes.append(_run_unit(database, steps))
-            except sqlite3.Error as exc:
-                # A failing write (a CHECK, say) is undone alone and fails
-                # alone. An error that ended the transaction (disk full, I/O)
-                # left none of these writes committed.
+            except Exception as exc:
+                # A failing write (a CHECK, a value it cannot bind) is undone
+                # alone and fails alone. An error that ended the transaction
+                # (disk full, I/O) left none of these writes committed.
                 if not database.in_transaction:
                     raise
                 outcomes.append(exc)
+        if guard is not None:
+            guard(database, True)
         database.execute("COMMIT")
-    except sqlite3.Error as exc:
+    except Exception as exc:  # handed to every caller in the batch
         if database.in_transaction:
             database.execute("ROLLBACK")
         return [exc] * len(writes)
@@ -84,15 +106,21 @@ class StatementBatcher:
     """Sends an aiosqlite connection's statements in as few hops to its thread as can be.
 
     A statement that finds the connection idle runs at once, in one hop, as
-    its own autocommit transaction. Statements that arrive while it is busy
+    its own transaction. Statements that arrive while it is busy
     queue up and go together in its next hop: reads each on their own, then
     writes in one transaction, so a burst of concurrent writes costs one
     fsync instead of one each, and a burst of reads one thread switch. Every
     caller gets its own rows or its own error, a write only after its commit.
+
+    A `guard`, if given, runs on the connection's thread inside every write
+    transaction just before COMMIT (called with True), and after every hop
+    of reads (with False): whatever it raises fails the whole hop, and no
+    write in it is committed.
     """
 
-    def __init__(self, connection: aiosqlite.Connection) -> None:
+    def __init__(self, connection: aiosqlite.Connection, *, guard: Guard | None = None) -> None:
         self._connection = connection
+        self._guard = guard
         self._queue: list[tuple[Statement, asyncio.Future[list[Rows]]]] = []
         self._busy = False
         self._idle = asyncio.Event()
@@ -129,13 +157,11 @@ class StatementBatcher:
         self._busy = True
         self._idle.clear()
         try:
-            _, steps = statement
-            if len(steps) == 1:
-                ((sql, parameters),) = steps
-                return [list(await self._connection.execute_fetchall(sql, parameters))]
-            unit: asyncio.Future[list[Rows]] = asyncio.get_running_loop().create_future()
-            await self._run(_run_writes, [(statement, unit)])
-            return await unit
+            run = _run_writes if statement[0] else _run_reads
+            (outcome,) = await self._on_thread(run, [statement])
+            if isinstance(outcome, Exception):
+                raise outcome
+            return outcome
         finally:
             if self._queue:
                 self._flusher = asyncio.create_task(self._flush())
@@ -161,17 +187,21 @@ class StatementBatcher:
         finally:
             self._set_idle()
 
+    async def _on_thread(self, run: Runner, statements: list[Statement]) -> list[Outcome]:
+        # aiosqlite has no public way to run a function on its thread;
+        # _execute is that way in the pinned 0.22 release.
+        outcomes: list[Outcome] = await self._connection._execute(  # type: ignore[no-untyped-call]
+            run, self._connection, statements, self._guard
+        )
+        return outcomes
+
     async def _run(
         self,
-        run: Callable[[aiosqlite.Connection, Sequence[Statement]], list[Outcome]],
+        run: Runner,
         part: list[tuple[Statement, asyncio.Future[list[Rows]]]],
     ) -> None:
         try:
-            # aiosqlite has no public way to run a function on its thread;
-            # _execute is that way in the pinned 0.22 release.
-            outcomes: list[Outcome] = await self._connection._execute(  # type: ignore[no-untyped-call]
-                run, self._connection, [statement for statement, _ in part]
-            )
+            outcomes = await self._on_thread(run, [statement for statement, _ in part])
         except Exception as exc:
             for _, future in part:
                 if not future.done():
@@ -180,7 +210,7 @@ class StatementBatcher:
         for (_, future), outcome in zip(part, outcomes, strict=True):
             if future.done():
                 continue
-            if isinstance(outcome, sqlite3.Error):
+            if isinstance(outcome, Exception):
                 future.set_exception(outcome)
             else:
                 future.set_result(outcome)

@@ -13,12 +13,15 @@ from typing import Literal
 
 import aiosqlite
 
-from src.core.errors import DatabaseFileError, SchemaVersionError
+from src.core.errors import DatabaseFileError, SchemaVersionError, StorageUnavailableError
 
 __all__ = [
     "BUSY_TIMEOUT_SECONDS",
     "Migration",
+    "SameFileGuard",
     "Synchronous",
+    "check_integrity",
+    "database_file_guard",
     "database_file_problem",
     "database_path_problem",
     "init_database",
@@ -173,6 +176,115 @@ def database_path_problem(db_path: str | os.PathLike[str]) -> str | None:
     return None
 
 
+_FileIdentity = tuple[int, int]  # (st_dev, st_ino)
+
+
+def _identity(path: str) -> _FileIdentity | None:
+    try:
+        status = os.stat(path)
+    except FileNotFoundError:
+        return None
+    except OSError:
+        raise StorageUnavailableError("The database file cannot be read.") from None
+    return (status.st_dev, status.st_ino)
+
+
+class SameFileGuard:
+    """Raises StorageUnavailableError once the path no longer names the files opened.
+
+    An open connection keeps an unlinked file alive and goes on writing to
+    it, and one whose file was replaced (`mv backup live`) writes to the old
+    file while its -wal sits beside the new one; so once the path names
+    another file, or none, nothing may be acknowledged. Before a commit the
+    -wal file is checked too: while a connection is open SQLite never
+    deletes it, and a commit into a deleted one is lost at the next crash.
+    A stat takes about 2 microseconds: one after reads, two before a commit.
+    """
+
+    def __init__(self, db_path: str | os.PathLike[str]) -> None:
+        self._path = os.path.abspath(db_path)
+        self._wal_path = f"{self._path}-wal"
+        opened = _identity(self._path)
+        if opened is None:
+            raise StorageUnavailableError("The database file is missing.")
+        self._file = opened
+        # A new database has no -wal until its first write: taken when first seen.
+        self._wal = _identity(self._wal_path)
+        self._log_emptied = False
+
+    def __call__(self, database: sqlite3.Connection, committing: bool) -> None:
+        problem = self._problem(committing)
+        if problem is None:
+            self._log_emptied = False  # back in place: empty the log again next time
+            return
+        if not self._log_emptied:
+            self._empty_log(database)
+        raise StorageUnavailableError(problem)
+
+    def _problem(self, committing: bool) -> str | None:
+        current = _identity(self._path)
+        if current is None:
+            return "The database file is missing."
+        if current != self._file:
+            return "The database file was replaced; restart the server to use the new file."
+        if not committing:
+            return None
+        wal = _identity(self._wal_path)
+        if self._wal is None:
+            self._wal = wal
+        elif wal != self._wal:
+            return "The database's -wal file was deleted or replaced; restart the server."
+        return None
+
+    def _empty_log(self, database: sqlite3.Connection) -> None:
+        """Move what the log holds into the file the connection opened, and empty the log.
+
+        The -wal file beside a replaced database would otherwise be read
+        into the new file by the next process to open it, and SQLite leaves
+        it there when a connection to a moved file closes. A deleted -wal
+        holds commits the file does not have yet. Undoes the transaction
+        the connection is in, if any.
+        """
+        if database.in_transaction:
+            database.execute("ROLLBACK")
+        try:
+            (busy, _, _) = database.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.Error:
+            return  # tried again at the next refusal
+        self._log_emptied = busy == 0
+
+
+def database_file_guard(db_path: str | os.PathLike[str]) -> SameFileGuard | None:
+    """A guard of the files at `db_path` as they are now; None for an in-memory database.
+
+    Take it right after opening the connections it is to guard.
+    """
+    if os.fspath(db_path) == ":memory:":
+        return None
+    return SameFileGuard(db_path)
+
+
+async def check_integrity(connection: aiosqlite.Connection, database: str) -> None:
+    """Refuse a damaged database before anything is served from it or written to it.
+
+    quick_check reads every page, about a second per 300 MB, but skips the
+    index-to-table cross-checks integrity_check makes.
+
+    Raises:
+        DatabaseFileError: quick_check finds the file damaged.
+    """
+    try:
+        rows = list(await connection.execute_fetchall("PRAGMA quick_check(1)"))
+        finding = str(rows[0][0])
+    except sqlite3.DatabaseError as exc:
+        if not getattr(exc, "sqlite_errorname", "").startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+            raise
+        finding = str(exc)
+    if finding != "ok":
+        one_line = " ".join(finding.split())
+        raise DatabaseFileError(database, f"the file is damaged (quick_check: {one_line})")
+
+
 async def _use_wal(connection: aiosqlite.Connection) -> None:
     # Turning a new file to WAL takes an exclusive lock, and SQLite reports
     # "locked" at once, without its busy handler, when another process opens
@@ -227,12 +339,12 @@ async def migrate(connection: aiosqlite.Connection, database: str) -> int:
 
 
 async def init_database(db_path: str | os.PathLike[str]) -> int:
-    """Create the database file and its folder if missing and apply pending migrations.
+    """Create the database file and its folder if missing, check it and apply pending migrations.
 
     Safe to run any number of times; returns the schema version.
 
     Raises:
-        DatabaseFileError: the file or its folder cannot be written.
+        DatabaseFileError: the file or its folder cannot be written, or the file is damaged.
         SchemaVersionError: the database was written by a newer version of this program.
     """
     problem = await asyncio.to_thread(database_path_problem, db_path)
@@ -240,6 +352,7 @@ async def init_database(db_path: str | os.PathLike[str]) -> int:
         raise DatabaseFileError(os.fspath(db_path), problem)
     connection = await open_connection(db_path)
     try:
+        await check_integrity(connection, os.fspath(db_path))
         return await migrate(connection, os.fspath(db_path))
     finally:
         await connection.close()

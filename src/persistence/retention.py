@@ -103,7 +103,13 @@ async def keep_sweeping(
     *,
     clock: Callable[[], datetime] = utc_now,
 ) -> None:
-    """Sweep every `retention_sweep_interval` until cancelled; a failed sweep is logged."""
+    """Sweep every `retention_sweep_interval` until cancelled.
+
+    A failed sweep is logged and the next one runs at the next interval,
+    whatever the error: a driver's own error after its connections were cut
+    is as passing as the store's, and a task that ended would stop retention
+    until a restart without a word.
+    """
     while True:
         try:
             await sweep(
@@ -114,4 +120,6 @@ async def keep_sweeping(
             )
         except StorageError as exc:
             _log.warning("retention_sweep_failed", error=exc.detail)
+        except Exception as exc:
+            _log.error("retention_sweep_failed", error=str(exc) or repr(exc), exc_info=exc)
         await asyncio.sleep(settings.retention_sweep_interval.total_seconds())

@@ -31,6 +31,7 @@ from src.domain.models.utterance import NewUtterance, Utterance, metadata_json
 from src.persistence.batching import StatementBatcher
 from src.persistence.database import (
     Synchronous,
+    database_file_guard,
     database_file_problem,
     migrate,
     open_connection,
@@ -518,6 +519,7 @@ class SessionRepository:
                 opened = [writer]
                 try:
                     await migrate(writer, self.db_path)
+                    same_file = database_file_guard(self.db_path)
                     # An in-memory database exists only on its one connection.
                     reader = writer
                     if self.db_path != ":memory:":
@@ -530,8 +532,8 @@ class SessionRepository:
                         await connection.close()
                     raise
                 self._connection, self._reader = writer, reader
-                self._reads = StatementBatcher(reader)
-                self._writes = StatementBatcher(writer)
+                self._reads = StatementBatcher(reader, guard=same_file)
+                self._writes = StatementBatcher(writer, guard=same_file)
 
     @contextmanager
     def _domain_errors(self) -> Iterator[None]:
