@@ -188,7 +188,7 @@ class TestMalformedFiles:
     def test_a_folder(self, key_file: Path) -> None:
         key_file.mkdir(parents=True)
 
-        with pytest.raises(KeyFileError, match="API_KEYS.*Is a directory"):
+        with pytest.raises(KeyFileError, match=r"API_KEYS.*Is a directory"):
             read_key_file(key_file)
 
     def test_bytes_that_are_not_utf8(self, key_file: Path) -> None:
