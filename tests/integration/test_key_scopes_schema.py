@@ -80,14 +80,13 @@ class Server:
 
     def request(self, op: Operation, key: str | None, session_id: str) -> httpx.Response:
         headers = {} if key is None else {"Authorization": f"Bearer {key}"}
-        body = {"json": {}} if op.method in ("POST", "PUT", "PATCH") else {}
         return httpx.request(
             op.method,
             self.url + op.url(session_id),
             params=op.required_query,
             headers=headers,
+            json={} if op.method in ("POST", "PUT", "PATCH") else None,
             timeout=30,
-            **body,
         )
 
     def new_session(self) -> str:
