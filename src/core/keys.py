@@ -22,6 +22,7 @@ import os
 import re
 import secrets
 import tempfile
+import time
 import tomllib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -296,6 +297,32 @@ def _render(keys: Sequence[StoredKey]) -> str:
     return _HEADER + "".join(tables)
 
 
+@dataclass(frozen=True)
+class _FileState:
+    """What a stat says of the key file: if none of it changed, neither did the file."""
+
+    identity: tuple[int, ...]
+    changed_ns: int
+
+    @classmethod
+    def of(cls, path: Path) -> _FileState | None:
+        try:
+            status = path.stat()
+        except OSError:
+            return None
+        changed = max(status.st_mtime_ns, status.st_ctime_ns)
+        return cls((status.st_dev, status.st_ino, status.st_size, changed), changed)
+
+    def is_recent(self) -> bool:
+        # A file system with coarse timestamps can give two different files,
+        # written within one tick, the same stat: such a file is read again
+        # until it is old enough to trust (git's "racily clean" problem).
+        return time.time_ns() - self.changed_ns < _TRUST_STAT_AFTER_NS
+
+
+_TRUST_STAT_AFTER_NS = 2_000_000_000
+
+
 class KeyRing:
     """The keys a server accepts: API_KEY's (named `api_key`, every scope) and the file's.
 
@@ -314,7 +341,8 @@ class KeyRing:
             )
         self._key_file = key_file
         self._from_file: list[tuple[bytes, Caller]] = []
-        self._seen: tuple[int, ...] | None = None
+        self._seen: _FileState | None = None
+        self._problem: str | None = None
 
     def load(self) -> None:
         """Read the key file now.
@@ -322,14 +350,9 @@ class KeyRing:
         Raises:
             KeyFileError: the file is missing, unreadable or malformed.
         """
-        if self._key_file is None:
-            return
-        seen = self._file_signature()
-        self._from_file = [
-            (bytes.fromhex(key.sha256), Caller(key.name, with_implied(key.scopes)))
-            for key in read_key_file(self._key_file)
-        ]
-        self._seen = seen
+        if self._key_file is not None:
+            self._seen = _FileState.of(self._key_file)
+            self._from_file = self._read(self._key_file)
 
     def caller(self, key: bytes) -> Caller | None:
         """Whose key this is, or None for a key this server does not know."""
@@ -343,32 +366,32 @@ class KeyRing:
                 found = caller
         return found
 
-    def _file_signature(self) -> tuple[int, ...] | None:
-        assert self._key_file is not None
-        try:
-            status = self._key_file.stat()
-        except OSError:
-            return None
-        return (
-            status.st_dev,
-            status.st_ino,
-            status.st_size,
-            status.st_mtime_ns,
-            status.st_ctime_ns,
-        )
+    @staticmethod
+    def _read(path: Path) -> list[tuple[bytes, Caller]]:
+        return [
+            (bytes.fromhex(key.sha256), Caller(key.name, with_implied(key.scopes)))
+            for key in read_key_file(path)
+        ]
 
     def _reload_if_changed(self) -> None:
         if self._key_file is None:
             return
-        seen = self._file_signature()
-        if seen == self._seen:
+        seen = _FileState.of(self._key_file)
+        if seen == self._seen and (seen is None or not seen.is_recent()):
             return
+        self._seen = seen
         try:
-            self.load()
+            keys = self._read(self._key_file)
         except KeyFileError as exc:
-            self._seen = seen  # reported once per change, not on every request
-            _log.error(
-                "api_keys_not_reloaded", problem=str(exc), advice="the keys read last stay in force"
-            )
+            if str(exc) != self._problem:  # once per problem, not on every request
+                self._problem = str(exc)
+                _log.error(
+                    "api_keys_not_reloaded",
+                    problem=self._problem,
+                    advice="the keys read last stay in force",
+                )
             return
-        _log.info("api_keys_reloaded", path=str(self._key_file), keys=len(self._from_file))
+        self._problem = None
+        if keys != self._from_file:
+            self._from_file = keys
+            _log.info("api_keys_reloaded", path=str(self._key_file), keys=len(keys))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 import threading
+import time
 import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +19,7 @@ from src.core.keys import (
     KeyNameError,
     KeyRing,
     Scope,
+    _FileState,
     add_key,
     key_digest,
     read_key_file,
@@ -248,6 +250,28 @@ class TestKeyRing:
         later = add_key(key_file, "later", [Scope.ADMIN])
         assert ring.caller(later.encode()) == Caller("later", frozenset(Scope))
         assert ring.caller(key.encode()) is None
+
+    def test_a_change_the_stat_cannot_show_is_seen_while_the_file_is_recent(
+        self, key_file: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # With one-second timestamps, two writes within a second can leave one
+        # stat behind (same inode reused, same size): the stat alone misses it.
+        add_key(key_file, "first", [Scope.READ])
+        ring = KeyRing(None, key_file)
+        ring.load()
+        stale = _FileState.of(key_file)
+        monkeypatch.setattr(_FileState, "of", classmethod(lambda cls, path: stale))
+
+        later = add_key(key_file, "later", [Scope.READ])
+
+        assert ring.caller(later.encode()) == Caller("later", frozenset({Scope.READ}))
+
+    def test_a_stat_is_trusted_once_the_file_is_two_seconds_old(self, key_file: Path) -> None:
+        add_key(key_file, "first", [Scope.READ])
+        fresh = _FileState.of(key_file)
+
+        assert fresh is not None and fresh.is_recent()
+        assert not _FileState(fresh.identity, time.time_ns() - 2_000_000_001).is_recent()
 
     def test_load_refuses_a_bad_file(self, key_file: Path) -> None:
         with pytest.raises(KeyFileError, match="API_KEYS"):
