@@ -17,6 +17,7 @@ import sys
 from collections.abc import Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -500,7 +501,11 @@ def keys_list() -> None:
     except KeyFileError as exc:
         raise CommandError(str(exc)) from exc
     rows = [
-        (key.name, _scope_list(with_implied(key.scopes)), f"{key.created:%Y-%m-%d %H:%M:%S} UTC")
+        (
+            key.name,
+            _scope_list(with_implied(key.scopes)),
+            f"{key.created.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC",
+        )
         for key in stored
     ]
     if _settings().api_key is not None:

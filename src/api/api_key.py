@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from http import HTTPStatus
 
+from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from src.api.access import OPEN_PATHS, required_scope
@@ -108,6 +109,8 @@ class ApiKeyMiddleware:
             if message["type"] == "lifespan.startup":
                 await send({"type": "lifespan.startup.failed", "message": str(exc)})
             return
+        except ValidationError:
+            pass  # a bad setting: the app's own start-up reports it, as it fails
         await self.app(scope, receive, send)
 
 

@@ -237,6 +237,9 @@ def _locked(path: Path) -> Iterator[None]:
 
     The folder is locked, not the file, because each write replaces the file.
     """
+    blocking = next((above for above in path.parents if above.exists()), None)
+    if blocking is not None and not blocking.is_dir():
+        raise KeyFileError(path, f"{blocking} is a file, not a folder")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)

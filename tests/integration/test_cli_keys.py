@@ -115,6 +115,19 @@ class TestAdd:
             "interview-system: API_KEYS is not set: set it to the path of the key file"
         ]
 
+    def test_a_key_file_under_a_file_is_one_line_naming_api_keys(self, tmp_path: Path) -> None:
+        (tmp_path / "plain").write_text("")
+        key_file = tmp_path / "plain" / "more" / "keys.toml"
+
+        result = invoke("keys", "add", "analyst", "--scope", "read", API_KEYS=str(key_file))
+
+        assert result.exit_code == 1
+        assert result.stdout == ""
+        assert result.stderr.splitlines() == [
+            f"interview-system: cannot use the key file {key_file} (API_KEYS): "
+            f"{tmp_path / 'plain'} is a file, not a folder"
+        ]
+
 
 class TestList:
     def test_names_scopes_and_dates_never_keys_or_digests(self, key_file: Path) -> None:
@@ -142,6 +155,17 @@ class TestList:
 
         assert result.stdout.splitlines()[-1].split()[:2] == ["api_key", "read,"]
         assert API_KEY not in result.output
+
+    def test_dates_are_shown_in_utc(self, key_file: Path) -> None:
+        key_file.parent.mkdir()
+        key_file.write_text(
+            f'[[key]]\nname = "x"\nscopes = ["read"]\nsha256 = "{"ab" * 32}"\n'
+            "created = 2026-11-30T09:00:00+02:00\n"
+        )
+
+        result = invoke("keys", "list", API_KEYS=str(key_file))
+
+        assert result.stdout.splitlines()[1].endswith("2026-11-30 07:00:00 UTC")
 
     def test_a_malformed_file_is_one_line_naming_api_keys(self, key_file: Path) -> None:
         key_file.parent.mkdir()
@@ -262,3 +286,18 @@ def test_uvicorn_on_its_own_refuses_to_start_with_a_bad_key_file(tmp_path: Path)
     assert result.returncode != 0
     assert f"cannot use the key file {key_file} (API_KEYS): it is not valid TOML" in result.stderr
     assert "Application startup failed" in result.stderr
+
+
+def test_uvicorn_on_its_own_still_refuses_a_bad_setting(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "uvicorn", "src.main:app", "--port", str(free_port())],
+        env={**os.environ, "DATABASE_PATH": str(tmp_path / "s.db"), "API_KEY": "short"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+    assert "must be at least 16 characters" in result.stderr
+    assert "Application startup failed" in result.stderr
+    assert not (tmp_path / "s.db").exists()

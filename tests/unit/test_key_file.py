@@ -100,7 +100,7 @@ class TestAdding:
         assert key_file.read_bytes() == before
 
     @pytest.mark.parametrize(
-        "name", ["", "two words", "-dash", "x" * 65, "é", 'quote"', API_KEY_NAME]
+        "name", ["", "two words", "-dash", "x" * 65, "é", 'quote"', "line\n", API_KEY_NAME]
     )
     def test_a_name_that_is_no_key_name_is_refused(self, key_file: Path, name: str) -> None:
         with pytest.raises(KeyNameError):
