@@ -41,6 +41,18 @@ def key_file(tmp_path: Path) -> Path:
     return tmp_path / "secrets" / "keys.toml"
 
 
+def test_the_keys_commands_have_help() -> None:
+    listed = invoke("--help")
+    group = invoke("keys", "--help")
+    add = invoke("keys", "add", "--help")
+
+    assert "  keys " in listed.stdout
+    for command in ("add", "list", "remove"):
+        assert f"  {command} " in group.stdout
+    assert "admin implies write, write" in " ".join(add.stdout.split())
+    assert "[required]" in add.stdout
+
+
 class TestAdd:
     def test_the_key_is_the_last_word_and_only_its_digest_is_kept(self, key_file: Path) -> None:
         result = invoke("keys", "add", "analyst", "--scope", "read", API_KEYS=str(key_file))
