@@ -2,69 +2,80 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 
 from src.core.keys import Scope
 
-__all__ = ["OPEN_PATHS", "RULES", "Rule", "required_scope"]
+__all__ = ["DOCS_PATHS", "OPEN_PATHS", "RULES", "Rule", "required_scope"]
 
 _READING = frozenset({"GET", "HEAD"})
+_ANY_METHOD = None
+
+# The documentation: its pages, their assets and the schema they render.
+DOCS_PATHS = frozenset({"/", "/docs", "/redoc", "/openapi.json", "/docs/assets/{}"})
 
 
 @dataclass(frozen=True)
 class Rule:
-    """Requests with one of `methods` (None: any) to `path` need `scope` (None: no key).
+    """Requests with one of `methods` (None: any) to one of `paths` need `scope` (None: no key).
 
-    In `path`, a segment `{}` stands for any one segment, and a last segment
-    `*` for anything at all below (`"*"` alone matches every path).
+    A path is exact, or a pattern: a segment `{}` stands for any one
+    segment, and `*` alone for every path.
     """
 
     methods: frozenset[str] | None
-    path: str
+    paths: frozenset[str]
     scope: Scope | None
 
     def matches(self, method: str, path: str) -> bool:
         if self.methods is not None and method not in self.methods:
             return False
-        pattern = self.path.split("/")
-        given = path.split("/")
-        if pattern[-1] == "*":
-            head = pattern[:-1]
-            return len(given) >= len(head) and _same(head, given[: len(head)])
-        return len(given) == len(pattern) and _same(pattern, given)
+        return path in self.paths or any(
+            _fits(pattern, path.split("/")) for pattern in self._patterns
+        )
+
+    @cached_property
+    def _patterns(self) -> list[list[str]]:
+        return [path.split("/") for path in self.paths if "{}" in path or path == "*"]
 
 
-def _same(pattern: list[str], given: list[str]) -> bool:
-    return all(
+def _fits(pattern: list[str], given: list[str]) -> bool:
+    if pattern == ["*"]:
+        return True
+    return len(pattern) == len(given) and all(
         want == part or (want == "{}" and part != "")
         for want, part in zip(pattern, given, strict=True)
     )
+
+
+def _rule(methods: Iterable[str] | None, paths: Iterable[str], scope: Scope | None) -> Rule:
+    return Rule(None if methods is None else frozenset(methods), frozenset(paths), scope)
 
 
 # The first rule that matches decides; read from the top. Anything no rule
 # above names falls to the last two: reading needs `read` (so /metrics,
 # searches, exports and event streams do), anything else needs `write`.
 RULES: tuple[Rule, ...] = (
-    Rule(None, "/health", None),
-    # The documentation pages, their assets and the schema they render load
-    # without a key: their Authorize button is where a user enters one.
-    Rule(_READING, "/", None),
-    Rule(_READING, "/docs", None),
-    Rule(_READING, "/docs/*", None),
-    Rule(_READING, "/redoc", None),
-    Rule(_READING, "/openapi.json", None),
+    _rule(_ANY_METHOD, ["/health"], None),
+    # The documentation loads without a key: its Authorize button is where a
+    # user enters one.
+    _rule(_READING, DOCS_PATHS, None),
     # Erasure and the audit log.
-    Rule(frozenset({"DELETE"}), "/participants/{}", Scope.ADMIN),
-    Rule(None, "/audit", Scope.ADMIN),
-    Rule(_READING, "*", Scope.READ),
-    Rule(None, "*", Scope.WRITE),
+    _rule(["DELETE"], ["/participants/{}"], Scope.ADMIN),
+    _rule(_ANY_METHOD, ["/audit"], Scope.ADMIN),
+    _rule(_READING, ["*"], Scope.READ),
+    _rule(_ANY_METHOD, ["*"], Scope.WRITE),
 )
 
-# The paths that need no key for reading, as the documentation shows them.
+# The exact paths that need no key for reading, which the documentation marks so.
 OPEN_PATHS = frozenset(
-    rule.path
+    path
     for rule in RULES
-    if rule.scope is None and "{}" not in rule.path and "*" not in rule.path
+    if rule.scope is None
+    for path in rule.paths
+    if "{}" not in path and path != "*"
 )
 
 

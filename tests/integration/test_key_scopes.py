@@ -160,9 +160,7 @@ async def test_the_key_itself_is_matched_exactly(
         assert (await client.get("/sessions", headers=bearer(wrong))).status_code == 401
 
 
-@pytest.mark.parametrize(
-    "path", ["/health", "/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"]
-)
+@pytest.mark.parametrize("path", ["/health", "/docs", "/redoc", "/openapi.json"])
 async def test_health_and_the_docs_need_no_key(client: httpx.AsyncClient, path: str) -> None:
     assert (await client.get(path)).status_code == 200
 

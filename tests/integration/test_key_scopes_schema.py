@@ -221,7 +221,7 @@ def test_the_log_holds_no_key_and_no_digest(server: Server, session_id: str) -> 
 
     log = server.log_path.read_text()
 
-    assert "GET /sessions" in log  # the requests were logged
+    assert "/sessions" in log  # the requests were logged
     for key in server.keys.values():
         assert key not in log
         assert key_digest(key.encode()).hex() not in log
