@@ -52,5 +52,7 @@ def test_each_request_needs_its_scope(method: str, path: str, scope: Scope | Non
     assert required_scope(method, path) == scope
 
 
-def test_open_paths_are_the_pages_that_need_no_key() -> None:
-    assert frozenset({"/health", "/", "/docs", "/redoc", "/openapi.json"}) == OPEN_PATHS
+def test_open_paths_are_the_exact_paths_that_need_no_key() -> None:
+    assert {"/health", "/", "/docs", "/redoc", "/openapi.json"} <= OPEN_PATHS
+    assert all(required_scope("GET", path) is None for path in OPEN_PATHS)
+    assert not any("{}" in path or "*" in path for path in OPEN_PATHS)
