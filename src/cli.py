@@ -1,4 +1,4 @@
-"""The `interview-system` command: serve, migrate, back up, restore, export and sweep.
+"""The `interview-system` command: serve, migrate, back up, restore, export, sweep and keys.
 
 Each command is one function registered on the `cli` group; adding a command
 is adding a function. Every error reaches the user as one line on standard
@@ -17,6 +17,7 @@ import sys
 from collections.abc import Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -27,6 +28,17 @@ from pydantic import ValidationError
 
 from src.core.config import Settings, describe_settings_error
 from src.core.errors import DatabaseFileError, SessionError
+from src.core.keys import (
+    API_KEY_NAME,
+    KeyFileError,
+    KeyNameError,
+    KeyRing,
+    Scope,
+    add_key,
+    read_key_file,
+    remove_key,
+    with_implied,
+)
 from src.core.logging import configure_logging
 from src.domain.export import ExportFormat, export_file_name
 from src.domain.models.session import SessionStatus
@@ -189,7 +201,7 @@ def cli(ctx: click.Context) -> None:
     """Interview session store: the HTTP API and the tools to run it.
 
     Settings come from the environment and from .env (see the README):
-    DATABASE_PATH or DATABASE_URL, HOST, PORT, API_KEY and the retention rules.
+    DATABASE_PATH or DATABASE_URL, HOST, PORT, API_KEY, API_KEYS and the retention rules.
     """
     ctx.ensure_object(_Invocation)
     configure_logging()
@@ -218,6 +230,7 @@ def serve(host: str | None, port: int | None) -> None:
             raise CommandError(f"port {settings.port} is in use; set PORT or use --port") from exc
         reason = exc.strerror or str(exc)
         raise CommandError(f"cannot listen on {settings.host}:{settings.port}: {reason}") from exc
+    _check_key_file(settings)
     _migrate(settings)
     _log().info(
         "serving",
@@ -226,13 +239,28 @@ def serve(host: str | None, port: int | None) -> None:
         database=describe_database(settings),
         api_key="active" if settings.api_key is not None else "off",
     )
-    if settings.api_key is None and not ipaddress.ip_address(_resolve(settings.host)).is_loopback:
+    if (
+        settings.api_key is None
+        and settings.api_keys is None
+        and not ipaddress.ip_address(_resolve(settings.host)).is_loopback
+    ):
         _log().warning(
             "serving_without_api_key",
             host=settings.host,
-            advice="anyone who can reach this address can read and change sessions; set API_KEY",
+            advice="anyone who can reach this address can read and change sessions; "
+            "set API_KEYS or API_KEY",
         )
     serve_app(create_app(settings), settings)
+
+
+def _check_key_file(settings: Settings) -> None:
+    """Stop before serving when the key file that API_KEYS names cannot be used."""
+    if settings.api_keys is None:
+        return
+    try:
+        KeyRing(None, settings.api_keys).load()
+    except KeyFileError as exc:
+        raise CommandError(str(exc)) from exc
 
 
 def _resolve(host: str) -> str:
@@ -427,6 +455,94 @@ async def _sweep(settings: Settings) -> None:
             abandon_paused_after=settings.abandon_paused_after,
         )
     _log().info("swept", paused=len(result.paused), abandoned=len(result.abandoned))
+
+
+@cli.group()
+def keys() -> None:
+    """Add, list and remove the named API keys in the file API_KEYS names.
+
+    Scopes: read; write (implies read); admin (implies write and read). The
+    file keeps only each key's digest. A running server sees every change at
+    once, with no restart.
+    """
+
+
+def _key_file() -> Path:
+    settings = _settings()
+    if settings.api_keys is None:
+        raise SettingError("API_KEYS is not set: set it to the path of the key file")
+    return settings.api_keys
+
+
+@keys.command("add")
+@click.argument("name")
+@click.option(
+    "--scope",
+    "scopes",
+    type=click.Choice([scope.value for scope in Scope]),
+    multiple=True,
+    help="What the key may do (admin implies write, write implies read).  [required]",
+)
+def keys_add(name: str, scopes: tuple[str, ...]) -> None:
+    """Add a key named NAME and print it, once, as the last word.
+
+    The file (created if missing) keeps only the key's digest: store the key
+    now, it cannot be shown again. A name already in the file is refused.
+    """
+    if not scopes:
+        # click's own message for this lists the choices on lines of their own.
+        raise click.UsageError("keys add needs --scope read, write or admin")
+    path = _key_file()
+    granted = with_implied(Scope(scope) for scope in scopes)
+    try:
+        key = add_key(path, name, granted)
+    except (KeyFileError, KeyNameError) as exc:
+        raise CommandError(str(exc)) from exc
+    _log().info("key_added", name=name, file=str(path))
+    click.echo(f"The key {name!r} ({_scope_list(granted)}), shown only this once:")
+    click.echo(key)
+
+
+@keys.command("list")
+def keys_list() -> None:
+    """List the keys' names, scopes and dates; never the keys."""
+    path = _key_file()
+    try:
+        stored = read_key_file(path)
+    except KeyFileError as exc:
+        raise CommandError(str(exc)) from exc
+    rows = [
+        (
+            key.name,
+            _scope_list(with_implied(key.scopes)),
+            f"{key.created.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC",
+        )
+        for key in stored
+    ]
+    if _settings().api_key is not None:
+        rows.append((API_KEY_NAME, _scope_list(frozenset(Scope)), "(the key in API_KEY)"))
+    if not rows:
+        _say(f"there are no keys in {path} (add one with: {PROGRAM} keys add NAME --scope S)")
+        return
+    widths = [max(len(row[column]) for row in [("NAME", "SCOPES", ""), *rows]) for column in (0, 1)]
+    for name, granted, created in [("NAME", "SCOPES", "CREATED"), *rows]:
+        click.echo(f"{name:<{widths[0]}}  {granted:<{widths[1]}}  {created}")
+
+
+@keys.command("remove")
+@click.argument("name")
+def keys_remove(name: str) -> None:
+    """Remove the key named NAME; servers refuse it from then on."""
+    path = _key_file()
+    try:
+        remove_key(path, name)
+    except (KeyFileError, KeyNameError) as exc:
+        raise CommandError(str(exc)) from exc
+    _log().info("key_removed", name=name, file=str(path))
+
+
+def _scope_list(scopes: frozenset[Scope]) -> str:
+    return ", ".join(scope for scope in Scope if scope in scopes)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

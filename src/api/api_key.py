@@ -1,52 +1,122 @@
-"""An optional shared API key, required on every route but /health."""
+"""API keys on every request: 401 without a valid key, 403 when the key lacks the scope.
+
+With neither API_KEY nor API_KEYS set, every request passes. Otherwise each
+request's scope in `src.api.access` decides; the key travels as
+`Authorization: Bearer <key>`, the scheme in any case. The key file is read
+when the app starts (a bad one fails the start) and again when it changes.
+
+Who sent a request is left in its state for whatever runs after: `caller_of`
+gives the `Caller` (the key's name and scopes), or None when no key was
+checked or none was valid. Keys and their digests are never logged.
+"""
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Callable
 from http import HTTPStatus
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from pydantic import ValidationError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from src.api.docs import DOCS_PATHS
+from src.api.access import OPEN_PATHS, required_scope
 from src.api.errors import problem_response
 from src.core.config import Settings
+from src.core.keys import Caller, KeyFileError, KeyRing
 
-__all__ = ["OPEN_PATHS", "ApiKeyMiddleware"]
+# OPEN_PATHS is here too for the documentation, which marks what needs no key.
+__all__ = ["OPEN_PATHS", "ApiKeyMiddleware", "bearer_credentials", "caller_of"]
 
-OPEN_PATHS = frozenset({"/health", *DOCS_PATHS})
+_CALLER = "caller"
+
+
+def bearer_credentials(authorization: bytes) -> bytes | None:
+    """The credentials of an `Authorization: Bearer <credentials>` header, else None.
+
+    The scheme is matched in any case (RFC 9110 11.1); spaces around the
+    credentials are not part of them.
+    """
+    scheme, space, credentials = authorization.strip(b" \t").partition(b" ")
+    if not space or scheme.lower() != b"bearer":
+        return None
+    return credentials.strip(b" \t") or None
+
+
+def caller_of(scope: Scope) -> Caller | None:
+    """Whose valid key a request carried (its name and scopes), or None."""
+    caller: Caller | None = scope.get("state", {}).get(_CALLER)
+    return caller
 
 
 class ApiKeyMiddleware:
-    """With API_KEY set, answer 401 unless a request carries `Authorization: Bearer <key>`."""
+    """Refuse a request whose key is missing or wrong (401) or lacks its route's scope (403)."""
 
     def __init__(self, app: ASGIApp, settings: Callable[[], Settings]) -> None:
         self.app = app
         self._settings = settings
-        self._expected: bytes | None = None
+        self._keys: KeyRing | None = None
         self._resolved = False
 
-    def _expected_header(self) -> bytes | None:
+    def _key_ring(self) -> KeyRing | None:
         # Settings may be read only when the app starts, so look once, late.
         if not self._resolved:
-            key = self._settings().api_key
-            self._expected = None if key is None else f"Bearer {key.get_secret_value()}".encode()
+            settings = self._settings()
+            if settings.api_key is not None or settings.api_keys is not None:
+                api_key = settings.api_key.get_secret_value() if settings.api_key else None
+                keys = KeyRing(api_key, settings.api_keys)
+                keys.load()
+                self._keys = keys
             self._resolved = True
-        return self._expected
+        return self._keys
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        expected = self._expected_header() if scope["type"] == "http" else None
-        if expected is None or scope["path"] in OPEN_PATHS:
+        if scope["type"] == "lifespan":
+            await self._start(scope, receive, send)
+            return
+        keys = self._key_ring() if scope["type"] == "http" else None
+        if keys is None:
             await self.app(scope, receive, send)
             return
-        given = dict(scope["headers"]).get(b"authorization", b"")
-        # compare_digest takes as long whichever byte of the key is wrong.
-        if hmac.compare_digest(given, expected):
+        caller = _presented_caller(scope, keys)
+        scope["state"] = {**scope.get("state", {}), _CALLER: caller}
+        needed = required_scope(scope["method"], scope["path"])
+        if needed is None or (caller is not None and needed in caller.scopes):
             await self.app(scope, receive, send)
             return
-        response = problem_response(
-            HTTPStatus.UNAUTHORIZED,
-            "This server needs an API key: send Authorization: Bearer <key>.",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+        if caller is None:
+            response = problem_response(
+                HTTPStatus.UNAUTHORIZED,
+                "This server needs a valid API key: send Authorization: Bearer <key>.",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        else:
+            response = problem_response(
+                HTTPStatus.FORBIDDEN,
+                f"The key {caller.name!r} may not do this: it needs the {needed!s} scope.",
+                code="insufficient_scope",
+                headers={
+                    "WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{needed}"'
+                },
+                scope=str(needed),
+            )
         await response(scope, receive, send)
+
+    async def _start(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Read the key file as the app starts; a bad one fails the start, naming API_KEYS."""
+        try:
+            self._key_ring()
+        except KeyFileError as exc:
+            message: Message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.failed", "message": str(exc)})
+            return
+        except ValidationError:
+            pass  # a bad setting: the app's own start-up reports it, as it fails
+        await self.app(scope, receive, send)
+
+
+def _presented_caller(scope: Scope, keys: KeyRing) -> Caller | None:
+    authorization = [value for name, value in scope["headers"] if name == b"authorization"]
+    if len(authorization) != 1:
+        return None  # none, or several that could each be read as the one
+    credentials = bearer_credentials(authorization[0])
+    return None if credentials is None else keys.caller(credentials)

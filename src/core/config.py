@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     host: Annotated[str, Field(min_length=1)] = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 8000
     api_key: SecretStr | None = None
+    api_keys: Path | None = None  # the file of named keys with scopes (src/core/keys.py)
     # Retention, off unless set: ISO 8601 durations ("P7D", "PT30M") or seconds.
     idle_pause_after: PositiveDuration | None = None
     abandon_paused_after: PositiveDuration | None = None
@@ -74,6 +75,14 @@ class Settings(BaseSettings):
             return None
         if len(value.get_secret_value()) < 16:
             raise ValueError("must be at least 16 characters, or unset")
+        return value
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _key_file(cls, value: object) -> object:
+        if isinstance(value, str):
+            # Blank is unset; `~` is the home folder, as in DATABASE_PATH.
+            return Path(value).expanduser() if value.strip() else None
         return value
 
     @field_validator("database_url")

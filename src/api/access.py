@@ -1,0 +1,84 @@
+"""Which scope each request needs: the API's one table of access rules."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cached_property
+
+from src.api.docs import DOCS_PATHS
+from src.core.keys import Scope
+
+__all__ = ["OPEN_PATHS", "RULES", "Rule", "required_scope"]
+
+_READING = frozenset({"GET", "HEAD"})
+_ANY_METHOD = None
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Requests with one of `methods` (None: any) to one of `paths` need `scope` (None: no key).
+
+    A path is exact, or a pattern: a segment `{}` stands for any one
+    segment, and `*` alone for every path.
+    """
+
+    methods: frozenset[str] | None
+    paths: frozenset[str]
+    scope: Scope | None
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.methods is not None and method not in self.methods:
+            return False
+        return path in self.paths or any(
+            _fits(pattern, path.split("/")) for pattern in self._patterns
+        )
+
+    @cached_property
+    def _patterns(self) -> list[list[str]]:
+        return [path.split("/") for path in self.paths if "{}" in path or path == "*"]
+
+
+def _fits(pattern: list[str], given: list[str]) -> bool:
+    if pattern == ["*"]:
+        return True
+    return len(pattern) == len(given) and all(
+        want == part or (want == "{}" and part != "")
+        for want, part in zip(pattern, given, strict=True)
+    )
+
+
+def _rule(methods: Iterable[str] | None, paths: Iterable[str], scope: Scope | None) -> Rule:
+    return Rule(None if methods is None else frozenset(methods), frozenset(paths), scope)
+
+
+# The first rule that matches decides; read from the top. Anything no rule
+# above names falls to the last two: reading needs `read` (so /metrics,
+# searches, exports and event streams do), anything else needs `write`.
+RULES: tuple[Rule, ...] = (
+    _rule(_ANY_METHOD, ["/health"], None),
+    # The documentation loads without a key: its Authorize button is where a
+    # user enters one.
+    _rule(_READING, DOCS_PATHS, None),
+    # Erasure and the audit log.
+    _rule(["DELETE"], ["/participants/{}"], Scope.ADMIN),
+    _rule(_ANY_METHOD, ["/audit"], Scope.ADMIN),
+    _rule(_READING, ["*"], Scope.READ),
+    _rule(_ANY_METHOD, ["*"], Scope.WRITE),
+)
+
+# The exact paths that need no key for reading, which the documentation marks so.
+OPEN_PATHS = frozenset(
+    path
+    for rule in RULES
+    if rule.scope is None
+    for path in rule.paths
+    if "{}" not in path and path != "*"
+)
+
+
+def required_scope(method: str, path: str) -> Scope | None:
+    """The scope a request needs, or None when it needs no key."""
+    # `/sessions/` is `/sessions`: both answer, so both need the same scope.
+    normalised = path.rstrip("/") or "/"
+    return next(rule.scope for rule in RULES if rule.matches(method.upper(), normalised))
