@@ -27,11 +27,9 @@ import structlog
 from pydantic import ValidationError
 
 from src.core.config import Settings, describe_settings_error
-from src.core.errors import DatabaseFileError, SessionError
+from src.core.errors import DatabaseFileError, KeyFileError, KeyNameError, SessionError
 from src.core.keys import (
     API_KEY_NAME,
-    KeyFileError,
-    KeyNameError,
     KeyRing,
     Scope,
     add_key,
@@ -238,6 +236,7 @@ def serve(host: str | None, port: int | None) -> None:
         port=settings.port,
         database=describe_database(settings),
         api_key="active" if settings.api_key is not None else "off",
+        api_keys=str(settings.api_keys) if settings.api_keys is not None else "off",
     )
     if (
         settings.api_key is None

@@ -21,7 +21,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from src.api.access import OPEN_PATHS, required_scope
 from src.api.errors import problem_response
 from src.core.config import Settings
-from src.core.keys import Caller, KeyFileError, KeyRing
+from src.core.errors import KeyFileError
+from src.core.keys import Caller, KeyRing
 
 # OPEN_PATHS is here too for the documentation, which marks what needs no key.
 __all__ = ["OPEN_PATHS", "ApiKeyMiddleware", "bearer_credentials", "caller_of"]

@@ -94,10 +94,10 @@ def install_docs(
                 _BEARER_SCHEME: {
                     "type": "http",
                     "scheme": "bearer",
-                    "description": "The server's API_KEY, when one is set.",
+                    "description": "A key from API_KEYS, or the server's API_KEY.",
                 }
             }
-            if settings().api_key is not None:
+            if settings().api_key is not None or settings().api_keys is not None:
                 _require_bearer(schema, open_paths)
             app.openapi_schema = schema
         return app.openapi_schema

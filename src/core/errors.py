@@ -19,15 +19,21 @@ Every error derives from ``SessionError``; none of them knows about HTTP
         ├── SchemaVersionError
         ├── DatabaseFileError
         └── DatabaseInUseError
+    KeyFileError                    (the API_KEYS file; not a SessionError)
+    KeyNameError                    (a ValueError)
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 __all__ = [
     "DatabaseFileError",
     "DatabaseInUseError",
     "InvalidCursorError",
     "InvalidTransitionError",
+    "KeyFileError",
+    "KeyNameError",
     "RepositoryClosedError",
     "SchemaVersionError",
     "SessionEndedError",
@@ -185,3 +191,16 @@ class DatabaseInUseError(StorageError):
             f"The database {database} is in use by another process; stop it and try again."
         )
         self.database = database
+
+
+class KeyFileError(Exception):
+    """The key file cannot be read, written or understood; the message is one line."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"cannot use the key file {path} (API_KEYS): {reason}")
+        self.path = path
+        self.reason = reason
+
+
+class KeyNameError(ValueError):
+    """A name that cannot be added or removed: not a key name, taken, or unknown."""

@@ -35,11 +35,11 @@ from typing import Annotated, Any
 import structlog
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
+from src.core.errors import KeyFileError, KeyNameError
+
 __all__ = [
     "API_KEY_NAME",
     "Caller",
-    "KeyFileError",
-    "KeyNameError",
     "KeyRing",
     "Scope",
     "StoredKey",
@@ -78,19 +78,6 @@ class Caller:
 
     name: str
     scopes: frozenset[Scope]
-
-
-class KeyFileError(Exception):
-    """The key file cannot be read, written or understood; the message is one line."""
-
-    def __init__(self, path: Path, reason: str) -> None:
-        super().__init__(f"cannot use the key file {path} (API_KEYS): {reason}")
-        self.path = path
-        self.reason = reason
-
-
-class KeyNameError(ValueError):
-    """A name that cannot be added or removed: not a key name, taken, or unknown."""
 
 
 class StoredKey(BaseModel):

@@ -12,11 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from src.core.errors import KeyFileError, KeyNameError
 from src.core.keys import (
     API_KEY_NAME,
     Caller,
-    KeyFileError,
-    KeyNameError,
     KeyRing,
     Scope,
     _FileState,
