@@ -95,7 +95,7 @@ def test_the_schema_declares_the_bearer_scheme_and_health_stays_open(locked_serv
     assert schema["components"]["securitySchemes"]["bearerAuth"] == {
         "type": "http",
         "scheme": "bearer",
-        "description": "The server's API_KEY, when one is set.",
+        "description": "A key from API_KEYS, or the server's API_KEY.",
     }
     assert schema["paths"]["/sessions"]["post"]["security"] == [{"bearerAuth": []}]
     assert schema["paths"]["/health"]["get"]["security"] == []
