@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from src.api.api_key import ApiKeyMiddleware
 from src.api.body_limit import BodySizeLimitMiddleware
 from src.api.errors import install_error_handlers
+from src.api.head import HeadAsGet
 from src.api.path_guard import TrailingNewlineGuard
 from src.api.routes import health, sessions, transcript
 from src.core.config import Settings, get_settings
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redirect_slashes=False,
     )
     install_error_handlers(app)
+    app.add_middleware(HeadAsGet)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=MAX_BODY_BYTES)
     app.add_middleware(ApiKeyMiddleware, settings=lambda: settings or get_settings())
     app.add_middleware(TrailingNewlineGuard)

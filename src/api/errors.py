@@ -165,14 +165,17 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def _allowed_methods(request: Request) -> list[str]:
-    return [
+    allowed = {
         method
         for method in _HTTP_METHODS
         if any(
             route.matches({**request.scope, "method": method})[0] is Match.FULL
             for route in request.app.router.routes
         )
-    ]
+    }
+    if "GET" in allowed:
+        allowed.add("HEAD")  # src.api.head answers it wherever GET is
+    return [method for method in _HTTP_METHODS if method in allowed]
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

@@ -467,7 +467,11 @@ class TestHealthAndErrors:
 
     @pytest.mark.parametrize(
         ("path", "allowed"),
-        [("/sessions", "GET, POST"), ("/sessions/x", "DELETE, GET"), ("/sessions/x/pause", "POST")],
+        [
+            ("/sessions", "GET, HEAD, POST"),
+            ("/sessions/x", "DELETE, GET, HEAD"),
+            ("/sessions/x/pause", "POST"),
+        ],
     )
     async def test_405_allows_every_method_the_path_serves(
         self, client: httpx.AsyncClient, path: str, allowed: str
