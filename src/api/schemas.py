@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, Strict
 
 from src.domain.models.session import (
     ConceptId,
     ConceptName,
+    CoverageScore,
     Methodology,
     Session,
     SessionState,
+    TurnCount,
 )
-from src.domain.models.utterance import NewUtterance, Utterance
+from src.domain.models.utterance import NewUtterance, TurnNumber, Utterance
 
 __all__ = [
     "MAX_UTTERANCES_PER_TURN",
@@ -38,16 +40,29 @@ class SessionCreate(BaseModel):
     concept_name: ConceptName
 
 
+# The domain models convert as pydantic usually does ("7" to 7), as the spec's
+# code expects; a client's JSON must send numbers as numbers, never as
+# booleans or strings.
+StrictTurnCount = Annotated[TurnCount, Strict()]
+StrictCoverageScore = Annotated[CoverageScore, Strict()]
+StrictTurnNumber = Annotated[TurnNumber, Strict()]
+
+
 class SessionStateUpdate(SessionState):
     """A session's new state; methodology and concept must be the session's own."""
 
     model_config = ConfigDict(extra="forbid")
+
+    turn_count: StrictTurnCount = 0
+    coverage_score: StrictCoverageScore = 0.0
 
 
 class UtteranceCreate(NewUtterance):
     """One utterance to append to a session's record."""
 
     model_config = ConfigDict(extra="forbid")
+
+    turn_number: StrictTurnNumber
 
 
 class TurnCreate(BaseModel):

@@ -15,6 +15,7 @@ __all__ = [
     "MAX_TEXT_LENGTH",
     "NewUtterance",
     "Speaker",
+    "TurnNumber",
     "Utterance",
     "metadata_json",
 ]
