@@ -29,6 +29,7 @@ from src.core.errors import (
     StorageUnavailableError,
     UtteranceExistsError,
 )
+from src.domain.models.json_value import MAX_JSON_DEPTH
 
 __all__ = ["PROBLEM_MEDIA_TYPE", "install_error_handlers", "problem_response", "problem_responses"]
 
@@ -156,6 +157,12 @@ async def _session_error(request: Request, exc: Exception) -> JSONResponse:
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     detail = exc.detail if isinstance(exc.detail, str) else None
+    if isinstance(exc.__cause__, RecursionError):
+        # FastAPI reports any failure to parse the body as "an error parsing the body".
+        detail = (
+            "The JSON body nests arrays and objects deeper than the server reads; "
+            f"open JSON fields may nest at most {MAX_JSON_DEPTH} levels."
+        )
     headers = exc.headers
     if exc.status_code == HTTPStatus.METHOD_NOT_ALLOWED:
         # The router names only the first route that matched the path; a

@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     host: Annotated[str, Field(min_length=1)] = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 8000
     api_key: SecretStr | None = None
+    max_body_bytes: Annotated[int, Field(ge=1)] = 1024 * 1024  # larger request bodies get 413
     # Retention, off unless set: ISO 8601 durations ("P7D", "PT30M") or seconds.
     idle_pause_after: PositiveDuration | None = None
     abandon_paused_after: PositiveDuration | None = None

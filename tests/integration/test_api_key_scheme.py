@@ -52,7 +52,7 @@ async def test_the_key_itself_must_match_exactly(
     locked: httpx.AsyncClient, authorization: str
 ) -> None:
     response = await locked.get(
-        "/sessions", headers={"Authorization": authorization.encode("utf-8")}
+        "/sessions", headers={b"Authorization": authorization.encode("utf-8")}
     )
 
     assert response.status_code == 401
