@@ -168,7 +168,8 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
         # The router names only the first route that matched the path; a
         # path served by several routes (GET and POST /sessions) allows all.
         headers = {**(headers or {}), "Allow": ", ".join(_allowed_methods(request))}
-    return problem_response(exc.status_code, detail, headers=headers)
+    extensions = {name: getattr(exc, name) for name in _PUBLIC_ATTRIBUTES if hasattr(exc, name)}
+    return problem_response(exc.status_code, detail, headers=headers, **extensions)
 
 
 def _allowed_methods(request: Request) -> list[str]:
