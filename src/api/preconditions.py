@@ -64,25 +64,25 @@ async def expected_version(
     """The version a write must find, from an If-Match header; None when unconditional.
 
     Raises:
-        HTTPException: 400, when the header is neither `*` nor a list of entity tags.
         SessionNotFoundError: the header needs the session's version and it is gone.
+        HTTPException: 400, when the header is neither `*` nor a list of entity tags.
         PreconditionFailed: no listed tag matches the session's current version.
     """
     if if_match is None or if_match.strip() == "*":
         return None
-    tags = _entity_tags(if_match)
-    if tags is None:
-        raise HTTPException(
-            HTTPStatus.BAD_REQUEST,
-            'If-Match must be * or a list of entity tags such as "3", as ETag gives them.',
-        )
+    tags = _entity_tags(if_match) or []
     strong = {version for weak, opaque in tags if not weak and (version := _version(opaque))}
     if len(tags) == 1 and strong:
         return next(iter(strong))  # the write itself checks it, atomically
     # Several tags, or none that names a version: only the current version can decide.
     current = await repository.get(session_id)
     if current is None:
-        raise SessionNotFoundError(session_id)
+        raise SessionNotFoundError(session_id)  # a missing session comes first, as without If-Match
+    if not tags:
+        raise HTTPException(
+            HTTPStatus.BAD_REQUEST,
+            'If-Match must be * or a list of entity tags such as "3", as ETag gives them.',
+        )
     if current.version in strong:
         return current.version
     named = [_version(opaque) for _, opaque in tags]

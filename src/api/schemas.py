@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, Strict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from src.domain.models.session import (
     ConceptId,
@@ -40,12 +40,19 @@ class SessionCreate(BaseModel):
     concept_name: ConceptName
 
 
-# The domain models convert as pydantic usually does ("7" to 7), as the spec's
-# code expects; a client's JSON must send numbers as numbers, never as
-# booleans or strings.
-StrictTurnCount = Annotated[TurnCount, Strict()]
-StrictCoverageScore = Annotated[CoverageScore, Strict()]
-StrictTurnNumber = Annotated[TurnNumber, Strict()]
+def _json_number(value: object) -> object:
+    # The domain models convert as pydantic usually does ("7" to 7, true to 1),
+    # as the spec's code expects; a client's JSON sends numbers as numbers.
+    # 7.0 stays acceptable where an integer is asked for, as in JSON Schema.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a JSON number, not a string or a boolean")
+    return value
+
+
+JsonNumberOnly = BeforeValidator(_json_number)
+StrictTurnCount = Annotated[TurnCount, JsonNumberOnly]
+StrictCoverageScore = Annotated[CoverageScore, JsonNumberOnly]
+StrictTurnNumber = Annotated[TurnNumber, JsonNumberOnly]
 
 
 class SessionStateUpdate(SessionState):
