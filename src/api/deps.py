@@ -20,8 +20,8 @@ async def get_repository(request: Request) -> SessionRepositoryProtocol:
 
 RepositoryDep = Annotated[SessionRepositoryProtocol, Depends(get_repository)]
 SessionIdPath = Annotated[str, Path(min_length=1, max_length=128, description="Session id")]
-# Published so that clients and schema-driven tools know the form; the route
-# itself answers 400 to anything else (src.api.preconditions).
+# Published so that clients and schema-driven tools know the form; anything
+# else matches no version, so a write with it gets 412 (src.api.preconditions).
 _ENTITY_TAG_LIST = (
     r'^[ \t]*(\*|(W/)?"[\x21\x23-\x7E]*"([ \t]*,[ \t]*(W/)?"[\x21\x23-\x7E]*")*)[ \t]*$'
 )

@@ -65,29 +65,29 @@ async def expected_version(
 
     Raises:
         SessionNotFoundError: the header needs the session's version and it is gone.
-        HTTPException: 400, when the header is neither `*` nor a list of entity tags.
-        PreconditionFailed: no listed tag matches the session's current version.
+        PreconditionFailed: no listed tag matches the session's current version, or the
+            header is neither `*` nor a list of entity tags, so it matches none.
     """
     if if_match is None or if_match.strip() == "*":
         return None
-    tags = _entity_tags(if_match) or []
+    tags = _entity_tags(if_match) or []  # a header that is no list of tags names none
     strong = {version for weak, opaque in tags if not weak and (version := _version(opaque))}
     if len(tags) == 1 and strong:
         return next(iter(strong))  # the write itself checks it, atomically
     # Several tags, or none that names a version: only the current version can decide.
     current = await repository.get(session_id)
     if current is None:
-        raise SessionNotFoundError(session_id)  # a missing session comes first, as without If-Match
-    if not tags:
-        raise HTTPException(
-            HTTPStatus.BAD_REQUEST,
-            'If-Match must be * or a list of entity tags such as "3", as ETag gives them.',
-        )
+        raise SessionNotFoundError(session_id)
     if current.version in strong:
         return current.version
     named = [_version(opaque) for _, opaque in tags]
     expected = named[0] if len(named) == 1 else None
-    if any(weak for weak, _ in tags):
+    if not tags:
+        detail = (
+            'If-Match must be * or a list of entity tags as ETag gives them, such as "3"; '
+            "this one matches no version."
+        )
+    elif any(weak for weak, _ in tags):
         detail = (
             "If-Match compares entity tags strongly, so a weak tag (W/...) never matches; "
             f'send the ETag as given, such as "{current.version}".'
