@@ -40,8 +40,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol, plus a header deadline, a body idle timeout and a header cap.
 
     A request that runs out of time gets 408 (or, if its answer has begun,
-    a closed connection); headers over the cap get 431. Both close the
-    connection, as a half-read request leaves nothing to go on from.
+    a closed connection); headers over the cap get 431; what the parser
+    cannot read gets 400. Each is problem+json and closes the connection, as
+    a half-read request leaves nothing to go on from.
     """
 
     def __init__(self, *args: object, **kwargs: object) -> None:
@@ -75,10 +76,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._refuse_large_headers()
 
     def send_400_response(self, msg: str) -> None:
+        # What the parser refuses gets a problem+json answer, like every other error.
         if self._header_bytes > MAX_HEADER_BYTES:
             self._refuse_large_headers()  # the parser stopped on _HeadersTooLarge
         else:
-            super().send_400_response(msg)
+            self._refuse(HTTPStatus.BAD_REQUEST, "The request is not valid HTTP/1.1.")
 
     # Parser callbacks
 

@@ -7,6 +7,7 @@ about one timeout.
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from collections.abc import Iterator
@@ -151,3 +152,24 @@ def test_a_431_is_a_problem(server: tuple[str, int]) -> None:
     assert response.status_code == 431
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["status"] == 431
+
+
+@pytest.mark.parametrize(
+    "request_head",
+    [
+        b"POST /sessions/x/pause HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: 1IGP5]GTa?bL\r\n\r\n",
+        b"GET /health HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
+        b"NOT HTTP AT ALL\r\n\r\n",
+    ],
+)
+def test_what_the_parser_refuses_is_a_problem_too(
+    server: tuple[str, int], request_head: bytes
+) -> None:
+    with connect(server, 30) as connection:
+        connection.sendall(request_head)
+        answer = read_until_closed(connection)
+
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 "), answer[:200]
+    assert b"content-type: application/problem+json" in head.lower()
+    assert json.loads(body)["status"] == 400
