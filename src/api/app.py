@@ -11,20 +11,19 @@ from fastapi import FastAPI
 
 from src.api import metrics
 from src.api.api_key import OPEN_PATHS, ApiKeyMiddleware
-from src.api.body_limit import BodySizeLimitMiddleware
 from src.api.docs import install_docs
 from src.api.errors import install_error_handlers
+from src.api.head import HeadAsGet
 from src.api.observability import RequestObserver
 from src.api.path_guard import TrailingNewlineGuard
+from src.api.request_body import RequestBodyGuard
 from src.api.routes import health, sessions, transcript
 from src.core.config import Settings, get_settings
 from src.persistence.repositories.factory import create_repository
 from src.persistence.repositories.protocol import SessionRepositoryProtocol
 from src.persistence.retention import keep_sweeping
 
-__all__ = ["MAX_BODY_BYTES", "create_app"]
-
-MAX_BODY_BYTES = 64 * 1024
+__all__ = ["create_app"]
 
 
 class AppState(TypedDict):
@@ -68,7 +67,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=MAX_BODY_BYTES)
+    app.add_middleware(HeadAsGet)
+    app.add_middleware(RequestBodyGuard, settings=lambda: settings or get_settings())
     app.add_middleware(ApiKeyMiddleware, settings=lambda: settings or get_settings())
     app.add_middleware(TrailingNewlineGuard)
     # Outermost, so that every answer is logged and counted, a 401 or 413 too.

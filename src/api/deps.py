@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, cast
+from typing import Annotated, Any, cast
 
 from fastapi import Depends, Header, Path, Request
 
@@ -20,7 +20,23 @@ async def get_repository(request: Request) -> SessionRepositoryProtocol:
 
 RepositoryDep = Annotated[SessionRepositoryProtocol, Depends(get_repository)]
 SessionIdPath = Annotated[str, Path(min_length=1, max_length=128, description="Session id")]
+# Published so that clients and schema-driven tools know the form; anything
+# else matches no version, so a write with it gets 412 (src.api.preconditions).
+_ENTITY_TAG_LIST = (
+    r'^[ \t]*(\*|(W/)?"[\x21\x23-\x7E]*"([ \t]*,[ \t]*(W/)?"[\x21\x23-\x7E]*")*)[ \t]*$'
+)
+
+
+def _entity_tag_list_schema(schema: dict[str, Any]) -> None:
+    # An absent header is the optional case; "null" is not a value it can hold.
+    schema.pop("anyOf", None)
+    schema.update(type="string", pattern=_ENTITY_TAG_LIST)
+
+
 IfMatchHeader = Annotated[
     str | None,
-    Header(description='The version the write expects, as an entity tag: "3"'),
+    Header(
+        description='The version the write expects, as an entity tag: "3"',
+        json_schema_extra=_entity_tag_list_schema,
+    ),
 ]

@@ -30,6 +30,7 @@ from src.core.errors import (
     UtteranceExistsError,
 )
 from src.core.metrics import observe_database_error
+from src.domain.models.json_value import MAX_JSON_DEPTH
 
 __all__ = ["PROBLEM_MEDIA_TYPE", "install_error_handlers", "problem_response", "problem_responses"]
 
@@ -158,23 +159,33 @@ async def _session_error(request: Request, exc: Exception) -> JSONResponse:
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     detail = exc.detail if isinstance(exc.detail, str) else None
+    if isinstance(exc.__cause__, RecursionError):
+        # FastAPI reports any failure to parse the body as "an error parsing the body".
+        detail = (
+            "The JSON body nests arrays and objects deeper than the server reads; "
+            f"open JSON fields may nest at most {MAX_JSON_DEPTH} levels."
+        )
     headers = exc.headers
     if exc.status_code == HTTPStatus.METHOD_NOT_ALLOWED:
         # The router names only the first route that matched the path; a
         # path served by several routes (GET and POST /sessions) allows all.
         headers = {**(headers or {}), "Allow": ", ".join(_allowed_methods(request))}
-    return problem_response(exc.status_code, detail, headers=headers)
+    extensions = {name: getattr(exc, name) for name in _PUBLIC_ATTRIBUTES if hasattr(exc, name)}
+    return problem_response(exc.status_code, detail, headers=headers, **extensions)
 
 
 def _allowed_methods(request: Request) -> list[str]:
-    return [
+    allowed = {
         method
         for method in _HTTP_METHODS
         if any(
             route.matches({**request.scope, "method": method})[0] is Match.FULL
             for route in request.app.router.routes
         )
-    ]
+    }
+    if "GET" in allowed:
+        allowed.add("HEAD")  # src.api.head answers it wherever GET is
+    return [method for method in _HTTP_METHODS if method in allowed]
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

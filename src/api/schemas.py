@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from src.domain.models.session import (
     ConceptId,
     ConceptName,
+    CoverageScore,
     Methodology,
     Session,
     SessionState,
+    TurnCount,
 )
-from src.domain.models.utterance import NewUtterance, Utterance
+from src.domain.models.utterance import NewUtterance, TurnNumber, Utterance
 
 __all__ = [
     "MAX_UTTERANCES_PER_TURN",
@@ -38,16 +40,36 @@ class SessionCreate(BaseModel):
     concept_name: ConceptName
 
 
+def _json_number(value: object) -> object:
+    # The domain models convert as pydantic usually does ("7" to 7, true to 1),
+    # as the spec's code expects; a client's JSON sends numbers as numbers.
+    # 7.0 stays acceptable where an integer is asked for, as in JSON Schema.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a JSON number, not a string or a boolean")
+    return value
+
+
+JsonNumberOnly = BeforeValidator(_json_number)
+StrictTurnCount = Annotated[TurnCount, JsonNumberOnly]
+StrictCoverageScore = Annotated[CoverageScore, JsonNumberOnly]
+StrictTurnNumber = Annotated[TurnNumber, JsonNumberOnly]
+
+
 class SessionStateUpdate(SessionState):
     """A session's new state; methodology and concept must be the session's own."""
 
     model_config = ConfigDict(extra="forbid")
+
+    turn_count: StrictTurnCount = 0
+    coverage_score: StrictCoverageScore = 0.0
 
 
 class UtteranceCreate(NewUtterance):
     """One utterance to append to a session's record."""
 
     model_config = ConfigDict(extra="forbid")
+
+    turn_number: StrictTurnNumber
 
 
 class TurnCreate(BaseModel):

@@ -8,6 +8,7 @@ import sys
 import uvicorn
 from fastapi import FastAPI
 
+from src.api.http_protocol import GuardedHttpToolsProtocol
 from src.core.config import Settings
 
 __all__ = ["check_can_listen", "serve"]
@@ -22,13 +23,14 @@ _GIL_SWITCH_INTERVAL_S = 0.0002
 def serve(app: FastAPI, settings: Settings) -> None:
     """Serve `app` on the settings' host and port until SIGINT or SIGTERM."""
     sys.setswitchinterval(_GIL_SWITCH_INTERVAL_S)
-    # uvloop and httptools are dependencies, so "auto" picks both.
+    # uvloop is a dependency, so "auto" picks it.
     uvicorn.run(
         app,
         host=settings.host,
         port=settings.port,
         loop="auto",
-        http="auto",
+        # httptools, with timeouts for requests that never finish and a header size cap.
+        http=GuardedHttpToolsProtocol,
         log_config=None,
     )
 

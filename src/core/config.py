@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     port: Annotated[int, Field(ge=1, le=65535)] = 8000
     api_key: SecretStr | None = None
     api_keys: Path | None = None  # the file of named keys with scopes (src/core/keys.py)
+    max_body_bytes: Annotated[int, Field(ge=1)] = 1024 * 1024  # larger request bodies get 413
     # Retention, off unless set: ISO 8601 durations ("P7D", "PT30M") or seconds.
     idle_pause_after: PositiveDuration | None = None
     abandon_paused_after: PositiveDuration | None = None

@@ -25,6 +25,7 @@ __all__ = [
     "ExportFormat",
     "export_file_name",
     "export_record",
+    "markdown_text",
     "parse_json_export",
     "session_export_file_name",
 ]
@@ -88,48 +89,68 @@ async def _json(session: Session, utterances: AsyncIterator[Utterance]) -> Async
     yield "]}\n"
 
 
-# What would start a heading, quote, list, code block or table at a line's start.
-_MARKDOWN_BLOCK_START = re.compile(r"^(\s*)([#>*+`|=~-]|\d+(?=[.)]))", re.MULTILINE)
+# Characters CommonMark (or GitHub's dialect: tables, strikethrough, math)
+# reads as markup anywhere in a line; a backslash makes each one literal.
+_MARKDOWN_INLINE = re.compile(r"([\\`*_\[\]<>#&!|~$])")
+# What starts a list item or a setext heading underline at a line's start.
+_MARKDOWN_LINE_START = re.compile(r"^([ \t]*)([+=-]|\d+(?=[.)]))")
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
-def _markdown_text(text: str) -> str:
-    # Said words stay words: a line that would start a Markdown block gets its
-    # first mark escaped, and a hard line break keeps the utterance one paragraph.
-    lines = text.replace("\r\n", "\n").replace("\r", "\n")
-    return _MARKDOWN_BLOCK_START.sub(_escape_block_start, lines).replace("\n", "  \n")
+def markdown_text(text: str) -> str:
+    """`text` as Markdown that any CommonMark renderer shows as exactly this text.
+
+    Markup characters are escaped, and each line break becomes a hard line
+    break (a backslash before it), so no line of the text can start a block,
+    end the paragraph or list item it is in, or hide what follows.
+    """
+    lines = _LINE_BREAK.split(text)
+    # A break at the very end would leave its backslash at the paragraph's end,
+    # where it shows; trailing blank lines show nothing anyway.
+    while len(lines) > 1 and not lines[-1].strip(" \t"):
+        lines.pop()
+    return "\\\n".join(_markdown_line(line) for line in lines)
 
 
-def _escape_block_start(match: re.Match[str]) -> str:
+def _markdown_line(line: str) -> str:
+    line = _MARKDOWN_INLINE.sub(r"\\\1", line)
+    return _MARKDOWN_LINE_START.sub(_escape_line_start, line)
+
+
+def _escape_line_start(match: re.Match[str]) -> str:
     indent, mark = match.groups()
     # CommonMark escapes punctuation, not digits: "1." becomes "1\.".
-    return f"{indent}{mark}\\" if mark[0].isdigit() else f"{indent}\\{mark}"
+    if mark[0].isdigit():
+        return f"{indent}{mark}\\"
+    return f"{indent}\\{mark}"
 
 
 async def _markdown(session: Session, utterances: AsyncIterator[Utterance]) -> AsyncIterator[str]:
     state = session.state
+    text = markdown_text
     lines = [
-        f"# Interview session {session.id}",
+        f"# Interview session {text(session.id)}",
         "",
-        f"- Methodology: {session.methodology}",
-        f"- Concept: {session.concept_name} ({session.concept_id})",
+        f"- Methodology: {text(session.methodology)}",
+        f"- Concept: {text(session.concept_name)} ({text(session.concept_id)})",
         f"- Status: {session.status.value}",
         f"- Started: {session.created_at.isoformat()}",
         f"- Last changed: {session.updated_at.isoformat()}",
         f"- Ended: {session.ended_at.isoformat() if session.ended_at else 'not yet'}",
         f"- Turns: {state.turn_count}; coverage {state.coverage_score:g}; "
-        f"last strategy: {state.last_strategy or 'none'}",
+        f"last strategy: {text(state.last_strategy) if state.last_strategy else 'none'}",
         f"- Version: {session.version}",
         "",
         "## Transcript",
         "",
     ]
-    yield "\n".join(lines)
+    yield "\n".join(lines) + "\n"
     turn: int | None = None
     async for utterance in utterances:
         heading = f"### Turn {utterance.turn_number}\n\n" if utterance.turn_number != turn else ""
         turn = utterance.turn_number
         yield f"{heading}**{utterance.speaker.value.capitalize()}:** "
-        yield f"{_markdown_text(utterance.text)}\n\n"
+        yield f"{text(utterance.text)}\n\n"
     if turn is None:
         yield "_No utterances were recorded._\n"
 

@@ -35,7 +35,7 @@ def test_sessions_survive_a_restart_of_the_real_server(tmp_path: Path) -> None:
         assert completed.json()["status"] == "completed"
         assert deleted.status_code == 204
         assert [s["id"] for s in listed.json()] == [created[2]["id"]]
-        oversize = client.post("/sessions", content=b"x" * 70_000)
+        oversize = client.post("/sessions", content=b"x" * (1024 * 1024 + 1))
         assert oversize.status_code == 413
         assert oversize.headers["content-type"] == "application/problem+json"
 

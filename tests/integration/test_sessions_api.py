@@ -9,10 +9,11 @@ from typing import Any
 import httpx
 import pytest
 
-from src.api.app import MAX_BODY_BYTES
+from src.core.config import Settings
 from tests.backends import PostgresBackend, SqliteBackend
 
 NEW_SESSION = {"methodology": "mec", "concept_id": "concept-coffee", "concept_name": "Coffee"}
+MAX_BODY_BYTES = Settings.model_fields["max_body_bytes"].default
 PROBLEM = "application/problem+json"
 
 
@@ -100,15 +101,15 @@ class TestCreate:
 
         assert_problem(response, 422)
 
-    async def test_a_body_over_64_kib_gets_413(self, client: httpx.AsyncClient) -> None:
+    async def test_a_body_over_the_limit_gets_413(self, client: httpx.AsyncClient) -> None:
         padding = "x" * MAX_BODY_BYTES
         response = await client.post("/sessions", json={**NEW_SESSION, "padding": padding})
 
         assert_problem(response, 413)
 
-    async def test_a_streamed_body_over_64_kib_gets_413(self, client: httpx.AsyncClient) -> None:
+    async def test_a_streamed_body_over_the_limit_gets_413(self, client: httpx.AsyncClient) -> None:
         async def chunks() -> AsyncIterator[bytes]:
-            for _ in range(10):
+            for _ in range(MAX_BODY_BYTES // 8192 + 1):
                 yield b" " * 8192
 
         response = await client.post(
@@ -467,7 +468,11 @@ class TestHealthAndErrors:
 
     @pytest.mark.parametrize(
         ("path", "allowed"),
-        [("/sessions", "GET, POST"), ("/sessions/x", "DELETE, GET"), ("/sessions/x/pause", "POST")],
+        [
+            ("/sessions", "GET, HEAD, POST"),
+            ("/sessions/x", "DELETE, GET, HEAD"),
+            ("/sessions/x/pause", "POST"),
+        ],
     )
     async def test_405_allows_every_method_the_path_serves(
         self, client: httpx.AsyncClient, path: str, allowed: str

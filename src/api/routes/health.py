@@ -10,7 +10,7 @@ from src.api.errors import problem_responses
 router = APIRouter(tags=["health"])
 
 
-@router.get("/health", responses=problem_responses(503))
+@router.get("/health", responses=problem_responses(400, 413, 415, 503))
 async def health(repository: RepositoryDep) -> dict[str, str]:
     """Report whether the database can be read."""
     await repository.ping()

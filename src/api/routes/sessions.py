@@ -19,10 +19,10 @@ from src.domain.models.session import Methodology, Session, SessionState, Sessio
 from src.persistence.pagination import MAX_PAGE_SIZE
 from src.persistence.repositories.protocol import SessionRepositoryProtocol
 
-# Any route may meet a body that is not UTF-8 JSON, a missing API key or a
-# database that cannot serve now.
+# Any route may meet a body that is too large, not JSON or not UTF-8, a missing
+# API key or a database that cannot serve now.
 router = APIRouter(
-    prefix="/sessions", tags=["sessions"], responses=problem_responses(400, 401, 503)
+    prefix="/sessions", tags=["sessions"], responses=problem_responses(400, 401, 413, 415, 503)
 )
 
 _SESSION_LIST = TypeAdapter(list[Session])

@@ -24,7 +24,7 @@ from src.persistence.repositories.transcript import walk_utterances
 router = APIRouter(
     prefix="/sessions/{session_id}",
     tags=["transcript"],
-    responses=problem_responses(400, 401, 503),
+    responses=problem_responses(400, 401, 413, 415, 503),
 )
 
 _UTTERANCE_LIST = TypeAdapter(list[Utterance])

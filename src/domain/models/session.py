@@ -15,7 +15,15 @@ from pydantic import (
     model_validator,
 )
 
-__all__ = ["MAX_COUNT", "Session", "SessionState", "SessionStatus", "utc_now"]
+__all__ = [
+    "MAX_COUNT",
+    "CoverageScore",
+    "Session",
+    "SessionState",
+    "SessionStatus",
+    "TurnCount",
+    "utc_now",
+]
 
 MAX_COUNT = 2**31 - 1
 """The largest count (turns, versions, turn numbers) both databases keep in an integer column."""
@@ -70,6 +78,8 @@ ConceptName = Annotated[
 ]
 Strategy = Annotated[str, StringConstraints(max_length=64, pattern=_NO_NUL)]
 SessionId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=_NO_NUL)]
+TurnCount = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+CoverageScore = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 
 
 class SessionState(BaseModel):
@@ -80,8 +90,8 @@ class SessionState(BaseModel):
     methodology: Methodology  # e.g. "mec" (Means-End Chain), "zmet" (ZMET)
     concept_id: ConceptId
     concept_name: ConceptName
-    turn_count: Annotated[int, Field(ge=0, le=MAX_COUNT)] = 0
-    coverage_score: Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)] = 0.0
+    turn_count: TurnCount = 0
+    coverage_score: CoverageScore = 0.0
     last_strategy: Strategy | None = None
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from src.domain.models.json_value import OpenJson, compact_json
 from src.domain.models.session import MAX_COUNT, SessionId, UtcDatetime
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "MAX_TEXT_LENGTH",
     "NewUtterance",
     "Speaker",
+    "TurnNumber",
     "Utterance",
     "metadata_json",
 ]
@@ -32,37 +33,22 @@ class Speaker(StrEnum):
 
 def metadata_json(metadata: dict[str, Any] | None) -> str | None:
     """The metadata as compact JSON text, as it is stored."""
-    if metadata is None:
-        return None
-    return json.dumps(metadata, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-
-
-def _small_json(metadata: dict[str, Any] | None) -> dict[str, Any] | None:
-    try:
-        text = metadata_json(metadata)
-    except ValueError as exc:  # NaN or infinity, which JSON cannot hold
-        raise ValueError(f"metadata must be plain JSON: {exc}") from exc
-    if text is None:
-        return None
-    try:
-        size = len(text.encode())
-    except UnicodeEncodeError as exc:  # a lone surrogate, which no text encoding holds
-        raise ValueError("metadata must be valid Unicode text: it holds a lone surrogate") from exc
-    if size > MAX_METADATA_BYTES:
-        raise ValueError(f"metadata must be at most {MAX_METADATA_BYTES} bytes as JSON")
-    return metadata
+    return None if metadata is None else compact_json(metadata)
 
 
 # NUL is refused as in session fields: PostgreSQL text cannot hold it.
 UtteranceText = Annotated[
     str, StringConstraints(min_length=1, max_length=MAX_TEXT_LENGTH, pattern=r"^[^\x00]*$")
 ]
-Metadata = Annotated[dict[str, Any] | None, AfterValidator(_small_json)]
+Metadata = Annotated[dict[str, Any], OpenJson(max_bytes=MAX_METADATA_BYTES)] | None
 TurnNumber = Annotated[int, Field(ge=0, le=MAX_COUNT)]
 
 
 class NewUtterance(BaseModel):
     """An utterance to append: who said what, in which turn."""
+
+    # Checked on assignment too, so nothing unchecked reaches storage.
+    model_config = ConfigDict(validate_assignment=True)
 
     turn_number: TurnNumber
     speaker: Speaker

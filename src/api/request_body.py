@@ -1,0 +1,115 @@
+"""Refuse a request body that is too large, not JSON or not UTF-8, before any route runs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from http import HTTPStatus
+
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from src.api.errors import problem_response
+from src.core.config import Settings
+
+__all__ = ["RequestBodyGuard", "is_json_media_type"]
+
+
+def is_json_media_type(content_type: str | None) -> bool:
+    """Whether a Content-Type names JSON: `application/json` or `application/*+json`."""
+    if content_type is None:
+        return False
+    media_type = content_type.partition(";")[0].strip().lower()
+    kind, _, subtype = media_type.partition("/")
+    return kind == "application" and (subtype == "json" or subtype.endswith("+json"))
+
+
+class _Refused(Exception):
+    def __init__(self, status: HTTPStatus, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+class RequestBodyGuard:
+    """Answer 413, 415 or 400 to a body no route could read, whether or not the route reads one.
+
+    A body is read whole (it is at most MAX_BODY_BYTES) and handed on as one
+    message: a chunked body gives no length up front, and a route that reads
+    no body would otherwise never see how large it is.
+    """
+
+    def __init__(self, app: ASGIApp, settings: Callable[[], Settings]) -> None:
+        self.app = app
+        self._settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        declared = headers.get("content-length")
+        if (declared is None and "transfer-encoding" not in headers) or declared == "0":
+            await self.app(scope, receive, send)  # no body
+            return
+        try:
+            body = await self._read(headers, receive)
+        except _Refused as refused:
+            await problem_response(refused.status, refused.detail)(scope, receive, send)
+            return
+        replayed = False
+
+        async def receive_body_once() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()  # what comes after the body: a disconnect
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, receive_body_once, send)
+
+    async def _read(self, headers: Headers, receive: Receive) -> bytes:
+        limit = self._settings().max_body_bytes
+        too_large = _Refused(
+            HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+            f"The request body is larger than {limit} bytes (MAX_BODY_BYTES).",
+        )
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise too_large
+        if declared.isdigit() and not is_json_media_type(headers.get("content-type")):
+            raise _unsupported_media_type(headers)
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                raise _Refused(HTTPStatus.BAD_REQUEST, "The client went away mid-body.")
+            chunk: bytes = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise too_large
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        if body and not is_json_media_type(headers.get("content-type")):
+            raise _unsupported_media_type(headers)
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise _Refused(
+                HTTPStatus.BAD_REQUEST,
+                f"The request body is not UTF-8: byte {exc.start} cannot be read as UTF-8; "
+                "send JSON as UTF-8 text.",
+            ) from exc
+        return body
+
+
+def _unsupported_media_type(headers: Headers) -> _Refused:
+    given = headers.get("content-type")
+    sent = "no Content-Type" if given is None else f"Content-Type {given!r}"
+    return _Refused(
+        HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+        f"The request body must be JSON sent with Content-Type: application/json; it came "
+        f"with {sent}.",
+    )
