@@ -5,24 +5,28 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
+
+from src.persistence.sqlite_thread import raw_connection, run_on_thread
 
 __all__ = ["StatementBatcher"]
 
 Parameters = Mapping[str, Any]
 Step = tuple[str, Parameters]
 Rows = list[sqlite3.Row]
-Outcome = list[Rows] | sqlite3.Error  # the rows of each step that ran
-Statement = tuple[bool, tuple[Step, ...]]  # (is_write, steps)
+Work = Callable[[sqlite3.Connection], Any]  # a unit of work run on the connection's thread
+Outcome = list[Any] | Exception  # the rows of each step that ran, or [what the work returned]
+Statement = tuple[bool, tuple[Step, ...] | Work]  # (is_write, steps or work)
+T = TypeVar("T")
 
 
 def _run_reads(connection: aiosqlite.Connection, reads: Sequence[Statement]) -> list[Outcome]:
     """Run on the connection's thread: each read on its own."""
-    database = connection._conn
+    database = raw_connection(connection)
     outcomes: list[Outcome] = []
-    for _, ((sql, parameters),) in reads:
+    for _, ((sql, parameters),) in reads:  # type: ignore[misc]
         try:
             outcomes.append([database.execute(sql, parameters).fetchall()])
         except sqlite3.Error as exc:
@@ -53,13 +57,26 @@ def _run_unit(database: sqlite3.Connection, steps: tuple[Step, ...]) -> list[Row
     return results
 
 
+def _run_work(database: sqlite3.Connection, work: Work) -> Outcome:
+    """Run one unit of work; any error it raises (it undoes its own writes) fails it alone."""
+    try:
+        return [work(database)]
+    except Exception as exc:
+        if not database.in_transaction:
+            raise  # it ended the transaction (disk full, I/O): no write of the batch stands
+        return exc
+
+
 def _run_writes(connection: aiosqlite.Connection, writes: Sequence[Statement]) -> list[Outcome]:
     """Run on the connection's thread: every write in one transaction, one commit, one fsync."""
-    database = connection._conn
+    database = raw_connection(connection)
     outcomes: list[Outcome] = []
     try:
         database.execute("BEGIN IMMEDIATE")
         for _, steps in writes:
+            if callable(steps):
+                outcomes.append(_run_work(database, steps))
+                continue
             try:
                 outcomes.append(_run_unit(database, steps))
             except sqlite3.Error as exc:
@@ -114,6 +131,16 @@ class StatementBatcher:
         """
         return await self._submit((True, tuple(steps)))
 
+    async def write_unit(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `work` on the connection's thread inside a write transaction; return its result
+        once that is committed.
+
+        `work` shares the transaction with other writes; before it raises, it
+        must undo what it wrote (a SAVEPOINT), so that its error fails it alone.
+        """
+        (result,) = await self._submit((True, work))
+        return result  # type: ignore[return-value]
+
     async def drain(self) -> None:
         """Wait until the statement in flight and every queued one have finished."""
         await self._idle.wait()
@@ -127,7 +154,7 @@ class StatementBatcher:
         self._idle.clear()
         try:
             _, steps = statement
-            if len(steps) == 1:
+            if not callable(steps) and len(steps) == 1:
                 ((sql, parameters),) = steps
                 return [list(await self._connection.execute_fetchall(sql, parameters))]
             unit: asyncio.Future[list[Rows]] = asyncio.get_running_loop().create_future()
@@ -164,10 +191,8 @@ class StatementBatcher:
         part: list[tuple[Statement, asyncio.Future[list[Rows]]]],
     ) -> None:
         try:
-            # aiosqlite has no public way to run a function on its thread;
-            # _execute is that way in the pinned 0.22 release.
-            outcomes: list[Outcome] = await self._connection._execute(  # type: ignore[no-untyped-call]
-                run, self._connection, [statement for statement, _ in part]
+            outcomes = await run_on_thread(
+                self._connection, run, self._connection, [statement for statement, _ in part]
             )
         except Exception as exc:
             for _, future in part:
@@ -177,7 +202,7 @@ class StatementBatcher:
         for (_, future), outcome in zip(part, outcomes, strict=True):
             if future.done():
                 continue
-            if isinstance(outcome, sqlite3.Error):
+            if isinstance(outcome, Exception):
                 future.set_exception(outcome)
             else:
                 future.set_result(outcome)

@@ -6,16 +6,24 @@ import json
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 
+from pydantic import ValidationError
+
 from src.core.errors import (
     SessionEndedError,
     SessionError,
     SessionNotFoundError,
+    StorageDamagedError,
     UtteranceExistsError,
 )
 from src.domain.lifecycle import FINAL_STATUSES
 from src.domain.models.session import Session, SessionState
 from src.domain.models.utterance import NewUtterance, Speaker, Utterance
-from src.persistence.pagination import check_limit, decode_turn_cursor, encode_turn_cursor
+from src.persistence.pagination import (
+    check_limit,
+    decode_turn_cursor,
+    encode_turn_cursor,
+    walk_pages,
+)
 from src.persistence.repositories.common import Row, state_refusal
 from src.persistence.repositories.protocol import SessionRepositoryProtocol, UtterancePage
 
@@ -36,8 +44,18 @@ _LAST_SPEAKER = max(Speaker).value
 
 
 def utterance_from_row(row: Row) -> Utterance:
-    """The Utterance an `utterances` row stores (session_id, turn_number, speaker, text,
-    metadata, created_at, in that order)."""
+    """The Utterance an `utterances` row stores, its columns in UTTERANCE_COLUMNS order.
+
+    Raises:
+        StorageDamagedError: the row holds what no Utterance can (written by hand, say).
+    """
+    try:
+        return _utterance_from_row(row)
+    except (ValidationError, ValueError, TypeError) as exc:
+        raise StorageDamagedError(str(row[0])) from exc
+
+
+def _utterance_from_row(row: Row) -> Utterance:
     session_id, turn_number, speaker, text, metadata, created_at = row
     if isinstance(created_at, str):
         created_at = datetime.fromisoformat(created_at)
@@ -54,7 +72,9 @@ def utterance_from_row(row: Row) -> Utterance:
     return utterance
 
 
-def start_key(after_turn: int | None, cursor: str | None, limit: int) -> tuple[int, str]:
+def start_key(
+    after_turn: int | None, cursor: str | None, limit: int, cursor_key: bytes
+) -> tuple[int, str]:
     """The (turn_number, speaker) key a listing starts after: the later of both bounds.
 
     Raises:
@@ -67,14 +87,15 @@ def start_key(after_turn: int | None, cursor: str | None, limit: int) -> tuple[i
     # (-1, last speaker) sorts before every stored key; (n, last speaker) after all of turn n.
     key = (-1 if after_turn is None else after_turn, _LAST_SPEAKER)
     if cursor is not None:
-        key = max(key, decode_turn_cursor(cursor))
+        key = max(key, decode_turn_cursor(cursor_key, cursor))
     return key
 
 
-def utterance_page_from_rows(rows: Sequence[Row], limit: int) -> UtterancePage:
+def utterance_page_from_rows(rows: Sequence[Row], limit: int, cursor_key: bytes) -> UtterancePage:
     """A page from up to `limit + 1` rows: the extra row only says that more remain."""
     items = [utterance_from_row(row) for row in rows[:limit]]
-    return UtterancePage(items, encode_turn_cursor(items[-1]) if len(rows) > limit else None)
+    more = len(rows) > limit
+    return UtterancePage(items, encode_turn_cursor(cursor_key, items[-1]) if more else None)
 
 
 def utterance_refusal(
@@ -103,7 +124,7 @@ def turn_refusal(
     return utterance_refusal(session_id, current, refused)
 
 
-async def walk_utterances(
+def walk_utterances(
     repository: SessionRepositoryProtocol, session_id: str
 ) -> AsyncIterator[Utterance]:
     """Every utterance of the session in turn order, read a page at a time.
@@ -111,11 +132,6 @@ async def walk_utterances(
     Raises:
         SessionNotFoundError: no session has this id.
     """
-    cursor: str | None = None
-    while True:
-        page = await repository.list_utterances(session_id, limit=EXPORT_PAGE_SIZE, cursor=cursor)
-        for utterance in page.items:
-            yield utterance
-        if page.next_cursor is None:
-            return
-        cursor = page.next_cursor
+    return walk_pages(
+        lambda cursor: repository.list_utterances(session_id, limit=EXPORT_PAGE_SIZE, cursor=cursor)
+    )

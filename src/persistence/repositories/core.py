@@ -1,0 +1,451 @@
+"""The session repository's logic, once for every database.
+
+Each public method is a unit of work (see `statements.Unit`): a generator
+that yields statements and receives their rows. A backend runs units: a
+write unit inside one transaction, so a unit that works out why it refuses
+reads the rows its own write saw, and an error raised in it undoes it alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Protocol, Self, TypeVar
+
+from src.core.errors import (
+    RepositoryClosedError,
+    SessionExistsError,
+    SessionNotFoundError,
+    StorageUnavailableError,
+)
+from src.domain.lifecycle import FINAL_STATUSES
+from src.domain.models.session import Session, SessionState, SessionStatus
+from src.domain.models.utterance import NewUtterance, Utterance, metadata_json
+from src.persistence.pagination import check_limit, decode_cursor, walk_pages
+from src.persistence.repositories import statements as sql
+from src.persistence.repositories.common import (
+    bindable_version,
+    list_filters,
+    page_from_rows,
+    session_from_row,
+    state_refusal,
+    transition_refusal,
+    transition_sources,
+)
+from src.persistence.repositories.protocol import SessionPage, TurnRecord, UtterancePage
+from src.persistence.repositories.statements import Statement, Unit
+from src.persistence.repositories.transcript import (
+    start_key,
+    turn_refusal,
+    utterance_from_row,
+    utterance_page_from_rows,
+    utterance_refusal,
+)
+
+__all__ = ["Backend", "RepositoryCore"]
+
+T = TypeVar("T")
+
+
+class Backend(Protocol):
+    """What differs between databases: connections, running units, driver errors."""
+
+    driver_errors: tuple[type[Exception], ...]
+    """The driver's errors that mean the database could not answer a query."""
+
+    async def open(self) -> None:
+        """Connect and migrate; close whatever was opened if that fails."""
+
+    async def close(self) -> None:
+        """Release every connection; idempotent."""
+
+    async def read(self, unit: Unit[T]) -> T:
+        """Run a unit that changes nothing."""
+
+    async def write(self, unit: Unit[T], *, atomic: bool = False) -> T:
+        """Run a unit whose writes are committed before this returns.
+
+        atomic: its writes stand or fall together. Without it, each statement
+        commits on its own: enough for a unit whose only write comes first.
+        """
+
+    async def storage_problem(self) -> str | None:
+        """What is wrong with the storage that a query cannot see; None if nothing."""
+
+
+def _current(session_id: str) -> Unit[Session | None]:
+    rows = yield Statement(sql.SELECT_BY_ID, {"id": session_id})
+    return session_from_row(rows[0]) if rows else None
+
+
+def _exists(session_id: str) -> Unit[bool]:
+    return bool((yield Statement(sql.SESSION_EXISTS, {"id": session_id})))
+
+
+def _one_session(statement: Statement) -> Unit[Session | None]:
+    rows = yield statement
+    return session_from_row(rows[0]) if rows else None
+
+
+def _state_update(
+    session_id: str, state: SessionState, expected_version: int | None, *, open_only: bool = False
+) -> Statement:
+    return Statement(
+        sql.UPDATE_OPEN_STATE if open_only else sql.UPDATE_STATE,
+        {
+            "id": session_id,
+            "methodology": state.methodology,
+            "concept_id": state.concept_id,
+            "concept_name": state.concept_name,
+            "turn_count": state.turn_count,
+            "coverage_score": state.coverage_score,
+            "last_strategy": state.last_strategy,
+            "expected_version": bindable_version(expected_version),
+        },
+    )
+
+
+def _append(session_id: str, utterance: NewUtterance) -> Statement:
+    return Statement(
+        sql.APPEND_UTTERANCE,
+        {
+            "session_id": session_id,
+            "turn_number": utterance.turn_number,
+            "speaker": utterance.speaker.value,
+            "text": utterance.text,
+            "metadata": metadata_json(utterance.metadata),
+        },
+    )
+
+
+class RepositoryCore:
+    """Session CRUD and lifecycle on a database a backend connects to.
+
+    Nothing is opened until first use, inside the running event loop; every
+    write is committed before its method returns. `close()` is idempotent,
+    and a call after it raises RepositoryClosedError.
+    """
+
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
+        self._open_lock = asyncio.Lock()
+        self._opened = False
+        self._closed = False
+        self._cursor_key = b""
+
+    async def __aenter__(self) -> Self:
+        await self._ready()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Release the connections; later calls raise RepositoryClosedError. Idempotent."""
+        self._closed = True
+        await self._backend.close()
+
+    async def create(self, session: Session) -> Session:
+        """Store a new session, stamped with the time of the write, at version 1.
+
+        Raises:
+            SessionExistsError: a session with this id exists; it is left as it was.
+        """
+        insert = Statement(
+            sql.INSERT,
+            {
+                "id": session.id,
+                "methodology": session.methodology,
+                "concept_id": session.concept_id,
+                "concept_name": session.concept_name,
+                "status": session.status.value,
+                "turn_count": session.state.turn_count,
+                "coverage_score": session.state.coverage_score,
+                "last_strategy": session.state.last_strategy,
+                "ended_at": session.ended_at,
+                "final": session.status in FINAL_STATUSES,
+            },
+        )
+        created = await self._write(_one_session(insert))
+        if created is None:
+            raise SessionExistsError(session.id)
+        return created
+
+    async def get(self, session_id: str) -> Session | None:
+        """The session with this id, read from the database, or None."""
+        return await self._read(_current(session_id))
+
+    async def update_state(
+        self, session_id: str, state: SessionState, *, expected_version: int | None = None
+    ) -> Session:
+        """Store a new state for the session and bump its version.
+
+        Raises:
+            SessionNotFoundError: no session has this id.
+            SessionMismatchError: the state names another methodology or concept.
+            StaleSessionError: `expected_version` is given and the session is at another.
+        """
+
+        def unit() -> Unit[Session]:
+            updated = yield from _one_session(_state_update(session_id, state, expected_version))
+            if updated is not None:
+                return updated
+            current = yield from _current(session_id)
+            raise state_refusal(session_id, current, state, expected_version)
+
+        return await self._write(unit())
+
+    async def transition(
+        self,
+        session_id: str,
+        to_status: SessionStatus | str,
+        *,
+        expected_version: int | None = None,
+    ) -> Session:
+        """Move the session to another status, as the lifecycle allows, and bump its version.
+
+        Raises:
+            SessionNotFoundError: no session has this id.
+            InvalidTransitionError: the lifecycle does not allow this move.
+            StaleSessionError: `expected_version` is given and the session is at another.
+        """
+        target = SessionStatus(to_status)
+        first, second = transition_sources(target)
+        move = Statement(
+            sql.TRANSITION,
+            {
+                "id": session_id,
+                "to_status": target.value,
+                "from_status_1": first,
+                "from_status_2": second,
+                "ends": target in FINAL_STATUSES,
+                "expected_version": bindable_version(expected_version),
+            },
+        )
+
+        def unit() -> Unit[Session]:
+            moved = yield from _one_session(move)
+            if moved is not None:
+                return moved
+            current = yield from _current(session_id)
+            raise transition_refusal(session_id, current, target, expected_version)
+
+        return await self._write(unit())
+
+    async def list_active(self) -> list[Session]:
+        """Every active session, newest first; prefer the bounded `list_sessions` for users."""
+        pages = walk_pages(
+            lambda cursor: self.list_sessions(status=SessionStatus.ACTIVE, limit=500, cursor=cursor)
+        )
+        return [session async for session in pages]
+
+    async def list_sessions(
+        self,
+        *,
+        status: SessionStatus | str | None = None,
+        methodology: str | None = None,
+        concept_id: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> SessionPage:
+        """One page of sessions, newest first (ties by id), after `cursor` if given.
+
+        Raises:
+            InvalidCursorError: (a ValueError) the cursor was not handed out by a listing.
+            ValueError: `limit` is outside 1..500 or `status` is not a status.
+        """
+        filters = list_filters(status, methodology, concept_id, limit)
+        key = await self._key()
+        parameters: dict[str, Any] = {**filters, "limit": limit + 1}
+        if cursor is not None:
+            parameters["after_created_at"], parameters["after_id"] = decode_cursor(key, cursor)
+        listing = Statement(sql.list_query(tuple(filters), cursor is not None), parameters)
+
+        def unit() -> Unit[SessionPage]:
+            return page_from_rows((yield listing), limit, key)
+
+        return await self._read(unit())
+
+    async def delete(self, session_id: str) -> bool:
+        """Delete the session; True if it existed."""
+
+        def unit() -> Unit[bool]:
+            return bool((yield Statement(sql.DELETE, {"id": session_id})))
+
+        return await self._write(unit())
+
+    async def append_utterance(self, session_id: str, utterance: NewUtterance) -> Utterance:
+        """Append one utterance to an active or paused session's record.
+
+        Raises:
+            SessionNotFoundError: no session has this id.
+            SessionEndedError: the session is completed or abandoned.
+            UtteranceExistsError: the session has this speaker's utterance in this turn.
+        """
+
+        def unit() -> Unit[Utterance]:
+            rows = yield _append(session_id, utterance)
+            if rows:
+                return utterance_from_row(rows[0])
+            current = yield from _current(session_id)
+            raise utterance_refusal(session_id, current, utterance)
+
+        return await self._write(unit())
+
+    async def list_utterances(
+        self,
+        session_id: str,
+        *,
+        after_turn: int | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> UtterancePage:
+        """One page of the session's utterances in turn order, interviewer first in a turn.
+
+        Raises:
+            SessionNotFoundError: no session has this id.
+            InvalidCursorError: (a ValueError) the cursor was not handed out by a listing.
+            ValueError: `limit` is outside 1..500 or `after_turn` is negative.
+        """
+        key = await self._key()
+        after_turn_key, after_speaker = start_key(after_turn, cursor, limit, key)
+        listing = Statement(
+            sql.LIST_UTTERANCES,
+            {
+                "session_id": session_id,
+                "after_turn": after_turn_key,
+                "after_speaker": after_speaker,
+                "limit": limit + 1,
+            },
+        )
+
+        def unit() -> Unit[UtterancePage]:
+            rows = yield listing
+            if not rows and not (yield from _exists(session_id)):
+                raise SessionNotFoundError(session_id)
+            return utterance_page_from_rows(rows, limit, key)
+
+        return await self._read(unit())
+
+    async def last_utterances(self, session_id: str, count: int) -> list[Utterance]:
+        """The session's last `count` utterances, in turn order.
+
+        Raises:
+            SessionNotFoundError: no session has this id.
+            ValueError: `count` is outside 1..500.
+        """
+        check_limit(count)
+
+        def unit() -> Unit[list[Utterance]]:
+            rows = yield Statement(sql.LAST_UTTERANCES, {"session_id": session_id, "count": count})
+            if not rows and not (yield from _exists(session_id)):
+                raise SessionNotFoundError(session_id)
+            return [utterance_from_row(row) for row in reversed(rows)]
+
+        return await self._read(unit())
+
+    async def record_turn(
+        self,
+        session_id: str,
+        utterances: Sequence[NewUtterance],
+        state: SessionState,
+        *,
+        expected_version: int | None = None,
+    ) -> TurnRecord:
+        """Store a turn's utterances and the session's new state together, or neither.
+
+        Raises:
+            ValueError: `utterances` is empty.
+            SessionNotFoundError, SessionEndedError, SessionMismatchError,
+            StaleSessionError, UtteranceExistsError: as their names say; nothing is stored.
+        """
+        if not utterances:
+            raise ValueError("a turn needs at least one utterance")
+
+        def unit() -> Unit[TurnRecord]:
+            update = _state_update(session_id, state, expected_version, open_only=True)
+            session = yield from _one_session(update)
+            refused: NewUtterance | None = None
+            stored: list[Utterance] = []
+            if session is not None:
+                for utterance in utterances:
+                    rows = yield _append(session_id, utterance)
+                    if not rows:
+                        refused = utterance
+                        break
+                    stored.append(utterance_from_row(rows[0]))
+                else:
+                    return TurnRecord(session, stored)
+            current = yield from _current(session_id)
+            raise turn_refusal(session_id, current, state, expected_version, refused)
+
+        return await self._write(unit(), atomic=True)
+
+    async def list_idle(
+        self, status: SessionStatus, *, idle_since: datetime, limit: int = 100
+    ) -> list[Session]:
+        """Sessions in `status` with no write and no utterance since `idle_since`, oldest first."""
+        check_limit(limit)
+        idle = Statement(
+            sql.LIST_IDLE,
+            {"status": SessionStatus(status).value, "idle_since": idle_since, "limit": limit},
+        )
+
+        def unit() -> Unit[list[Session]]:
+            return [session_from_row(row) for row in (yield idle)]
+
+        return await self._read(unit())
+
+    async def ping(self) -> None:
+        """Check that the database is there and answers.
+
+        Raises:
+            StorageUnavailableError: the database is missing, locked, damaged or unreachable.
+        """
+
+        def unit() -> Unit[None]:
+            yield Statement(sql.PING, {})
+
+        try:
+            await self._read(unit())
+        except self._backend.driver_errors as exc:
+            raise StorageUnavailableError("The database cannot be read.") from exc
+        problem = await self._backend.storage_problem()
+        if problem is not None:
+            raise StorageUnavailableError(problem)
+
+    async def _ready(self) -> Backend:
+        if self._closed:
+            raise RepositoryClosedError()
+        if not self._opened:
+            async with self._open_lock:
+                if not self._opened:
+                    await self._open()
+        return self._backend
+
+    async def _open(self) -> None:
+        await self._backend.open()
+        try:
+            if self._closed:
+                raise RepositoryClosedError()
+
+            def unit() -> Unit[bytes]:
+                ((key,),) = yield Statement(sql.CURSOR_KEY, {})
+                return bytes(key)
+
+            self._cursor_key = await self._backend.read(unit())
+        except BaseException:
+            await self._backend.close()
+            raise
+        self._opened = True
+
+    async def _key(self) -> bytes:
+        await self._ready()
+        return self._cursor_key
+
+    async def _read(self, unit: Unit[T]) -> T:
+        return await (await self._ready()).read(unit)
+
+    async def _write(self, unit: Unit[T], *, atomic: bool = False) -> T:
+        return await (await self._ready()).write(unit, atomic=atomic)
