@@ -157,10 +157,10 @@ class StorageDamagedError(StorageError):
     rest of the store is readable.
     """
 
-    def __init__(self, session_id: str) -> None:
+    def __init__(self, session_id: str, part: str = "session") -> None:
         super().__init__(
-            f"Session {session_id!r} is stored in a form this program cannot read; "
-            "the stored row needs repair."
+            f"The stored {part} of session {session_id!r} is in a form this program cannot "
+            "show; the stored row needs repair."
         )
         self.session_id = session_id
 

@@ -38,6 +38,9 @@ __all__ = [
 ]
 
 EXPORT_PAGE_SIZE = 500
+MAX_SHOWN_DEPTH = 128
+"""Metadata nested deeper than this is not shown: the response serializer stops near 255
+levels, and a response wraps an utterance's metadata in a few levels of its own."""
 
 _validate_utterance = Utterance.__pydantic_validator__.validate_python
 _LAST_SPEAKER = max(Speaker).value
@@ -50,9 +53,28 @@ def utterance_from_row(row: Row) -> Utterance:
         StorageDamagedError: the row holds what no Utterance can (written by hand, say).
     """
     try:
-        return _utterance_from_row(row)
-    except (ValidationError, ValueError, TypeError) as exc:
-        raise StorageDamagedError(str(row[0])) from exc
+        utterance = _utterance_from_row(row)
+    except (ValidationError, ValueError, TypeError, RecursionError) as exc:
+        raise StorageDamagedError(str(row[0]), "utterance") from exc
+    if utterance.metadata is not None and _too_deep(row[4], utterance.metadata):
+        raise StorageDamagedError(utterance.session_id, "utterance")
+    return utterance
+
+
+def _too_deep(text: str, metadata: object) -> bool:
+    """Whether stored metadata nests deeper than a response can show."""
+    # Counting brackets is quick and bounds the depth, so most rows skip the walk.
+    if text.count("{") + text.count("[") <= MAX_SHOWN_DEPTH:
+        return False
+    depth, level = 0, [metadata]
+    while containers := [value for value in level if isinstance(value, dict | list)]:
+        depth += 1
+        level = [
+            child
+            for value in containers
+            for child in (value.values() if isinstance(value, dict) else value)
+        ]
+    return depth > MAX_SHOWN_DEPTH
 
 
 def _utterance_from_row(row: Row) -> Utterance:
