@@ -127,3 +127,14 @@ async def forge_cursor(backend: SqliteBackend | PostgresBackend, sort_key: Any) 
     row = await backend.fetch_one("SELECT value FROM store_secrets WHERE name = 'cursor_key'")
     assert row is not None
     return sign(bytes(row["value"]), json.dumps(sort_key).encode())
+
+
+def stored_ids(db_path: Path) -> set[str]:
+    """The ids of the sessions in a SQLite file, read as another process would; the file must
+    pass its integrity check."""
+    connection = sqlite3.connect(db_path)
+    try:
+        assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        return {row[0] for row in connection.execute("SELECT id FROM sessions")}
+    finally:
+        connection.close()

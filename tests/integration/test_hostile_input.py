@@ -7,6 +7,8 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from tests.builders import NEW_SESSION_BODY
+
 HOSTILE = [
     "'; DROP TABLE sessions; --",
     'Robert"); DELETE FROM sessions WHERE ("1"="1',
@@ -32,8 +34,6 @@ HOSTILE = [
 # model's rules; every other string is stored and read back as sent.
 REFUSED_NAMES = {"nul\x00byte", "bell\x07", "line\nbreak", "x" * 201}
 MAX_ID_LENGTH = 128
-
-NEW_SESSION = {"methodology": "mec", "concept_id": "c", "concept_name": "Coffee"}
 
 
 @pytest.mark.parametrize("text", HOSTILE)
@@ -90,7 +90,7 @@ async def test_the_store_still_works_after_every_hostile_string(
 async def test_counts_past_what_a_database_column_holds_are_a_422(
     client: httpx.AsyncClient, turn_count: int
 ) -> None:
-    session = (await client.post("/sessions", json=NEW_SESSION)).json()
+    session = (await client.post("/sessions", json=NEW_SESSION_BODY)).json()
     state = {**session["state"], "turn_count": turn_count}
 
     response = await client.put(f"/sessions/{session['id']}/state", json=state)
@@ -102,7 +102,7 @@ async def test_counts_past_what_a_database_column_holds_are_a_422(
 async def test_an_if_match_no_version_can_reach_is_a_412(
     client: httpx.AsyncClient, tag: str
 ) -> None:
-    session = (await client.post("/sessions", json=NEW_SESSION)).json()
+    session = (await client.post("/sessions", json=NEW_SESSION_BODY)).json()
 
     state = await client.put(
         f"/sessions/{session['id']}/state", json=session["state"], headers={"If-Match": tag}
@@ -122,7 +122,7 @@ async def test_an_if_match_no_version_can_reach_is_a_412(
 async def test_a_path_ending_in_a_line_break_matches_no_route(
     client: httpx.AsyncClient, method: str, path: str
 ) -> None:
-    session = (await client.post("/sessions", json=NEW_SESSION)).json()
+    session = (await client.post("/sessions", json=NEW_SESSION_BODY)).json()
 
     response = await client.request(method, path.replace("{id}", session["id"]))
 

@@ -21,13 +21,12 @@ from src.persistence.database import load_migrations
 from src.persistence.postgres import MIGRATIONS_DIRECTORY, init_postgres, migrate_postgres
 from src.persistence.repositories.postgres_session_repo import PostgresSessionRepository
 from tests.backends import PostgresBackend
-from tests.builders import new_session, state_of
+from tests.builders import NEW_SESSION_BODY, new_session, state_of
 from tests.http import serve_in_process
 
 pytestmark = pytest.mark.postgres
 
 LATEST = len(load_migrations(MIGRATIONS_DIRECTORY))
-NEW_SESSION = {"methodology": "mec", "concept_id": "c", "concept_name": "Coffee"}
 
 
 async def applied_versions(backend: PostgresBackend) -> list[int]:
@@ -158,7 +157,7 @@ class TestPoolAndLoop:
                     transport=httpx.ASGITransport(app=manager.app), base_url="http://t"
                 ) as client,
             ):
-                return (await client.post("/sessions", json=NEW_SESSION)).status_code
+                return (await client.post("/sessions", json=NEW_SESSION_BODY)).status_code
 
         assert asyncio.run(create_one()) == 201
         assert asyncio.run(create_one()) == 201
@@ -168,10 +167,12 @@ class TestPoolAndLoop:
     ) -> None:
         settings = Settings(database_url=postgres_backend.dsn, database_pool_size=2)
         async with serve_in_process(settings) as client:
-            created = (await client.post("/sessions", json=NEW_SESSION)).json()
+            created = (await client.post("/sessions", json=NEW_SESSION_BODY)).json()
             reads, creates, pages = await asyncio.gather(
                 asyncio.gather(*(client.get(f"/sessions/{created['id']}") for _ in range(50))),
-                asyncio.gather(*(client.post("/sessions", json=NEW_SESSION) for _ in range(50))),
+                asyncio.gather(
+                    *(client.post("/sessions", json=NEW_SESSION_BODY) for _ in range(50))
+                ),
                 asyncio.gather(*(client.get("/sessions?limit=5") for _ in range(50))),
             )
             listed = (await client.get("/sessions?limit=100")).json()
