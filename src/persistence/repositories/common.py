@@ -10,13 +10,14 @@ from pydantic import ValidationError
 
 from src.core.errors import (
     InvalidTransitionError,
+    SessionEndedError,
     SessionError,
     SessionMismatchError,
     SessionNotFoundError,
     StaleSessionError,
     StorageDamagedError,
 )
-from src.domain.lifecycle import can_transition, statuses_leading_to
+from src.domain.lifecycle import FINAL_STATUSES, can_transition, statuses_leading_to
 from src.domain.models.session import (
     MAX_COUNT,
     SESSION_STATE_IDENTITY,
@@ -157,6 +158,8 @@ def state_refusal(
     """Why a guarded state update matched no row, given the session as it is now."""
     if current is None:
         return SessionNotFoundError(session_id)
+    if current.status in FINAL_STATUSES:
+        return SessionEndedError(session_id, current.status.value)
     for field in SESSION_STATE_IDENTITY:
         if getattr(state, field) != getattr(current, field):
             return SessionMismatchError(

@@ -88,11 +88,9 @@ def _one_session(statement: Statement) -> Unit[Session | None]:
     return session_from_row(rows[0]) if rows else None
 
 
-def _state_update(
-    session_id: str, state: SessionState, expected_version: int | None, *, open_only: bool = False
-) -> Statement:
+def _state_update(session_id: str, state: SessionState, expected_version: int | None) -> Statement:
     return Statement(
-        sql.UPDATE_OPEN_STATE if open_only else sql.UPDATE_STATE,
+        sql.UPDATE_STATE,
         {
             "id": session_id,
             "methodology": state.methodology,
@@ -183,6 +181,7 @@ class RepositoryCore:
 
         Raises:
             SessionNotFoundError: no session has this id.
+            SessionEndedError: the session is completed or abandoned.
             SessionMismatchError: the state names another methodology or concept.
             StaleSessionError: `expected_version` is given and the session is at another.
         """
@@ -364,8 +363,7 @@ class RepositoryCore:
             raise ValueError("a turn needs at least one utterance")
 
         def unit() -> Unit[TurnRecord]:
-            update = _state_update(session_id, state, expected_version, open_only=True)
-            session = yield from _one_session(update)
+            session = yield from _one_session(_state_update(session_id, state, expected_version))
             refused: NewUtterance | None = None
             stored: list[Utterance] = []
             if session is not None:

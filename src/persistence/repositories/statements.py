@@ -30,7 +30,6 @@ __all__ = [
     "SELECT_BY_ID",
     "SESSION_EXISTS",
     "TRANSITION",
-    "UPDATE_OPEN_STATE",
     "UPDATE_STATE",
     "Query",
     "Statement",
@@ -111,22 +110,20 @@ RETURNING {_SESSION}
 
 SELECT_BY_ID = query(f"SELECT {_SESSION} FROM sessions WHERE id = :id")  # noqa: S608
 
-# The WHERE clause carries every precondition, so a write that goes through
-# is one statement; when no row comes back, the unit reads why.
-_UPDATE_STATE = f"""
+# The WHERE clause carries every precondition (the session is open, names
+# this methodology and concept, is at the expected version), so a write that
+# goes through is one statement; when no row comes back, the unit reads why.
+_VERSION = {"expected_version": "integer"}
+UPDATE_STATE = query(
+    f"""
 UPDATE sessions
 SET turn_count = :turn_count, coverage_score = :coverage_score, last_strategy = :last_strategy,
     version = version + 1, updated_at = :now
-WHERE id = :id
+WHERE id = :id AND status IN ('active', 'paused')
   AND methodology = :methodology AND concept_id = :concept_id AND concept_name = :concept_name
   AND (:expected_version IS NULL OR version = :expected_version)
 RETURNING {_SESSION}
-"""  # noqa: S608
-_VERSION = {"expected_version": "integer"}
-UPDATE_STATE = query(_UPDATE_STATE, types=_VERSION)
-# A turn's state update also requires the session to be open.
-UPDATE_OPEN_STATE = query(
-    _UPDATE_STATE.replace("WHERE id = :id", "WHERE id = :id AND status IN ('active', 'paused')"),
+""",  # noqa: S608
     types=_VERSION,
 )
 

@@ -139,8 +139,6 @@ def turn_refusal(
     refused: NewUtterance | None,
 ) -> SessionError:
     """Why a turn was not recorded: its state update (refused is None) or an utterance failed."""
-    if current is not None and current.status in FINAL_STATUSES:
-        return SessionEndedError(session_id, current.status.value)
     if refused is None:
         return state_refusal(session_id, current, state, expected_version)
     return utterance_refusal(session_id, current, refused)
