@@ -9,14 +9,16 @@ reads the rows its own write saw, and an error raised in it undoes it alone.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol, Self, TypeVar
 
 from src.core.errors import (
     RepositoryClosedError,
+    SessionError,
     SessionExistsError,
     SessionNotFoundError,
+    StaleSessionError,
     StorageUnavailableError,
 )
 from src.domain.lifecycle import FINAL_STATUSES
@@ -37,7 +39,6 @@ from src.persistence.repositories.protocol import SessionPage, TurnRecord, Utter
 from src.persistence.repositories.statements import Statement, Unit
 from src.persistence.repositories.transcript import (
     start_key,
-    turn_refusal,
     utterance_from_row,
     utterance_page_from_rows,
     utterance_refusal,
@@ -46,6 +47,10 @@ from src.persistence.repositories.transcript import (
 __all__ = ["Backend", "RepositoryCore"]
 
 T = TypeVar("T")
+
+# How often a write without an expected version is tried while others keep
+# changing its session; past that, the caller is told to try again later.
+_MAX_ATTEMPTS = 100
 
 
 class Backend(Protocol):
@@ -86,6 +91,34 @@ def _exists(session_id: str) -> Unit[bool]:
 def _one_session(statement: Statement) -> Unit[Session | None]:
     rows = yield statement
     return session_from_row(rows[0]) if rows else None
+
+
+def _guarded_write(
+    statement: Statement,
+    refusal: Callable[[Session | None], SessionError],
+    expected_version: int | None,
+) -> Unit[Session]:
+    """Run a write whose WHERE clause holds its preconditions; if it matched no row, raise why.
+
+    The reason is read after the write; on PostgreSQL another process may
+    write in between. A write sent with no expected version is then simply
+    tried again, so it never fails on a version its caller did not ask for.
+    """
+    for _ in range(_MAX_ATTEMPTS):
+        written = yield from _one_session(statement)
+        if written is not None:
+            return written
+        error = refusal((yield from _current(statement.parameters["id"])))
+        if expected_version is not None or not isinstance(error, StaleSessionError):
+            raise error
+    raise StorageUnavailableError("The session is changing too fast to write now; try again.")
+
+
+def _append_or_refuse(session_id: str, utterance: NewUtterance) -> Unit[Utterance]:
+    rows = yield _append(session_id, utterance)
+    if rows:
+        return utterance_from_row(rows[0])
+    raise utterance_refusal(session_id, (yield from _current(session_id)), utterance)
 
 
 def _state_update(session_id: str, state: SessionState, expected_version: int | None) -> Statement:
@@ -186,14 +219,13 @@ class RepositoryCore:
             StaleSessionError: `expected_version` is given and the session is at another.
         """
 
-        def unit() -> Unit[Session]:
-            updated = yield from _one_session(_state_update(session_id, state, expected_version))
-            if updated is not None:
-                return updated
-            current = yield from _current(session_id)
-            raise state_refusal(session_id, current, state, expected_version)
-
-        return await self._write(unit())
+        return await self._write(
+            _guarded_write(
+                _state_update(session_id, state, expected_version),
+                lambda current: state_refusal(session_id, current, state, expected_version),
+                expected_version,
+            )
+        )
 
     async def transition(
         self,
@@ -223,14 +255,13 @@ class RepositoryCore:
             },
         )
 
-        def unit() -> Unit[Session]:
-            moved = yield from _one_session(move)
-            if moved is not None:
-                return moved
-            current = yield from _current(session_id)
-            raise transition_refusal(session_id, current, target, expected_version)
-
-        return await self._write(unit())
+        return await self._write(
+            _guarded_write(
+                move,
+                lambda current: transition_refusal(session_id, current, target, expected_version),
+                expected_version,
+            )
+        )
 
     async def list_active(self) -> list[Session]:
         """Every active session, newest first; prefer the bounded `list_sessions` for users."""
@@ -283,14 +314,7 @@ class RepositoryCore:
             UtteranceExistsError: the session has this speaker's utterance in this turn.
         """
 
-        def unit() -> Unit[Utterance]:
-            rows = yield _append(session_id, utterance)
-            if rows:
-                return utterance_from_row(rows[0])
-            current = yield from _current(session_id)
-            raise utterance_refusal(session_id, current, utterance)
-
-        return await self._write(unit())
+        return await self._write(_append_or_refuse(session_id, utterance))
 
     async def list_utterances(
         self,
@@ -363,21 +387,17 @@ class RepositoryCore:
             raise ValueError("a turn needs at least one utterance")
 
         def unit() -> Unit[TurnRecord]:
-            session = yield from _one_session(_state_update(session_id, state, expected_version))
-            refused: NewUtterance | None = None
-            stored: list[Utterance] = []
-            if session is not None:
-                for utterance in utterances:
-                    rows = yield _append(session_id, utterance)
-                    if not rows:
-                        refused = utterance
-                        break
-                    stored.append(utterance_from_row(rows[0]))
-                else:
-                    return TurnRecord(session, stored)
-            current = yield from _current(session_id)
-            raise turn_refusal(session_id, current, state, expected_version, refused)
+            session = yield from _guarded_write(
+                _state_update(session_id, state, expected_version),
+                lambda current: state_refusal(session_id, current, state, expected_version),
+                expected_version,
+            )
+            stored = []
+            for utterance in utterances:
+                stored.append((yield from _append_or_refuse(session_id, utterance)))
+            return TurnRecord(session, stored)
 
+        # An utterance refused after the state update undoes it: atomic.
         return await self._write(unit(), atomic=True)
 
     async def list_idle(

@@ -16,7 +16,7 @@ from src.core.errors import (
     UtteranceExistsError,
 )
 from src.domain.lifecycle import FINAL_STATUSES
-from src.domain.models.session import Session, SessionState
+from src.domain.models.session import Session
 from src.domain.models.utterance import NewUtterance, Speaker, Utterance
 from src.persistence.pagination import (
     check_limit,
@@ -24,13 +24,12 @@ from src.persistence.pagination import (
     encode_turn_cursor,
     walk_pages,
 )
-from src.persistence.repositories.common import Row, state_refusal
+from src.persistence.repositories.common import Row
 from src.persistence.repositories.protocol import SessionRepositoryProtocol, UtterancePage
 
 __all__ = [
     "EXPORT_PAGE_SIZE",
     "start_key",
-    "turn_refusal",
     "utterance_from_row",
     "utterance_page_from_rows",
     "utterance_refusal",
@@ -129,19 +128,6 @@ def utterance_refusal(
     if current.status in FINAL_STATUSES:
         return SessionEndedError(session_id, current.status.value)
     return UtteranceExistsError(session_id, utterance.turn_number, utterance.speaker.value)
-
-
-def turn_refusal(
-    session_id: str,
-    current: Session | None,
-    state: SessionState,
-    expected_version: int | None,
-    refused: NewUtterance | None,
-) -> SessionError:
-    """Why a turn was not recorded: its state update (refused is None) or an utterance failed."""
-    if refused is None:
-        return state_refusal(session_id, current, state, expected_version)
-    return utterance_refusal(session_id, current, refused)
 
 
 def walk_utterances(
