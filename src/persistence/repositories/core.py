@@ -21,7 +21,7 @@ from src.core.errors import (
     StaleSessionError,
     StorageUnavailableError,
 )
-from src.domain.lifecycle import FINAL_STATUSES
+from src.domain.lifecycle import FINAL_STATUSES, can_transition
 from src.domain.models.session import Session, SessionState, SessionStatus
 from src.domain.models.utterance import NewUtterance, Utterance, metadata_json
 from src.persistence.pagination import check_limit, decode_cursor, walk_pages
@@ -414,6 +414,44 @@ class RepositoryCore:
             return [session_from_row(row) for row in (yield idle)]
 
         return await self._read(unit())
+
+    async def move_idle(
+        self,
+        from_status: SessionStatus,
+        to_status: SessionStatus,
+        *,
+        idle_since: datetime,
+        limit: int = 100,
+    ) -> list[Session]:
+        """Move up to `limit` sessions in `from_status` with no write and no utterance since
+        `idle_since` to `to_status`, oldest first; return them as moved.
+
+        The check and the move are one statement, so a session written in the
+        meantime (an utterance appended, say) is left as it is.
+
+        Raises:
+            ValueError: the lifecycle does not lead from `from_status` to `to_status`, or
+                `limit` is outside 1..500.
+        """
+        check_limit(limit)
+        source, target = SessionStatus(from_status), SessionStatus(to_status)
+        if not can_transition(source, target):
+            raise ValueError(f"sessions cannot go from {source.value!r} to {target.value!r}")
+        move = Statement(
+            sql.MOVE_IDLE,
+            {
+                "status": source.value,
+                "to_status": target.value,
+                "ends": target in FINAL_STATUSES,
+                "idle_since": idle_since,
+                "limit": limit,
+            },
+        )
+
+        def unit() -> Unit[list[Session]]:
+            return [session_from_row(row) for row in (yield move)]
+
+        return await self._write(unit())
 
     async def ping(self) -> None:
         """Check that the database is there and answers.

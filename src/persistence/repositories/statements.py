@@ -26,6 +26,7 @@ __all__ = [
     "LAST_UTTERANCES",
     "LIST_IDLE",
     "LIST_UTTERANCES",
+    "MOVE_IDLE",
     "PING",
     "SELECT_BY_ID",
     "SESSION_EXISTS",
@@ -180,17 +181,22 @@ LIMIT :count
 )
 
 # Idle: no write to the session row and no utterance since the cut-off.
-LIST_IDLE = query(
-    f"""
-SELECT {_SESSION}
-FROM sessions
-WHERE status = :status AND updated_at < :idle_since
+_IDLE = """status = :status AND updated_at < :idle_since
   AND NOT EXISTS (
       SELECT 1 FROM utterances
       WHERE utterances.session_id = sessions.id AND utterances.created_at >= :idle_since
-  )
-ORDER BY updated_at, id
-LIMIT :limit
+  )"""
+_OLDEST_IDLE = f"SELECT {_SESSION} FROM sessions WHERE {_IDLE} ORDER BY updated_at, id LIMIT :limit"  # noqa: S608
+LIST_IDLE = query(_OLDEST_IDLE, types={"idle_since": _TIMESTAMP})
+# The move checks idleness again on the row it changes (PostgreSQL rechecks the
+# outer WHERE on a row written meanwhile), so a session written since stays.
+MOVE_IDLE = query(
+    f"""
+UPDATE sessions
+SET status = :to_status, version = version + 1, updated_at = :now,
+    ended_at = CASE WHEN :ends THEN :now ELSE ended_at END
+WHERE id IN (SELECT id FROM ({_OLDEST_IDLE}) AS oldest) AND {_IDLE}
+RETURNING {_SESSION}
 """,  # noqa: S608
     types={"idle_since": _TIMESTAMP},
 )
