@@ -128,8 +128,26 @@ RETURNING {_SESSION}
     types=_VERSION,
 )
 
-TRANSITION = query(
-    f"""
+
+def _clock_after_lock(update: str, locked_ids: str) -> str:
+    """PostgreSQL text of an UPDATE of sessions that locks its rows before it reads the clock.
+
+    An append holds its session's row (FOR SHARE) until it commits; a plain
+    UPDATE would wait for it with a time read before the wait, and could end
+    the session before the utterance it waited for was made. Locking in a
+    CTE first and reading clock_timestamp() once, after, keeps every
+    utterance's created_at at or before its session's ended_at.
+    """
+    return (
+        f"WITH locked AS ({locked_ids} FOR NO KEY UPDATE),"  # noqa: S608
+        " clock AS (SELECT clock_timestamp() AS moment)"
+        + update.replace(":now", "(SELECT moment FROM clock)").replace(
+            "\nWHERE ", "\nFROM locked\nWHERE sessions.id = locked.locked_id AND ", 1
+        )
+    )
+
+
+_TRANSITION = f"""
 UPDATE sessions
 SET status = :to_status, version = version + 1, updated_at = :now,
     ended_at = CASE WHEN :ends THEN :now ELSE ended_at END
@@ -137,8 +155,11 @@ WHERE id = :id
   AND status IN (:from_status_1, :from_status_2)
   AND (:expected_version IS NULL OR version = :expected_version)
 RETURNING {_SESSION}
-""",  # noqa: S608
+"""  # noqa: S608
+TRANSITION = query(
+    _TRANSITION,
     types=_VERSION,
+    postgres=_clock_after_lock(_TRANSITION, "SELECT id AS locked_id FROM sessions WHERE id = :id"),
 )
 
 DELETE = query("DELETE FROM sessions WHERE id = :id RETURNING id")
@@ -149,8 +170,7 @@ SESSION_EXISTS = query("SELECT 1 FROM sessions WHERE id = :id")
 
 # The session must exist and be open: the SELECT yields no row otherwise, so
 # nothing is inserted and RETURNING says so.
-APPEND_UTTERANCE = query(
-    f"""
+_APPEND_UTTERANCE = f"""
 INSERT INTO utterances ({UTTERANCE_COLUMNS})
 SELECT id, :turn_number, :speaker, :text, :metadata, :now
 FROM sessions
@@ -158,6 +178,13 @@ WHERE id = :session_id AND status IN ('active', 'paused')
 ON CONFLICT DO NOTHING
 RETURNING {UTTERANCE_COLUMNS}
 """  # noqa: S608
+# On PostgreSQL the append holds its session's row (FOR SHARE) until it
+# commits: a delete or an end of the session waits for it (and reads its
+# clock after, so ended_at is never before the utterance), and one already
+# under way makes it find no open session (a refusal, not a broken foreign key).
+APPEND_UTTERANCE = query(
+    _APPEND_UTTERANCE,
+    postgres=_APPEND_UTTERANCE.replace("ON CONFLICT", "FOR SHARE\nON CONFLICT"),
 )
 
 LIST_UTTERANCES = query(
@@ -190,15 +217,20 @@ _OLDEST_IDLE = f"SELECT {_SESSION} FROM sessions WHERE {_IDLE} ORDER BY updated_
 LIST_IDLE = query(_OLDEST_IDLE, types={"idle_since": _TIMESTAMP})
 # The move checks idleness again on the row it changes (PostgreSQL rechecks the
 # outer WHERE on a row written meanwhile), so a session written since stays.
-MOVE_IDLE = query(
-    f"""
+_MOVE_IDLE = f"""
 UPDATE sessions
 SET status = :to_status, version = version + 1, updated_at = :now,
     ended_at = CASE WHEN :ends THEN :now ELSE ended_at END
 WHERE id IN (SELECT id FROM ({_OLDEST_IDLE}) AS oldest) AND {_IDLE}
 RETURNING {_SESSION}
-""",  # noqa: S608
+"""  # noqa: S608
+MOVE_IDLE = query(
+    _MOVE_IDLE,
     types={"idle_since": _TIMESTAMP},
+    postgres=_clock_after_lock(
+        _MOVE_IDLE.replace(f"id IN (SELECT id FROM ({_OLDEST_IDLE}) AS oldest) AND ", ""),  # noqa: S608
+        _OLDEST_IDLE.replace(f"SELECT {_SESSION}", "SELECT id AS locked_id"),
+    ),
 )
 
 CURSOR_KEY = query("SELECT value FROM store_secrets WHERE name = 'cursor_key'")
