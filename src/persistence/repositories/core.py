@@ -65,11 +65,11 @@ class Backend(Protocol):
     async def close(self) -> None:
         """Release every connection; idempotent."""
 
-    async def read(self, unit: Unit[T]) -> T:
-        """Run a unit that changes nothing."""
+    async def read(self, unit: Callable[[], Unit[T]]) -> T:
+        """Run a unit (made by calling `unit`, again for a retry) that changes nothing."""
 
-    async def write(self, unit: Unit[T], *, atomic: bool = False) -> T:
-        """Run a unit whose writes are committed before this returns.
+    async def write(self, unit: Callable[[], Unit[T]], *, atomic: bool = False) -> T:
+        """Run a unit (made by calling `unit`) whose writes are committed before this returns.
 
         atomic: its writes stand or fall together. Without it, each statement
         commits on its own: enough for a unit whose only write comes first.
@@ -198,14 +198,14 @@ class RepositoryCore:
                 "final": session.status in FINAL_STATUSES,
             },
         )
-        created = await self._write(_one_session(insert))
+        created = await self._write(lambda: _one_session(insert))
         if created is None:
             raise SessionExistsError(session.id)
         return created
 
     async def get(self, session_id: str) -> Session | None:
         """The session with this id, read from the database, or None."""
-        return await self._read(_current(session_id))
+        return await self._read(lambda: _current(session_id))
 
     async def update_state(
         self, session_id: str, state: SessionState, *, expected_version: int | None = None
@@ -220,7 +220,7 @@ class RepositoryCore:
         """
 
         return await self._write(
-            _guarded_write(
+            lambda: _guarded_write(
                 _state_update(session_id, state, expected_version),
                 lambda current: state_refusal(session_id, current, state, expected_version),
                 expected_version,
@@ -256,7 +256,7 @@ class RepositoryCore:
         )
 
         return await self._write(
-            _guarded_write(
+            lambda: _guarded_write(
                 move,
                 lambda current: transition_refusal(session_id, current, target, expected_version),
                 expected_version,
@@ -295,7 +295,7 @@ class RepositoryCore:
         def unit() -> Unit[SessionPage]:
             return page_from_rows((yield listing), limit, key)
 
-        return await self._read(unit())
+        return await self._read(unit)
 
     async def delete(self, session_id: str) -> bool:
         """Delete the session; True if it existed."""
@@ -303,7 +303,7 @@ class RepositoryCore:
         def unit() -> Unit[bool]:
             return bool((yield Statement(sql.DELETE, {"id": session_id})))
 
-        return await self._write(unit())
+        return await self._write(unit)
 
     async def append_utterance(self, session_id: str, utterance: NewUtterance) -> Utterance:
         """Append one utterance to an active or paused session's record.
@@ -314,7 +314,7 @@ class RepositoryCore:
             UtteranceExistsError: the session has this speaker's utterance in this turn.
         """
 
-        return await self._write(_append_or_refuse(session_id, utterance))
+        return await self._write(lambda: _append_or_refuse(session_id, utterance))
 
     async def list_utterances(
         self,
@@ -349,7 +349,7 @@ class RepositoryCore:
                 raise SessionNotFoundError(session_id)
             return utterance_page_from_rows(rows, limit, key)
 
-        return await self._read(unit())
+        return await self._read(unit)
 
     async def last_utterances(self, session_id: str, count: int) -> list[Utterance]:
         """The session's last `count` utterances, in turn order.
@@ -366,7 +366,7 @@ class RepositoryCore:
                 raise SessionNotFoundError(session_id)
             return [utterance_from_row(row) for row in reversed(rows)]
 
-        return await self._read(unit())
+        return await self._read(unit)
 
     async def record_turn(
         self,
@@ -398,7 +398,7 @@ class RepositoryCore:
             return TurnRecord(session, stored)
 
         # An utterance refused after the state update undoes it: atomic.
-        return await self._write(unit(), atomic=True)
+        return await self._write(unit, atomic=True)
 
     async def list_idle(
         self, status: SessionStatus, *, idle_since: datetime, limit: int = 100
@@ -413,7 +413,7 @@ class RepositoryCore:
         def unit() -> Unit[list[Session]]:
             return [session_from_row(row) for row in (yield idle)]
 
-        return await self._read(unit())
+        return await self._read(unit)
 
     async def move_idle(
         self,
@@ -451,7 +451,7 @@ class RepositoryCore:
         def unit() -> Unit[list[Session]]:
             return [session_from_row(row) for row in (yield move)]
 
-        return await self._write(unit())
+        return await self._write(unit)
 
     async def ping(self) -> None:
         """Check that the database is there and answers.
@@ -464,7 +464,7 @@ class RepositoryCore:
             yield Statement(sql.PING, {})
 
         try:
-            await self._read(unit())
+            await self._read(unit)
         except self._backend.driver_errors as exc:
             raise StorageUnavailableError("The database cannot be read.") from exc
         problem = await self._backend.storage_problem()
@@ -490,7 +490,7 @@ class RepositoryCore:
                 ((key,),) = yield Statement(sql.CURSOR_KEY, {})
                 return bytes(key)
 
-            self._cursor_key = await self._backend.read(unit())
+            self._cursor_key = await self._backend.read(unit)
         except BaseException:
             await self._backend.close()
             raise
@@ -500,8 +500,8 @@ class RepositoryCore:
         await self._ready()
         return self._cursor_key
 
-    async def _read(self, unit: Unit[T]) -> T:
+    async def _read(self, unit: Callable[[], Unit[T]]) -> T:
         return await (await self._ready()).read(unit)
 
-    async def _write(self, unit: Unit[T], *, atomic: bool = False) -> T:
+    async def _write(self, unit: Callable[[], Unit[T]], *, atomic: bool = False) -> T:
         return await (await self._ready()).write(unit, atomic=atomic)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import asyncpg
+from asyncpg.exceptions import InternalClientError
 from asyncpg.pool import PoolConnectionProxy
 
 from src.core.errors import RepositoryClosedError, StorageFullError, StorageUnavailableError
@@ -17,6 +18,7 @@ from src.persistence.repositories.statements import Statement, Unit
 __all__ = ["PostgresSessionRepository"]
 
 T = TypeVar("T")
+Connection = asyncpg.Connection | PoolConnectionProxy
 
 # SQLSTATE classes that mean the server cannot serve now, not that the query
 # is wrong: connection exceptions, insufficient resources (disk full, too many
@@ -39,7 +41,30 @@ def _arguments(statement: Statement) -> list[Any] | None:
     return values
 
 
-async def _run(connection: asyncpg.Connection | PoolConnectionProxy, unit: Unit[T]) -> T:
+class _ConnectionLost(Exception):
+    """The connection broke under a unit (its server process ended, say); the unit may be fine."""
+
+
+# How a connection whose server process ended shows, depending on where its
+# protocol was. InterfaceError is also asyncpg's word for misuse, so it
+# counts only once the connection is closed.
+_LOST = (asyncpg.PostgresConnectionError, InternalClientError, ConnectionError)
+
+
+def _lost(exc: Exception, connection: Connection | None) -> bool:
+    if isinstance(exc, asyncpg.InterfaceError):
+        return connection is None or _closed(connection)
+    return isinstance(exc, _LOST)
+
+
+def _closed(connection: Connection) -> bool:
+    try:
+        return connection.is_closed()
+    except asyncpg.InterfaceError:  # the pool has already let go of it
+        return True
+
+
+async def _drive(connection: Connection, unit: Unit[T]) -> T:
     try:
         statement = next(unit)
         while True:
@@ -51,6 +76,26 @@ async def _run(connection: asyncpg.Connection | PoolConnectionProxy, unit: Unit[
     except StopIteration as done:
         result: T = done.value
         return result
+
+
+async def _run(pool: asyncpg.Pool, unit: Unit[T], *, atomic: bool) -> T:
+    """Run the unit on a connection of the pool; raise _ConnectionLost if the connection broke."""
+    done: list[T] = []
+    connection: Connection | None = None
+    try:
+        async with pool.acquire() as connection:
+            if atomic:
+                async with connection.transaction():
+                    done.append(await _drive(connection, unit))
+            else:
+                done.append(await _drive(connection, unit))
+    except (*_LOST, asyncpg.InterfaceError) as exc:
+        if done:
+            return done[0]  # committed; only handing the connection back failed
+        if not _lost(exc, connection):
+            raise
+        raise _ConnectionLost() from exc
+    return done[0]
 
 
 class _PostgresBackend:
@@ -81,18 +126,20 @@ class _PostgresBackend:
         if pool is not None:
             await pool.close()
 
-    async def read(self, unit: Unit[T]) -> T:
+    async def read(self, unit: Callable[[], Unit[T]]) -> T:
         with self._domain_errors():
-            async with self._connected().acquire() as connection:
-                return await _run(connection, unit)
+            pool = self._connected()
+            try:
+                return await _run(pool, unit(), atomic=False)
+            except _ConnectionLost:
+                # A read changes nothing, so it is tried once more, on a new
+                # connection: the others in the pool may have been ended too.
+                await pool.expire_connections()
+                return await _run(pool, unit(), atomic=False)
 
-    async def write(self, unit: Unit[T], *, atomic: bool = False) -> T:
+    async def write(self, unit: Callable[[], Unit[T]], *, atomic: bool = False) -> T:
         with self._domain_errors():
-            async with self._connected().acquire() as connection:
-                if not atomic:
-                    return await _run(connection, unit)
-                async with connection.transaction():
-                    return await _run(connection, unit)
+            return await _run(self._connected(), unit(), atomic=atomic)
 
     async def storage_problem(self) -> str | None:
         return None
@@ -113,7 +160,7 @@ class _PostgresBackend:
             if not exc.sqlstate.startswith(_UNAVAILABLE_CLASSES):
                 raise
             raise StorageUnavailableError("The database cannot serve this request now.") from exc
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, _ConnectionLost) as exc:
             raise StorageUnavailableError("The database cannot be reached.") from exc
         except asyncpg.InterfaceError as exc:
             # The pool was closed while this call waited for a connection.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -138,23 +138,24 @@ class _SqliteBackend:
         for connection in reversed(connections):
             await connection.close()
 
-    async def read(self, unit: Unit[T]) -> T:
+    async def read(self, unit: Callable[[], Unit[T]]) -> T:
         with self._domain_errors():
             reads = self._open_batcher(self._reads)
+            running = unit()
             try:
-                statement = next(unit)
+                statement = next(running)
                 while True:
                     query = statement.query
                     rows = await reads.read(query.sqlite, _parameters(statement, None))
-                    statement = unit.send(rows)
+                    statement = running.send(rows)
             except StopIteration as done:
                 result: T = done.value
                 return result
 
-    async def write(self, unit: Unit[T], *, atomic: bool = False) -> T:
+    async def write(self, unit: Callable[[], Unit[T]], *, atomic: bool = False) -> T:
         with self._domain_errors():
             writes = self._open_batcher(self._writes)
-            return await writes.write_unit(lambda database: _run(database, unit, atomic))
+            return await writes.write_unit(lambda database: _run(database, unit(), atomic))
 
     async def storage_problem(self) -> str | None:
         if self.db_path == ":memory:":
