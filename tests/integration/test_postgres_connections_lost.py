@@ -50,14 +50,15 @@ async def test_reads_on_terminated_connections_are_answered(store: NamedStore) -
         await asyncio.gather(*(repo.get(created.id) for _ in range(8)))  # fill the pool
         assert await store.terminate_connections() >= 1
 
-        reads = await asyncio.gather(
-            *(repo.get(created.id) for _ in range(8)),
-            *(repo.list_sessions() for _ in range(4)),
+        reads, pages, transcript = await asyncio.gather(
+            asyncio.gather(*(repo.get(created.id) for _ in range(8))),
+            asyncio.gather(*(repo.list_sessions() for _ in range(4))),
             repo.list_utterances(created.id),
         )
 
-    assert reads[:8] == [created] * 8
-    assert all(page.items == [created] for page in reads[8:12])
+    assert reads == [created] * 8
+    assert all(page.items == [created] for page in pages)
+    assert transcript.items == []
 
 
 async def test_writes_on_terminated_connections_are_done_or_unavailable(
