@@ -1,9 +1,13 @@
 """The session repository's logic, once for every database.
 
 Each public method is a unit of work (see `statements.Unit`): a generator
-that yields statements and receives their rows. A backend runs units: a
-write unit inside one transaction, so a unit that works out why it refuses
-reads the rows its own write saw, and an error raised in it undoes it alone.
+that yields statements and receives their rows, and may work in Python
+between them. A backend runs it: the SQLite backend on its connection's
+thread, inside the write transaction it shares with other units (group
+commit), the PostgreSQL backend with `await` on one pooled connection. An
+error a unit raises fails that call alone; an atomic unit's writes stand or
+fall together (a savepoint, or a transaction). New features add units here,
+their SQL in `statements`, and nothing to either backend.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from src.domain.models.utterance import NewUtterance, Utterance, metadata_json
 from src.persistence.pagination import check_limit, decode_cursor, walk_pages
 from src.persistence.repositories import statements as sql
 from src.persistence.repositories.common import (
+    Row,
     bindable_version,
     list_filters,
     page_from_rows,
@@ -88,16 +93,21 @@ def _exists(session_id: str) -> Unit[bool]:
     return bool((yield Statement(sql.SESSION_EXISTS, {"id": session_id})))
 
 
-def _one_session(statement: Statement) -> Unit[Session | None]:
+# Write units return rows, not models: the caller builds the model after
+# the unit, on the event loop, so the SQLite writer's thread (which holds the
+# write lock for a whole batch) does no more Python work than it must.
+
+
+def _one_row(statement: Statement) -> Unit[Row | None]:
     rows = yield statement
-    return session_from_row(rows[0]) if rows else None
+    return rows[0] if rows else None
 
 
 def _guarded_write(
     statement: Statement,
     refusal: Callable[[Session | None], SessionError],
     expected_version: int | None,
-) -> Unit[Session]:
+) -> Unit[Row]:
     """Run a write whose WHERE clause holds its preconditions; if it matched no row, raise why.
 
     The reason is read after the write; on PostgreSQL another process may
@@ -105,7 +115,7 @@ def _guarded_write(
     tried again, so it never fails on a version its caller did not ask for.
     """
     for _ in range(_MAX_ATTEMPTS):
-        written = yield from _one_session(statement)
+        written = yield from _one_row(statement)
         if written is not None:
             return written
         error = refusal((yield from _current(statement.parameters["id"])))
@@ -114,10 +124,10 @@ def _guarded_write(
     raise StorageUnavailableError("The session is changing too fast to write now; try again.")
 
 
-def _append_or_refuse(session_id: str, utterance: NewUtterance) -> Unit[Utterance]:
+def _append_or_refuse(session_id: str, utterance: NewUtterance) -> Unit[Row]:
     rows = yield _append(session_id, utterance)
     if rows:
-        return utterance_from_row(rows[0])
+        return rows[0]
     raise utterance_refusal(session_id, (yield from _current(session_id)), utterance)
 
 
@@ -198,10 +208,10 @@ class RepositoryCore:
                 "final": session.status in FINAL_STATUSES,
             },
         )
-        created = await self._write(lambda: _one_session(insert))
+        created = await self._write(lambda: _one_row(insert))
         if created is None:
             raise SessionExistsError(session.id)
-        return created
+        return session_from_row(created)
 
     async def get(self, session_id: str) -> Session | None:
         """The session with this id, read from the database, or None."""
@@ -218,14 +228,14 @@ class RepositoryCore:
             SessionMismatchError: the state names another methodology or concept.
             StaleSessionError: `expected_version` is given and the session is at another.
         """
-
-        return await self._write(
+        written = await self._write(
             lambda: _guarded_write(
                 _state_update(session_id, state, expected_version),
                 lambda current: state_refusal(session_id, current, state, expected_version),
                 expected_version,
             )
         )
+        return session_from_row(written)
 
     async def transition(
         self,
@@ -255,13 +265,14 @@ class RepositoryCore:
             },
         )
 
-        return await self._write(
+        written = await self._write(
             lambda: _guarded_write(
                 move,
                 lambda current: transition_refusal(session_id, current, target, expected_version),
                 expected_version,
             )
         )
+        return session_from_row(written)
 
     async def list_active(self) -> list[Session]:
         """Every active session, newest first; prefer the bounded `list_sessions` for users."""
@@ -314,7 +325,9 @@ class RepositoryCore:
             UtteranceExistsError: the session has this speaker's utterance in this turn.
         """
 
-        return await self._write(lambda: _append_or_refuse(session_id, utterance))
+        return utterance_from_row(
+            await self._write(lambda: _append_or_refuse(session_id, utterance))
+        )
 
     async def list_utterances(
         self,
@@ -386,7 +399,7 @@ class RepositoryCore:
         if not utterances:
             raise ValueError("a turn needs at least one utterance")
 
-        def unit() -> Unit[TurnRecord]:
+        def unit() -> Unit[tuple[Row, list[Row]]]:
             session = yield from _guarded_write(
                 _state_update(session_id, state, expected_version),
                 lambda current: state_refusal(session_id, current, state, expected_version),
@@ -395,10 +408,11 @@ class RepositoryCore:
             stored = []
             for utterance in utterances:
                 stored.append((yield from _append_or_refuse(session_id, utterance)))
-            return TurnRecord(session, stored)
+            return session, stored
 
         # An utterance refused after the state update undoes it: atomic.
-        return await self._write(unit, atomic=True)
+        session, stored = await self._write(unit, atomic=True)
+        return TurnRecord(session_from_row(session), [utterance_from_row(row) for row in stored])
 
     async def list_idle(
         self, status: SessionStatus, *, idle_since: datetime, limit: int = 100
@@ -448,10 +462,10 @@ class RepositoryCore:
             },
         )
 
-        def unit() -> Unit[list[Session]]:
-            return [session_from_row(row) for row in (yield move)]
+        def unit() -> Unit[Sequence[Row]]:
+            return (yield move)
 
-        return await self._write(unit)
+        return [session_from_row(row) for row in await self._write(unit)]
 
     async def ping(self) -> None:
         """Check that the database is there and answers.
@@ -501,7 +515,9 @@ class RepositoryCore:
         return self._cursor_key
 
     async def _read(self, unit: Callable[[], Unit[T]]) -> T:
-        return await (await self._ready()).read(unit)
+        backend = self._backend if self._opened and not self._closed else await self._ready()
+        return await backend.read(unit)
 
     async def _write(self, unit: Callable[[], Unit[T]], *, atomic: bool = False) -> T:
-        return await (await self._ready()).write(unit, atomic=atomic)
+        backend = self._backend if self._opened and not self._closed else await self._ready()
+        return await backend.write(unit, atomic=atomic)
