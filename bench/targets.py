@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -11,7 +12,7 @@ import aiosqlite
 from src.domain.models.session import Session, SessionState, SessionStatus, utc_now
 from src.persistence.pagination import encode_cursor
 from src.persistence.repositories import statements as sql
-from src.persistence.repositories.core import RepositoryCore
+from src.persistence.repositories.core import RepositoryCore, session_insert, state_update
 from src.persistence.repositories.session_repo import to_text
 
 
@@ -72,45 +73,20 @@ class PlainSqliteTarget:
         self.connection.execute("PRAGMA synchronous = FULL")
         self.connection.row_factory = sqlite3.Row
 
-    def _run(self, query: sql.Query, parameters: dict[str, Any]) -> list[sqlite3.Row]:
+    def _run(self, query: sql.Query, parameters: Mapping[str, Any]) -> list[sqlite3.Row]:
         return self.connection.execute(query.sqlite, parameters).fetchall()
 
+    def _write(self, statement: sql.Statement) -> list[sqlite3.Row]:
+        return self._run(statement.query, {**statement.parameters, "now": to_text(utc_now())})
+
     async def create(self, session: Session) -> Any:
-        return self._run(
-            sql.INSERT,
-            {
-                "id": session.id,
-                "methodology": session.methodology,
-                "concept_id": session.concept_id,
-                "concept_name": session.concept_name,
-                "status": session.status.value,
-                "turn_count": session.state.turn_count,
-                "coverage_score": session.state.coverage_score,
-                "last_strategy": session.state.last_strategy,
-                "ended_at": None,
-                "final": False,
-                "now": to_text(utc_now()),
-            },
-        )
+        return self._write(session_insert(session))
 
     async def get(self, session_id: str) -> Any:
         return self._run(sql.SELECT_BY_ID, {"id": session_id})
 
     async def update_state(self, session_id: str, state: SessionState) -> Any:
-        return self._run(
-            sql.UPDATE_STATE,
-            {
-                "id": session_id,
-                "methodology": state.methodology,
-                "concept_id": state.concept_id,
-                "concept_name": state.concept_name,
-                "turn_count": state.turn_count,
-                "coverage_score": state.coverage_score,
-                "last_strategy": state.last_strategy,
-                "expected_version": None,
-                "now": to_text(utc_now()),
-            },
-        )
+        return self._write(state_update(session_id, state, None))
 
     async def list_page(self, after: Session | None) -> Any:
         parameters: dict[str, Any] = {"status": "active", "limit": 51}

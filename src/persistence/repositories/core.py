@@ -49,7 +49,7 @@ from src.persistence.repositories.transcript import (
     utterance_refusal,
 )
 
-__all__ = ["Backend", "RepositoryCore"]
+__all__ = ["Backend", "RepositoryCore", "session_insert", "state_update"]
 
 T = TypeVar("T")
 
@@ -131,7 +131,27 @@ def _append_or_refuse(session_id: str, utterance: NewUtterance) -> Unit[Row]:
     raise utterance_refusal(session_id, (yield from _current(session_id)), utterance)
 
 
-def _state_update(session_id: str, state: SessionState, expected_version: int | None) -> Statement:
+def session_insert(session: Session) -> Statement:
+    """The statement that stores a new session (the benchmark runs it bare, too)."""
+    return Statement(
+        sql.INSERT,
+        {
+            "id": session.id,
+            "methodology": session.methodology,
+            "concept_id": session.concept_id,
+            "concept_name": session.concept_name,
+            "status": session.status.value,
+            "turn_count": session.state.turn_count,
+            "coverage_score": session.state.coverage_score,
+            "last_strategy": session.state.last_strategy,
+            "ended_at": session.ended_at,
+            "final": session.status in FINAL_STATUSES,
+        },
+    )
+
+
+def state_update(session_id: str, state: SessionState, expected_version: int | None) -> Statement:
+    """The statement that stores a session's new state (the benchmark runs it bare, too)."""
     return Statement(
         sql.UPDATE_STATE,
         {
@@ -193,21 +213,7 @@ class RepositoryCore:
         Raises:
             SessionExistsError: a session with this id exists; it is left as it was.
         """
-        insert = Statement(
-            sql.INSERT,
-            {
-                "id": session.id,
-                "methodology": session.methodology,
-                "concept_id": session.concept_id,
-                "concept_name": session.concept_name,
-                "status": session.status.value,
-                "turn_count": session.state.turn_count,
-                "coverage_score": session.state.coverage_score,
-                "last_strategy": session.state.last_strategy,
-                "ended_at": session.ended_at,
-                "final": session.status in FINAL_STATUSES,
-            },
-        )
+        insert = session_insert(session)
         created = await self._write(lambda: _one_row(insert))
         if created is None:
             raise SessionExistsError(session.id)
@@ -230,7 +236,7 @@ class RepositoryCore:
         """
         written = await self._write(
             lambda: _guarded_write(
-                _state_update(session_id, state, expected_version),
+                state_update(session_id, state, expected_version),
                 lambda current: state_refusal(session_id, current, state, expected_version),
                 expected_version,
             )
@@ -401,7 +407,7 @@ class RepositoryCore:
 
         def unit() -> Unit[tuple[Row, list[Row]]]:
             session = yield from _guarded_write(
-                _state_update(session_id, state, expected_version),
+                state_update(session_id, state, expected_version),
                 lambda current: state_refusal(session_id, current, state, expected_version),
                 expected_version,
             )
