@@ -53,7 +53,7 @@ def to_text(moment: datetime) -> str:
     return naive.isoformat(timespec="microseconds") + "Z"
 
 
-def _parameters(statement: Statement, now: str) -> Mapping[str, Any]:
+def _parameters(statement: Statement, now: str | None) -> Mapping[str, Any]:
     """The statement's values as SQLite binds them: timestamps as text, `now` added."""
     query, parameters = statement
     bound = {**parameters, "now": now}
@@ -64,7 +64,8 @@ def _parameters(statement: Statement, now: str) -> Mapping[str, Any]:
 
 
 def _run(database: sqlite3.Connection, unit: Unit[T], atomic: bool) -> T:
-    """Drive a write unit on the connection's thread, inside the batch's transaction."""
+    """Drive a write unit on the connection's thread: inside a batch's transaction, or alone
+    with each statement committing as it goes; a savepoint makes an atomic unit one."""
     # One moment for the whole unit, taken as it runs, so writes are stamped in commit order.
     now = to_text(utc_now())
     if atomic:
@@ -149,7 +150,7 @@ class _SqliteBackend:
             while True:
                 query, parameters = statement
                 if query.timestamps:
-                    parameters = _parameters(statement, "")
+                    parameters = _parameters(statement, None)
                 statement = running.send(await reads.read(query.sqlite, parameters))
         except StopIteration as done:
             result: T = done.value
