@@ -5,10 +5,10 @@ BIN := $(VENV)/bin
 
 .DEFAULT_GOAL := help
 
-.PHONY: help run test lint fmt bench clean
+.PHONY: help run test test-fast lint fmt bench clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 $(BIN)/interview-system: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,12 @@ run: $(BIN)/interview-system ## Serve the API on http://127.0.0.1:8000 (SQLite a
 
 test: lint ## Lint, type-check and run the whole test suite
 	$(BIN)/pytest
+
+# The edit-test loop: SQLite only; no reliability, property or schema-fuzzing runs.
+test-fast: $(BIN)/interview-system ## A quick run of the unit and integration tests on SQLite
+	$(BIN)/pytest -q -m "not postgres" tests/unit tests/integration \
+		--ignore=tests/unit/test_repository_state_machine.py \
+		--ignore=tests/integration/test_openapi_conformance.py
 
 lint: $(BIN)/interview-system ## Check formatting, lint rules and types
 	$(BIN)/ruff format --check .

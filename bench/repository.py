@@ -33,7 +33,6 @@ from bench.targets import (
     Target,
 )
 from src.domain.models.session import Session, SessionState, SessionStatus
-from src.persistence.pagination import encode_cursor
 from src.persistence.repositories.postgres_session_repo import PostgresSessionRepository
 from src.persistence.repositories.session_repo import SessionRepository
 
@@ -108,14 +107,14 @@ async def timed(calls: list[Callable[[], Awaitable[Any]]]) -> dict[str, float]:
     return summary(latencies, time.perf_counter() - started)
 
 
-def cursors_for(ids: list[str], rng: random.Random, count: int) -> list[str | None]:
+def cursors_for(ids: list[str], rng: random.Random, count: int) -> list[Session | None]:
     # Keys far into the listing: keyset pages must cost the same at any depth.
     now_ish = new_session()
-    cursors: list[str | None] = [None]
+    cursors: list[Session | None] = [None]
     for _ in range(count - 1):
         key = now_ish.model_copy(update={"id": rng.choice(ids)})
         key.created_at = key.created_at.replace(microsecond=rng.randrange(1_000_000))
-        cursors.append(encode_cursor(key))
+        cursors.append(key)
     return cursors
 
 

@@ -14,7 +14,7 @@ import asyncpg
 
 from src.persistence.database import init_database
 from src.persistence.postgres import init_postgres
-from src.persistence.repositories.session_repo import _to_text
+from src.persistence.repositories.session_repo import to_text
 
 METHODOLOGY, CONCEPT_ID, CONCEPT_NAME = "mec", "concept-bench", "Bench concept"
 SAMPLE_SIZE = 5000
@@ -49,7 +49,7 @@ def build_sqlite_store(path: Path, count: int) -> list[str]:
         batch: list[tuple[str, ...]] = []
         for session_id, created_at in _rows(count):
             ids.append(session_id)
-            stamp = _to_text(created_at)
+            stamp = to_text(created_at)
             batch.append((session_id, METHODOLOGY, CONCEPT_ID, CONCEPT_NAME, stamp, stamp))
             if len(batch) == _CHUNK:
                 connection.executemany(insert, batch)

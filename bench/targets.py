@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
 import aiosqlite
 
 from src.domain.models.session import Session, SessionState, SessionStatus, utc_now
-from src.persistence.pagination import decode_cursor
-from src.persistence.repositories.protocol import SessionRepositoryProtocol
-from src.persistence.repositories.session_repo import (
-    _DELETE,
-    _INSERT,
-    _SELECT_BY_ID,
-    _TRANSITION,
-    _UPDATE_STATE,
-    _insert_parameters,
-    _list_query,
-    _state_parameters,
-    _to_text,
-)
+from src.persistence.pagination import encode_cursor
+from src.persistence.repositories import statements as sql
+from src.persistence.repositories.core import RepositoryCore, session_insert, state_update
+from src.persistence.repositories.session_repo import to_text
 
 
 class Target(Protocol):
@@ -30,7 +22,7 @@ class Target(Protocol):
     async def create(self, session: Session) -> Any: ...
     async def get(self, session_id: str) -> Any: ...
     async def update_state(self, session_id: str, state: SessionState) -> Any: ...
-    async def list_page(self, cursor: str | None) -> Any: ...
+    async def list_page(self, after: Session | None) -> Any: ...
     async def transition(self, session_id: str, to_status: SessionStatus) -> Any: ...
     async def delete(self, session_id: str) -> Any: ...
     async def close(self) -> None: ...
@@ -39,7 +31,7 @@ class Target(Protocol):
 class RepositoryTarget:
     """One of our repositories, used as an application would."""
 
-    def __init__(self, repository: SessionRepositoryProtocol) -> None:
+    def __init__(self, repository: RepositoryCore) -> None:
         self.repository = repository
 
     async def create(self, session: Session) -> Any:
@@ -51,7 +43,11 @@ class RepositoryTarget:
     async def update_state(self, session_id: str, state: SessionState) -> Any:
         return await self.repository.update_state(session_id, state)
 
-    async def list_page(self, cursor: str | None) -> Any:
+    async def list_page(self, after: Session | None) -> Any:
+        cursor = None
+        if after is not None:
+            # The cursor a listing would have handed out, signed with the store's key.
+            cursor = encode_cursor(await self.repository._key(), after)
         return await self.repository.list_sessions(status="active", limit=50, cursor=cursor)
 
     async def transition(self, session_id: str, to_status: SessionStatus) -> Any:
@@ -77,29 +73,31 @@ class PlainSqliteTarget:
         self.connection.execute("PRAGMA synchronous = FULL")
         self.connection.row_factory = sqlite3.Row
 
-    def _run(self, sql: str, parameters: dict[str, Any]) -> list[sqlite3.Row]:
-        return self.connection.execute(sql, parameters).fetchall()
+    def _run(self, query: sql.Query, parameters: Mapping[str, Any]) -> list[sqlite3.Row]:
+        return self.connection.execute(query.sqlite, parameters).fetchall()
+
+    def _write(self, statement: sql.Statement) -> list[sqlite3.Row]:
+        return self._run(statement.query, {**statement.parameters, "now": to_text(utc_now())})
 
     async def create(self, session: Session) -> Any:
-        return self._run(_INSERT, _insert_parameters(session, utc_now()))
+        return self._write(session_insert(session))
 
     async def get(self, session_id: str) -> Any:
-        return self._run(_SELECT_BY_ID, {"id": session_id})
+        return self._run(sql.SELECT_BY_ID, {"id": session_id})
 
     async def update_state(self, session_id: str, state: SessionState) -> Any:
-        return self._run(_UPDATE_STATE, _state_parameters(session_id, state, None, utc_now()))
+        return self._write(state_update(session_id, state, None))
 
-    async def list_page(self, cursor: str | None) -> Any:
+    async def list_page(self, after: Session | None) -> Any:
         parameters: dict[str, Any] = {"status": "active", "limit": 51}
-        if cursor is not None:
-            created_at, session_id = decode_cursor(cursor)
-            parameters |= {"after_created_at": _to_text(created_at), "after_id": session_id}
-        return self._run(_list_query(("status",), cursor is not None), parameters)
+        if after is not None:
+            parameters |= {"after_created_at": to_text(after.created_at), "after_id": after.id}
+        return self._run(sql.list_query(("status",), after is not None), parameters)
 
     async def transition(self, session_id: str, to_status: SessionStatus) -> Any:
         source = "paused" if to_status == SessionStatus.ACTIVE else "active"
         return self._run(
-            _TRANSITION,
+            sql.TRANSITION,
             {
                 "id": session_id,
                 "to_status": to_status.value,
@@ -107,12 +105,12 @@ class PlainSqliteTarget:
                 "from_status_2": source,
                 "ends": False,
                 "expected_version": None,
-                "now": _to_text(utc_now()),
+                "now": to_text(utc_now()),
             },
         )
 
     async def delete(self, session_id: str) -> Any:
-        return self._run(_DELETE, {"id": session_id})
+        return self._run(sql.DELETE, {"id": session_id})
 
     async def close(self) -> None:
         self.connection.close()
@@ -165,7 +163,7 @@ class ConnectionPerOperationTarget:
             )
             await db.commit()
 
-    async def list_page(self, cursor: str | None) -> Any:
+    async def list_page(self, after: Session | None) -> Any:
         # The sketch has no pages: list_active reads every active session.
         async with aiosqlite.connect(self.path) as db:
             db.row_factory = aiosqlite.Row

@@ -16,6 +16,7 @@ from typing import TextIO
 from src.core.errors import SessionNotFoundError
 from src.domain.export import ExportFormat, export_file_name, export_record
 from src.domain.models.session import SessionStatus
+from src.persistence.pagination import walk_pages
 from src.persistence.repositories.protocol import SessionRepositoryProtocol
 from src.persistence.repositories.transcript import walk_utterances
 
@@ -93,14 +94,10 @@ async def session_ids_with_status(
     repository: SessionRepositoryProtocol, status: SessionStatus
 ) -> list[str]:
     """The ids of every session in `status`, newest first."""
-    ids: list[str] = []
-    cursor: str | None = None
-    while True:
-        page = await repository.list_sessions(status=status, limit=500, cursor=cursor)
-        ids += [session.id for session in page.items]
-        if page.next_cursor is None:
-            return ids
-        cursor = page.next_cursor
+    pages = walk_pages(
+        lambda cursor: repository.list_sessions(status=status, limit=500, cursor=cursor)
+    )
+    return [session.id async for session in pages]
 
 
 async def export_many(

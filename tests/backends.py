@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import uuid
@@ -16,6 +17,7 @@ import asyncpg
 import pytest
 
 from src.core.config import Settings
+from src.persistence.pagination import sign
 from src.persistence.postgres import describe_dsn
 from src.persistence.repositories.postgres_session_repo import PostgresSessionRepository
 from src.persistence.repositories.session_repo import SessionRepository
@@ -118,3 +120,21 @@ async def postgres_schema(**server_settings: str) -> AsyncIterator[str]:
             yield f"{POSTGRES_URL}{separator}{query}"
         finally:
             await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+async def forge_cursor(backend: SqliteBackend | PostgresBackend, sort_key: Any) -> str:
+    """A cursor for any sort key, signed with the store's key as a listing would sign it."""
+    row = await backend.fetch_one("SELECT value FROM store_secrets WHERE name = 'cursor_key'")
+    assert row is not None
+    return sign(bytes(row["value"]), json.dumps(sort_key).encode())
+
+
+def stored_ids(db_path: Path) -> set[str]:
+    """The ids of the sessions in a SQLite file, read as another process would; the file must
+    pass its integrity check."""
+    connection = sqlite3.connect(db_path)
+    try:
+        assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        return {row[0] for row in connection.execute("SELECT id FROM sessions")}
+    finally:
+        connection.close()

@@ -7,6 +7,9 @@ from typing import Any
 
 from src.domain.models.session import Session, SessionState
 
+NEW_SESSION_BODY = {"methodology": "mec", "concept_id": "c", "concept_name": "Coffee"}
+"""The body of a valid POST /sessions."""
+
 
 def new_session(**overrides: Any) -> Session:
     """A valid active session; keyword arguments replace its fields."""

@@ -18,6 +18,21 @@ import httpx
 SERVER = Path(sys.executable).with_name("interview-system")
 
 
+def run_command(
+    *args: str, env: dict[str, str], cwd: Path, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run `interview-system ARGS` to its end with only `env` (and a PATH) set."""
+    return subprocess.run(
+        [str(SERVER), *args],
+        env={"PATH": "/usr/bin:/bin", **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -24,6 +24,7 @@ from src.core.errors import (
     SessionMismatchError,
     SessionNotFoundError,
     StaleSessionError,
+    StorageDamagedError,
     StorageError,
     StorageFullError,
     StorageUnavailableError,
@@ -51,6 +52,7 @@ _STATUS_BY_ERROR: tuple[tuple[type[SessionError], HTTPStatus], ...] = (
     (UtteranceExistsError, HTTPStatus.CONFLICT),
     (StaleSessionError, HTTPStatus.PRECONDITION_FAILED),
     (InvalidCursorError, HTTPStatus.UNPROCESSABLE_ENTITY),
+    (StorageDamagedError, HTTPStatus.INTERNAL_SERVER_ERROR),
     (StorageFullError, HTTPStatus.INSUFFICIENT_STORAGE),
     (StorageUnavailableError, HTTPStatus.SERVICE_UNAVAILABLE),
     (StorageError, HTTPStatus.SERVICE_UNAVAILABLE),
@@ -149,6 +151,9 @@ async def _session_error(request: Request, exc: Exception) -> JSONResponse:
     if status in (HTTPStatus.SERVICE_UNAVAILABLE, HTTPStatus.INSUFFICIENT_STORAGE):
         headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
         _log.warning("storage_unavailable", path=request.url.path, error=repr(exc.__cause__))
+        observe_database_error(exc)
+    elif status == HTTPStatus.INTERNAL_SERVER_ERROR:
+        _log.error("storage_damaged", path=request.url.path, error=repr(exc.__cause__))
         observe_database_error(exc)
     if isinstance(exc, InvalidCursorError):
         extensions["errors"] = [{"field": "cursor", "location": "query", "reason": exc.detail}]

@@ -15,6 +15,7 @@ Every error derives from ``SessionError``; none of them knows about HTTP
     └── StorageError
         ├── StorageUnavailableError
         │   └── StorageFullError
+        ├── StorageDamagedError
         ├── RepositoryClosedError
         ├── SchemaVersionError
         ├── DatabaseFileError
@@ -42,6 +43,7 @@ __all__ = [
     "SessionMismatchError",
     "SessionNotFoundError",
     "StaleSessionError",
+    "StorageDamagedError",
     "StorageError",
     "StorageFullError",
     "StorageUnavailableError",
@@ -152,6 +154,21 @@ class StorageFullError(StorageUnavailableError):
 
     def __init__(self) -> None:
         super().__init__("The disk holding the database is full; no change was stored.")
+
+
+class StorageDamagedError(StorageError):
+    """A stored session (or one of its utterances) cannot be read back as this program knows it.
+
+    The row was written by hand or by another version of this program; the
+    rest of the store is readable.
+    """
+
+    def __init__(self, session_id: str, part: str = "session") -> None:
+        super().__init__(
+            f"The stored {part} of session {session_id!r} is in a form this program cannot "
+            "show; the stored row needs repair."
+        )
+        self.session_id = session_id
 
 
 class RepositoryClosedError(StorageError):

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
 from src.core.metrics import GROUP_COMMIT_WRITES
+from src.persistence.sqlite_thread import raw_connection, run_on_thread
 
 __all__ = ["Guard", "StatementBatcher"]
 
@@ -20,20 +21,22 @@ Rows = list[sqlite3.Row]
 # SQLite error, or a parameter it cannot bind (OverflowError for an int past
 # 64 bits, UnicodeEncodeError for a lone surrogate), which sqlite3 raises as
 # a Python error of its own before the statement runs.
-Outcome = list[Rows] | Exception
-Statement = tuple[bool, tuple[Step, ...]]  # (is_write, steps)
+Outcome = list[Any] | Exception  # or [what a unit of work returned]
+Work = Callable[[sqlite3.Connection], Any]  # a unit of work run on the connection's thread
+Statement = tuple[bool, tuple[Step, ...] | Work]  # (is_write, steps or work)
 Guard = Callable[[sqlite3.Connection, bool], None]
 """Raises if the connection must not serve; runs on its thread, told whether to commit."""
 Runner = Callable[[aiosqlite.Connection, Sequence[Statement], Guard | None], list[Outcome]]
+T = TypeVar("T")
 
 
 def _run_reads(
     connection: aiosqlite.Connection, reads: Sequence[Statement], guard: Guard | None = None
 ) -> list[Outcome]:
     """Run on the connection's thread: each read on its own, then the guard for them all."""
-    database = connection._conn
+    database = raw_connection(connection)
     outcomes: list[Outcome] = []
-    for _, ((sql, parameters),) in reads:
+    for _, ((sql, parameters),) in reads:  # type: ignore[misc]
         try:
             outcomes.append([database.execute(sql, parameters).fetchall()])
         except Exception as exc:  # handed to this read's caller alone
@@ -69,6 +72,16 @@ def _run_unit(database: sqlite3.Connection, steps: tuple[Step, ...]) -> list[Row
     return results
 
 
+def _run_work(database: sqlite3.Connection, work: Work) -> Outcome:
+    """Run one unit of work; any error it raises (it undoes its own writes) fails it alone."""
+    try:
+        return [work(database)]
+    except Exception as exc:
+        if not database.in_transaction:
+            raise  # it ended the transaction (disk full, I/O): no write of the batch stands
+        return exc
+
+
 def _run_writes(
     connection: aiosqlite.Connection, writes: Sequence[Statement], guard: Guard | None = None
 ) -> list[Outcome]:
@@ -77,12 +90,15 @@ def _run_writes(
     The guard runs last before COMMIT, under the write lock: if it raises,
     the whole transaction is rolled back and every caller gets its error.
     """
-    database = connection._conn
+    database = raw_connection(connection)
     outcomes: list[Outcome] = []
     GROUP_COMMIT_WRITES.observe(len(writes))
     try:
         database.execute("BEGIN IMMEDIATE")
         for _, steps in writes:
+            if callable(steps):
+                outcomes.append(_run_work(database, steps))
+                continue
             try:
                 outcomes.append(_run_unit(database, steps))
             except Exception as exc:
@@ -145,6 +161,16 @@ class StatementBatcher:
         """
         return await self._submit((True, tuple(steps)))
 
+    async def write_unit(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `work` on the connection's thread; return its result once its writes are committed.
+
+        It runs inside a write transaction, alone or with the next batch's
+        other writes. Before it raises, `work` must undo what it wrote (a
+        SAVEPOINT), so that its error fails it alone.
+        """
+        (result,) = await self._submit((True, work))
+        return result  # type: ignore[return-value]
+
     async def drain(self) -> None:
         """Wait until the statement in flight and every queued one have finished."""
         await self._idle.wait()
@@ -188,12 +214,7 @@ class StatementBatcher:
             self._set_idle()
 
     async def _on_thread(self, run: Runner, statements: list[Statement]) -> list[Outcome]:
-        # aiosqlite has no public way to run a function on its thread;
-        # _execute is that way in the pinned 0.22 release.
-        outcomes: list[Outcome] = await self._connection._execute(  # type: ignore[no-untyped-call]
-            run, self._connection, statements, self._guard
-        )
-        return outcomes
+        return await run_on_thread(self._connection, run, self._connection, statements, self._guard)
 
     async def _run(
         self,

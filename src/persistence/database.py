@@ -14,6 +14,7 @@ from typing import Literal
 import aiosqlite
 
 from src.core.errors import DatabaseFileError, SchemaVersionError, StorageUnavailableError
+from src.persistence.sqlite_thread import daemonize
 
 __all__ = [
     "BUSY_TIMEOUT_SECONDS",
@@ -79,14 +80,22 @@ def _split_statements(script: str) -> tuple[str, ...]:
 
 
 @cache
-def load_migrations(directory: Path = MIGRATIONS_DIRECTORY) -> tuple[Migration, ...]:
-    """The migrations in `directory`, in order; numbering must start at 1 without gaps."""
+def load_migrations(
+    directory: Path = MIGRATIONS_DIRECTORY, *, split: bool = True
+) -> tuple[Migration, ...]:
+    """The migrations in `directory`, in order; numbering must start at 1 without gaps.
+
+    split: cut each file into statements, as SQLite runs them one at a time
+    (its own parser finds where each ends). PostgreSQL runs a file whole, so
+    a `$$` body or a string holding `;` stays as written.
+    """
     migrations = []
     for path in sorted(directory.glob("*.sql")):
         match = _MIGRATION_FILE.match(path.name)
         if match is None:
             raise ValueError(f"migration file {path.name!r} is not named NNN_name.sql")
-        statements = _split_statements(path.read_text(encoding="utf-8"))
+        script = path.read_text(encoding="utf-8")
+        statements = _split_statements(script) if split else (script,)
         migrations.append(Migration(int(match["version"]), match["name"], statements))
     versions = [migration.version for migration in migrations]
     if versions != list(range(1, len(migrations) + 1)):
@@ -103,11 +112,8 @@ async def open_connection(
     # Autocommit: each statement is its own transaction, committed before the
     # call returns; multi-statement work says BEGIN IMMEDIATE explicitly.
     connection = aiosqlite.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_SECONDS)
-    # aiosqlite's worker thread is not a daemon, so an unclosed connection
-    # would keep the interpreter from exiting; atexit runs too late to stop it.
-    # Every write commits before returning, so ending the thread at exit loses
-    # nothing. (Relies on aiosqlite 0.22 creating the thread in __init__.)
-    connection._thread.daemon = True
+    # An unclosed repository must not keep the interpreter from exiting.
+    daemonize(connection)
     await connection
     try:
         await _use_wal(connection)

@@ -39,14 +39,16 @@ async def create_pool(dsn: str, size: int) -> asyncpg.Pool:
 
 
 async def migrate_postgres(
-    connection: asyncpg.Connection | PoolConnectionProxy, database: str
+    connection: asyncpg.Connection | PoolConnectionProxy,
+    database: str,
+    directory: Path = MIGRATIONS_DIRECTORY,
 ) -> int:
-    """Apply pending migrations, each in its own transaction, and return the schema version.
+    """Apply pending migrations, each file whole in its own transaction; return the schema version.
 
     Raises:
         SchemaVersionError: the database is newer than every migration known here.
     """
-    migrations = load_migrations(MIGRATIONS_DIRECTORY)
+    migrations = load_migrations(directory, split=False)
     latest = len(migrations)
     while True:
         async with connection.transaction():

@@ -1,7 +1,7 @@
 """Retention: idle active sessions become paused, long-paused ones abandoned.
 
-Each change is an ordinary transition, guarded by the version the sweep
-read, so a session written in the meantime is left alone.
+Each page of sessions is found idle and moved in one statement, so a
+session written in the meantime (an utterance appended, say) is left alone.
 """
 
 from __future__ import annotations
@@ -14,12 +14,7 @@ from datetime import datetime, timedelta
 import structlog
 
 from src.core.config import Settings
-from src.core.errors import (
-    InvalidTransitionError,
-    SessionNotFoundError,
-    StaleSessionError,
-    StorageError,
-)
+from src.core.errors import StorageError
 from src.domain.models.session import SessionStatus, utc_now
 from src.persistence.repositories.protocol import SessionRepositoryProtocol
 
@@ -44,27 +39,19 @@ async def _move_idle(
     idle_since: datetime,
 ) -> list[str]:
     moved: list[str] = []
-    passed_over: set[str] = set()
     while True:
-        idle = await repository.list_idle(source, idle_since=idle_since, limit=_PAGE)
-        fresh = [session for session in idle if session.id not in passed_over]
-        if not fresh:
-            return moved
-        for session in fresh:
-            try:
-                await repository.transition(session.id, target, expected_version=session.version)
-            except (StaleSessionError, InvalidTransitionError, SessionNotFoundError):
-                # Written, moved or deleted since it was read: no longer idle.
-                passed_over.add(session.id)
-                continue
+        page = await repository.move_idle(source, target, idle_since=idle_since, limit=_PAGE)
+        for session in page:
             moved.append(session.id)
             _log.info(
                 "retention_abandoned" if target is SessionStatus.ABANDONED else "retention_paused",
                 session_id=session.id,
                 from_status=source.value,
                 to_status=target.value,
-                last_write=session.updated_at.isoformat(),
+                idle_since=idle_since.isoformat(),
             )
+        if len(page) < _PAGE:
+            return moved
 
 
 async def sweep(

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -21,3 +22,9 @@ async def sqlite_client(sqlite_backend: SqliteBackend) -> AsyncIterator[httpx.As
     """The API on a SQLite file, for checks on the file itself."""
     async with serve_in_process(sqlite_backend.settings()) as http:
         yield http
+
+
+@pytest.fixture
+def sqlite_backend_elsewhere(tmp_path: Path) -> SqliteBackend:
+    """A second SQLite store, with a key of its own."""
+    return SqliteBackend(tmp_path / "elsewhere" / "sessions.db")

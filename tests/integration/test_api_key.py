@@ -10,10 +10,10 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from src.core.config import Settings
+from tests.builders import NEW_SESSION_BODY
 from tests.http import serve_in_process
 
 KEY = "k" * 24
-NEW_SESSION = {"methodology": "mec", "concept_id": "c", "concept_name": "Coffee"}
 
 
 @pytest.fixture
@@ -41,7 +41,7 @@ async def test_requests_without_the_key_get_401(
 ) -> None:
     headers = {} if authorization is None else {"Authorization": authorization}
 
-    response = await locked.request(method, path, headers=headers, json=NEW_SESSION)
+    response = await locked.request(method, path, headers=headers, json=NEW_SESSION_BODY)
 
     assert response.status_code == 401
     assert response.headers["content-type"] == "application/problem+json"
@@ -52,7 +52,7 @@ async def test_requests_without_the_key_get_401(
 async def test_the_key_opens_every_route(locked: httpx.AsyncClient) -> None:
     headers = {"Authorization": f"Bearer {KEY}"}
 
-    created = await locked.post("/sessions", json=NEW_SESSION, headers=headers)
+    created = await locked.post("/sessions", json=NEW_SESSION_BODY, headers=headers)
     fetched = await locked.get(f"/sessions/{created.json()['id']}", headers=headers)
 
     assert (created.status_code, fetched.status_code) == (201, 200)
@@ -64,7 +64,7 @@ async def test_health_needs_no_key(locked: httpx.AsyncClient) -> None:
 
 async def test_without_a_key_nothing_is_asked(db_path: Path) -> None:
     async with serve_in_process(Settings(database_path=db_path, api_key=None)) as client:
-        assert (await client.post("/sessions", json=NEW_SESSION)).status_code == 201
+        assert (await client.post("/sessions", json=NEW_SESSION_BODY)).status_code == 201
 
 
 def test_a_short_key_is_refused() -> None:

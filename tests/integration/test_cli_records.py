@@ -15,21 +15,14 @@ from src.domain.models.session import Session
 from src.domain.models.utterance import NewUtterance, Speaker
 from src.persistence.repositories.session_repo import SessionRepository
 from tests.builders import new_session
-from tests.servers import SERVER
+from tests.servers import SERVER, run_command
 
 pytestmark = pytest.mark.sqlite
 
 
 def run(*args: str, db_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(SERVER), *args],
-        env={"PATH": "/usr/bin:/bin", "DATABASE_PATH": str(db_path), "DATABASE_URL": "", **env},
-        cwd=db_path.parent,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    database = {"DATABASE_PATH": str(db_path), "DATABASE_URL": ""}
+    return run_command(*args, env={**database, **env}, cwd=db_path.parent)
 
 
 async def stored_sessions(db_path: Path, statuses: list[str], turns: int) -> list[Session]:

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.backends import PostgresBackend
+from tests.builders import NEW_SESSION_BODY
 from tests.servers import running_server
 
 pytestmark = pytest.mark.postgres
@@ -48,8 +49,10 @@ async def test_two_servers_share_sessions_and_lose_no_update(
         urls = [servers.enter_context(running_server(tmp_path, env)) for _ in range(2)]
         first, second = (httpx.AsyncClient(base_url=url, timeout=30) for url in urls)
         async with first, second:
-            new = {"methodology": "mec", "concept_id": "c", "concept_name": "Coffee"}
-            created = [(await first.post("/sessions", json=new)).json() for _ in range(SESSIONS)]
+            created = [
+                (await first.post("/sessions", json=NEW_SESSION_BODY)).json()
+                for _ in range(SESSIONS)
+            ]
             for session in created:
                 assert (await second.get(f"/sessions/{session['id']}")).json() == session
 

@@ -18,16 +18,15 @@ from src.core.config import Settings
 from src.core.errors import SchemaVersionError, StorageUnavailableError
 from src.main import create_app
 from src.persistence.database import load_migrations
-from src.persistence.postgres import MIGRATIONS_DIRECTORY, init_postgres
+from src.persistence.postgres import MIGRATIONS_DIRECTORY, init_postgres, migrate_postgres
 from src.persistence.repositories.postgres_session_repo import PostgresSessionRepository
 from tests.backends import PostgresBackend
-from tests.builders import new_session, state_of
+from tests.builders import NEW_SESSION_BODY, new_session, state_of
 from tests.http import serve_in_process
 
 pytestmark = pytest.mark.postgres
 
 LATEST = len(load_migrations(MIGRATIONS_DIRECTORY))
-NEW_SESSION = {"methodology": "mec", "concept_id": "c", "concept_name": "Coffee"}
 
 
 async def applied_versions(backend: PostgresBackend) -> list[int]:
@@ -85,6 +84,33 @@ class TestMigrations:
         assert not (tmp_path / "data").exists()
         assert await applied_versions(postgres_backend) == list(range(1, LATEST + 1))
 
+    async def test_a_migration_file_runs_whole(
+        self, postgres_backend: PostgresBackend, tmp_path: Path
+    ) -> None:
+        # A function body between $$ and a string both hold semicolons that
+        # end no statement; a file cut at each ';' would fail here.
+        (tmp_path / "001_notes.sql").write_text(
+            "CREATE TABLE notes (body text NOT NULL);\n"
+            "INSERT INTO notes VALUES ('one; two');\n"
+            "CREATE FUNCTION note_count() RETURNS bigint LANGUAGE plpgsql AS $$\n"
+            "DECLARE counted bigint;\n"
+            "BEGIN\n"
+            "    SELECT count(*) INTO counted FROM notes;\n"
+            "    RETURN counted;\n"
+            "END;\n"
+            "$$;\n"
+        )
+        connection = await asyncpg.connect(postgres_backend.dsn)
+        try:
+            version = await migrate_postgres(connection, "test", tmp_path)
+            body = await connection.fetchval("SELECT body FROM notes")
+            count = await connection.fetchval("SELECT note_count()")
+        finally:
+            await connection.close()
+
+        assert (version, body, count) == (1, "one; two", 1)
+        assert await applied_versions(postgres_backend) == [1]
+
 
 class TestPoolAndLoop:
     def test_a_repository_is_built_outside_any_event_loop(self) -> None:
@@ -98,13 +124,24 @@ class TestPoolAndLoop:
     ) -> None:
         async with PostgresSessionRepository(postgres_backend.dsn, pool_size=3) as repo:
             created = await asyncio.gather(*(repo.create(new_session()) for _ in range(60)))
-            results = await asyncio.gather(
-                *(repo.update_state(s.id, state_of(s, turn_count=1)) for s in created),
-                *(repo.get(s.id) for s in created),
-                *(repo.list_sessions(limit=10) for _ in range(20)),
+            updated, read, pages = await asyncio.gather(
+                asyncio.gather(
+                    *(
+                        repo.update_state(s.id, state_of(s, turn_count=n))
+                        for n, s in enumerate(created)
+                    )
+                ),
+                asyncio.gather(*(repo.get(s.id) for s in created)),
+                asyncio.gather(*(repo.list_sessions(limit=10) for _ in range(20))),
             )
 
-        assert len(results) == 140
+        # Each call got its own answer: none saw another's rows.
+        assert [(s.id, s.version, s.state.turn_count) for s in updated] == [
+            (s.id, 2, n) for n, s in enumerate(created)
+        ]
+        assert [s.id for s in read if s is not None] == [s.id for s in created]
+        ids = {s.id for s in created}
+        assert all(len(page.items) == 10 and {s.id for s in page.items} <= ids for page in pages)
 
     def test_one_app_runs_in_one_event_loop_after_another(
         self, postgres_backend: PostgresBackend
@@ -120,7 +157,7 @@ class TestPoolAndLoop:
                     transport=httpx.ASGITransport(app=manager.app), base_url="http://t"
                 ) as client,
             ):
-                return (await client.post("/sessions", json=NEW_SESSION)).status_code
+                return (await client.post("/sessions", json=NEW_SESSION_BODY)).status_code
 
         assert asyncio.run(create_one()) == 201
         assert asyncio.run(create_one()) == 201
@@ -130,14 +167,24 @@ class TestPoolAndLoop:
     ) -> None:
         settings = Settings(database_url=postgres_backend.dsn, database_pool_size=2)
         async with serve_in_process(settings) as client:
-            created = (await client.post("/sessions", json=NEW_SESSION)).json()
-            responses = await asyncio.gather(
-                *(client.get(f"/sessions/{created['id']}") for _ in range(50)),
-                *(client.post("/sessions", json=NEW_SESSION) for _ in range(50)),
-                *(client.get("/sessions?limit=5") for _ in range(50)),
+            created = (await client.post("/sessions", json=NEW_SESSION_BODY)).json()
+            reads, creates, pages = await asyncio.gather(
+                asyncio.gather(*(client.get(f"/sessions/{created['id']}") for _ in range(50))),
+                asyncio.gather(
+                    *(client.post("/sessions", json=NEW_SESSION_BODY) for _ in range(50))
+                ),
+                asyncio.gather(*(client.get("/sessions?limit=5") for _ in range(50))),
             )
+            listed = (await client.get("/sessions?limit=100")).json()
 
-        assert {response.status_code for response in responses} == {200, 201}
+        # Two requests on one connection at once fail in asyncpg ("another
+        # operation is in progress"); each of these got its own full answer.
+        assert all(r.status_code == 200 and r.json() == created for r in reads)
+        assert all(r.status_code == 201 for r in creates)
+        new_ids = {r.json()["id"] for r in creates}
+        assert len(new_ids) == 50
+        assert {s["id"] for s in listed} == new_ids | {created["id"]}
+        assert all(r.status_code == 200 and len(r.json()) == 5 for r in pages)
 
     async def test_an_unreachable_server_is_unavailable_not_a_crash(self) -> None:
         repository = PostgresSessionRepository("postgresql://postgres@127.0.0.1:1/test")

@@ -11,14 +11,14 @@ import pytest
 
 from src.core.config import Settings
 from tests.backends import PostgresBackend, SqliteBackend
+from tests.builders import NEW_SESSION_BODY
 
-NEW_SESSION = {"methodology": "mec", "concept_id": "concept-coffee", "concept_name": "Coffee"}
 MAX_BODY_BYTES = Settings.model_fields["max_body_bytes"].default
 PROBLEM = "application/problem+json"
 
 
 async def create(client: httpx.AsyncClient, **overrides: Any) -> dict[str, Any]:
-    response = await client.post("/sessions", json={**NEW_SESSION, **overrides})
+    response = await client.post("/sessions", json={**NEW_SESSION_BODY, **overrides})
     assert response.status_code == 201, response.text
     body: dict[str, Any] = response.json()
     return body
@@ -42,7 +42,7 @@ class TestCreate:
     async def test_create_answers_201_with_the_session_location_and_etag(
         self, client: httpx.AsyncClient
     ) -> None:
-        response = await client.post("/sessions", json=NEW_SESSION)
+        response = await client.post("/sessions", json=NEW_SESSION_BODY)
 
         assert response.status_code == 201
         body = response.json()
@@ -50,7 +50,7 @@ class TestCreate:
         assert body["version"] == 1
         assert body["ended_at"] is None
         assert body["state"] == {
-            **NEW_SESSION,
+            **NEW_SESSION_BODY,
             "turn_count": 0,
             "coverage_score": 0.0,
             "last_strategy": None,
@@ -62,7 +62,7 @@ class TestCreate:
     async def test_the_trailing_slash_form_answers_without_redirect(
         self, client: httpx.AsyncClient
     ) -> None:
-        response = await client.post("/sessions/", json=NEW_SESSION)
+        response = await client.post("/sessions/", json=NEW_SESSION_BODY)
 
         assert response.status_code == 201
 
@@ -75,11 +75,11 @@ class TestCreate:
         ("body", "field"),
         [
             ({"concept_id": "c", "concept_name": "n"}, "methodology"),
-            ({**NEW_SESSION, "concept_name": "   "}, "concept_name"),
-            ({**NEW_SESSION, "methodology": "m" * 65}, "methodology"),
-            ({**NEW_SESSION, "concept_id": 12}, "concept_id"),
-            ({**NEW_SESSION, "concept_name": "a\x00b"}, "concept_name"),
-            ({**NEW_SESSION, "id": "chosen-by-client"}, "id"),
+            ({**NEW_SESSION_BODY, "concept_name": "   "}, "concept_name"),
+            ({**NEW_SESSION_BODY, "methodology": "m" * 65}, "methodology"),
+            ({**NEW_SESSION_BODY, "concept_id": 12}, "concept_id"),
+            ({**NEW_SESSION_BODY, "concept_name": "a\x00b"}, "concept_name"),
+            ({**NEW_SESSION_BODY, "id": "chosen-by-client"}, "id"),
         ],
     )
     async def test_invalid_bodies_get_422_naming_the_field(
@@ -103,7 +103,7 @@ class TestCreate:
 
     async def test_a_body_over_the_limit_gets_413(self, client: httpx.AsyncClient) -> None:
         padding = "x" * MAX_BODY_BYTES
-        response = await client.post("/sessions", json={**NEW_SESSION, "padding": padding})
+        response = await client.post("/sessions", json={**NEW_SESSION_BODY, "padding": padding})
 
         assert_problem(response, 413)
 
@@ -303,7 +303,7 @@ class TestUpdateState:
 
     async def test_put_state_on_a_missing_session_gets_404(self, client: httpx.AsyncClient) -> None:
         response = await client.put(
-            "/sessions/ghost/state", json=state_body({"state": NEW_SESSION})
+            "/sessions/ghost/state", json=state_body({"state": NEW_SESSION_BODY})
         )
 
         assert_problem(response, 404)

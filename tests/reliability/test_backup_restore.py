@@ -3,27 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import subprocess
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.servers import SERVER, running_server
+from tests.backends import stored_ids
+from tests.builders import NEW_SESSION_BODY
+from tests.servers import run_command, running_server
 
 pytestmark = pytest.mark.sqlite
 
 WRITERS = 8
 WARM_UP_WRITES = 200
-NEW_SESSION = {"methodology": "mec", "concept_id": "c", "concept_name": "Coffee"}
 
 
 async def write_until(
     stop: asyncio.Event, warm: asyncio.Event, client: httpx.AsyncClient, acked: list[str]
 ) -> None:
     while not stop.is_set():
-        response = await client.post("/sessions", json=NEW_SESSION)
+        response = await client.post("/sessions", json=NEW_SESSION_BODY)
         assert response.status_code == 201, response.text
         acked.append(response.json()["id"])
         if len(acked) >= WARM_UP_WRITES:
@@ -31,26 +31,7 @@ async def write_until(
 
 
 async def run_cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    process = await asyncio.create_subprocess_exec(
-        str(SERVER),
-        *args,
-        env={"PATH": "/usr/bin:/bin", **env},
-        cwd=cwd,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    stdout, stderr = await process.communicate()
-    assert process.returncode is not None
-    return subprocess.CompletedProcess(args, process.returncode, stdout.decode(), stderr.decode())
-
-
-def stored_ids(db_path: Path) -> set[str]:
-    connection = sqlite3.connect(db_path)
-    try:
-        assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-        return {row[0] for row in connection.execute("SELECT id FROM sessions")}
-    finally:
-        connection.close()
+    return await asyncio.to_thread(run_command, *args, env=env, cwd=cwd)
 
 
 async def test_backup_under_load_then_restore(tmp_path: Path) -> None:
@@ -97,7 +78,7 @@ async def test_backup_under_load_then_restore(tmp_path: Path) -> None:
         async with httpx.AsyncClient(base_url=url, timeout=30) as client:
             for session_id in sorted(acked_before_backup)[:20]:
                 assert (await client.get(f"/sessions/{session_id}")).status_code == 200
-            assert (await client.post("/sessions", json=NEW_SESSION)).status_code == 201
+            assert (await client.post("/sessions", json=NEW_SESSION_BODY)).status_code == 201
 
 
 @pytest.mark.parametrize(

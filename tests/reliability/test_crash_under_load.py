@@ -10,20 +10,20 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.builders import NEW_SESSION_BODY
 from tests.servers import launch_server
 
 pytestmark = pytest.mark.sqlite
 
 KILLS = 5
 WRITERS = 16
-NEW_SESSION = {"methodology": "mec", "concept_id": "c", "concept_name": "Coffee"}
 
 
 async def write_until_killed(client: httpx.AsyncClient, acknowledged: dict[str, int]) -> None:
     """Create sessions and update their state until the server stops answering."""
     try:
         while True:
-            created = await client.post("/sessions", json=NEW_SESSION)
+            created = await client.post("/sessions", json=NEW_SESSION_BODY)
             assert created.status_code == 201, created.text
             session = created.json()
             acknowledged[session["id"]] = 1

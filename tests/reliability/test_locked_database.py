@@ -15,11 +15,11 @@ import pytest
 
 from src.api.errors import PROBLEM_MEDIA_TYPE
 from src.persistence.database import BUSY_TIMEOUT_SECONDS
+from tests.builders import NEW_SESSION_BODY
 from tests.servers import running_server
 
 pytestmark = pytest.mark.sqlite
 
-NEW_SESSION = {"methodology": "mec", "concept_id": "c", "concept_name": "Coffee"}
 
 # Takes the write lock, says so, and keeps it until its stdin closes.
 _HOLD_WRITE_LOCK = """
@@ -66,11 +66,13 @@ async def test_writes_get_503_while_reads_go_on_and_all_recovers(tmp_path: Path)
     env = {"DATABASE_PATH": str(db_path), "DATABASE_URL": ""}
     with running_server(tmp_path, env) as url:
         async with httpx.AsyncClient(base_url=url, timeout=30) as client:
-            before = [(await client.post("/sessions", json=NEW_SESSION)).json() for _ in range(3)]
+            before = [
+                (await client.post("/sessions", json=NEW_SESSION_BODY)).json() for _ in range(3)
+            ]
             target = before[0]
 
             with write_lock_held_by_another_process(db_path):
-                create = asyncio.create_task(client.post("/sessions", json=NEW_SESSION))
+                create = asyncio.create_task(client.post("/sessions", json=NEW_SESSION_BODY))
                 state = {**target["state"], "turn_count": 5}
                 update = asyncio.create_task(
                     client.put(f"/sessions/{target['id']}/state", json=state)
@@ -93,7 +95,7 @@ async def test_writes_get_503_while_reads_go_on_and_all_recovers(tmp_path: Path)
             # Lock released: nothing was lost or half-done, and writes work again.
             unchanged = await client.get(f"/sessions/{target['id']}")
             assert unchanged.json() == target
-            created = await client.post("/sessions", json=NEW_SESSION)
+            created = await client.post("/sessions", json=NEW_SESSION_BODY)
             assert created.status_code == 201
             updated = await client.put(f"/sessions/{target['id']}/state", json=state)
             assert updated.status_code == 200 and updated.json()["version"] == 2

@@ -8,23 +8,14 @@ from pathlib import Path
 import pytest
 
 from tests.reliability.conftest import Tmpfs
-from tests.servers import SERVER, free_port
+from tests.servers import free_port, run_command
 
 pytestmark = pytest.mark.sqlite
 
 
 def start(command: str, db_path: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(SERVER), command, "--port", str(free_port())]
-        if command == "serve"
-        else [str(SERVER), command],
-        env={"DATABASE_PATH": str(db_path), "DATABASE_URL": "", "PATH": "/usr/bin:/bin"},
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    args = [command, "--port", str(free_port())] if command == "serve" else [command]
+    return run_command(*args, env={"DATABASE_PATH": str(db_path), "DATABASE_URL": ""}, cwd=cwd)
 
 
 def assert_stopped_in_one_line(result: subprocess.CompletedProcess[str], message: str) -> None:

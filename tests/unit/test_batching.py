@@ -15,6 +15,7 @@ from src.persistence import batching
 from src.persistence.batching import StatementBatcher
 from src.persistence.database import init_database, open_connection
 from src.persistence.repositories.session_repo import SessionRepository
+from tests.backends import stored_ids
 from tests.builders import new_session
 
 pytestmark = pytest.mark.sqlite
@@ -46,20 +47,12 @@ async def connection(db_path: Path) -> AsyncIterator[aiosqlite.Connection]:
     await connection.close()
 
 
-def committed_ids(db_path: Path) -> set[str]:
-    other = sqlite3.connect(db_path)
-    try:
-        return {row[0] for row in other.execute("SELECT id FROM sessions")}
-    finally:
-        other.close()
-
-
 async def test_concurrent_creates_share_transactions_and_are_all_committed(
     sqlite_repo: SessionRepository, db_path: Path, batches: list[int]
 ) -> None:
     created = await asyncio.gather(*(sqlite_repo.create(new_session()) for _ in range(200)))
 
-    assert {s.id for s in created} == committed_ids(db_path)
+    assert {s.id for s in created} == stored_ids(db_path)
     assert batches, "concurrent writes never shared a transaction"
     assert max(batches) > 1
     assert sum(batches) == 200 and len(batches) < 200  # fewer commits than writes
@@ -87,7 +80,7 @@ async def test_a_taken_id_in_a_group_fails_alone(
 
     failures = [r for r in results if isinstance(r, BaseException)]
     assert len(failures) == 1 and isinstance(failures[0], SessionExistsError)
-    assert committed_ids(db_path) == {s.id for s in sessions}
+    assert stored_ids(db_path) == {s.id for s in sessions}
     assert await sqlite_repo.get(taken.id) == taken
     assert max(batches) > 1
 
@@ -109,7 +102,7 @@ async def test_a_failing_statement_in_a_batch_fails_alone(
 
     errors = [r for r in results if isinstance(r, BaseException)]
     assert len(errors) == 1 and isinstance(errors[0], sqlite3.IntegrityError)
-    assert committed_ids(db_path) == {f"s{n}" for n in range(21)} - {"s10"}
+    assert stored_ids(db_path) == {f"s{n}" for n in range(21)} - {"s10"}
 
 
 async def test_close_waits_for_queued_writes(db_path: Path) -> None:
@@ -123,4 +116,4 @@ async def test_close_waits_for_queued_writes(db_path: Path) -> None:
 
     acknowledged = {r.id for r in results if not isinstance(r, BaseException)}
     assert [r for r in results if isinstance(r, Exception)] == []
-    assert acknowledged and acknowledged <= committed_ids(db_path)
+    assert acknowledged and acknowledged <= stored_ids(db_path)

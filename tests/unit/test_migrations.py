@@ -10,7 +10,8 @@ import pytest
 
 from src.core.errors import SchemaVersionError
 from src.persistence.database import init_database, load_migrations
-from src.persistence.repositories.session_repo import SessionRepository, _list_query
+from src.persistence.repositories.session_repo import SessionRepository
+from src.persistence.repositories.statements import list_query
 from tests.builders import new_session
 
 pytestmark = pytest.mark.sqlite
@@ -139,7 +140,7 @@ async def test_listing_newest_first_uses_an_index_and_no_sort(
         "after_id": "x",
     }
 
-    plan = query_plan(db_path, _list_query(filtered, after_key), parameters)
+    plan = query_plan(db_path, list_query(filtered, after_key).sqlite, parameters)
 
     assert index in plan
     assert "TEMP B-TREE" not in plan

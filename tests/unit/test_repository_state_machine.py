@@ -79,6 +79,9 @@ class RepositoryMachine(RuleBasedStateMachine):
         if expected is None:
             with pytest.raises(SessionNotFoundError):
                 self.runner.run(call)
+        elif expected.status in FINAL_STATUSES:
+            with pytest.raises(SessionEndedError):
+                self.runner.run(call)
         elif stale:
             with pytest.raises(StaleSessionError):
                 self.runner.run(call)

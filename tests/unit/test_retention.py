@@ -12,7 +12,7 @@ from src.domain.models.utterance import NewUtterance, Speaker
 from src.persistence.repositories.protocol import SessionRepositoryProtocol
 from src.persistence.retention import sweep
 from tests.backends import PostgresBackend, SqliteBackend
-from tests.builders import new_session
+from tests.builders import NEW_SESSION_BODY, new_session
 from tests.http import serve_in_process
 
 HOUR = timedelta(hours=1)
@@ -74,13 +74,14 @@ async def test_a_rule_left_unset_is_off(repo: SessionRepositoryProtocol) -> None
 async def test_a_recent_utterance_keeps_a_session_active(repo: SessionRepositoryProtocol) -> None:
     quiet = await repo.create(new_session())
     talking = await repo.create(new_session())
-    await asyncio.sleep(0.05)
-    await repo.append_utterance(
+    said = await repo.append_utterance(
         talking.id, NewUtterance(turn_number=1, speaker=Speaker.RESPONDENT, text="still here")
     )
+    assert talking.updated_at < said.created_at
 
+    # The cut-off falls exactly on the utterance: both rows are older than it.
     result = await sweep(
-        repo, idle_pause_after=timedelta(milliseconds=30), abandon_paused_after=None
+        repo, idle_pause_after=HOUR, abandon_paused_after=None, now=said.created_at + HOUR
     )
 
     assert result.paused == [quiet.id]
@@ -96,8 +97,7 @@ async def test_the_server_sweeps_in_the_background(
         }
     )
     async with serve_in_process(settings) as client:
-        body = {"methodology": "mec", "concept_id": "c", "concept_name": "Coffee"}
-        session = (await client.post("/sessions", json=body)).json()
+        session = (await client.post("/sessions", json=NEW_SESSION_BODY)).json()
 
         status = await wait_for_status(client, session["id"], "paused")
 

@@ -562,8 +562,7 @@ class TestSqliteConnection:
         with sqlite3.connect(db_path) as other:
             assert other.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         other.close()
-        assert repo._connection is not None
-        (synchronous,) = await repo._connection.execute_fetchall("PRAGMA synchronous")
+        (synchronous,) = await repo.connections[0].execute_fetchall("PRAGMA synchronous")
         assert synchronous[0] == 2  # FULL
 
     @pytest.mark.parametrize(("setting", "pragma"), [("full", 2), ("normal", 1)])
@@ -572,29 +571,21 @@ class TestSqliteConnection:
     ) -> None:
         async with SessionRepository(db_path, synchronous=setting) as repository:
             await repository.ping()
-            assert repository._connection is not None
-            (row,) = await repository._connection.execute_fetchall("PRAGMA synchronous")
+            (row,) = await repository.connections[0].execute_fetchall("PRAGMA synchronous")
 
         assert row[0] == pragma
 
 
-@pytest.mark.parametrize(
-    "module",
-    [
-        "src.persistence.repositories.session_repo",
-        "src.persistence.repositories.postgres_session_repo",
-    ],
-)
-def test_every_query_returns_columns_in_the_shared_order(module: str) -> None:
-    import importlib
+@pytest.mark.parametrize("query", ["INSERT", "SELECT_BY_ID", "UPDATE_STATE", "TRANSITION"])
+@pytest.mark.parametrize("dialect", ["sqlite", "postgres"])
+def test_every_query_returns_columns_in_the_shared_order(query: str, dialect: str) -> None:
     import re
 
+    from src.persistence.repositories import statements
     from src.persistence.repositories.common import SESSION_COLUMNS
 
-    queries = vars(importlib.import_module(module))
-    texts = [queries[name] for name in ("_INSERT", "_SELECT_BY_ID", "_UPDATE_STATE", "_TRANSITION")]
-    texts.append(queries["_list_query"](("status",), True))
-    for text in texts:
+    for built in (getattr(statements, query), statements.list_query(("status",), True)):
+        text = getattr(built, dialect)
         listed = re.search(r"(?:RETURNING|SELECT)\s+(id,.*?ended_at)", text, re.S)
         assert listed is not None, text
         columns = tuple(column.strip() for column in listed.group(1).split(","))

@@ -1,4 +1,4 @@
-"""What every backend shares: rows to sessions, why a write was refused, walking pages."""
+"""What every backend shares: rows to sessions and why a write was refused."""
 
 from __future__ import annotations
 
@@ -6,14 +6,18 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+from pydantic import ValidationError
+
 from src.core.errors import (
     InvalidTransitionError,
+    SessionEndedError,
     SessionError,
     SessionMismatchError,
     SessionNotFoundError,
     StaleSessionError,
+    StorageDamagedError,
 )
-from src.domain.lifecycle import can_transition, statuses_leading_to
+from src.domain.lifecycle import FINAL_STATUSES, can_transition, statuses_leading_to
 from src.domain.models.session import (
     MAX_COUNT,
     SESSION_STATE_IDENTITY,
@@ -22,13 +26,13 @@ from src.domain.models.session import (
     SessionStatus,
 )
 from src.persistence.pagination import check_limit, encode_cursor
-from src.persistence.repositories.protocol import SessionPage, SessionRepositoryProtocol
+from src.persistence.repositories.protocol import SessionPage
 
 __all__ = [
     "SESSION_COLUMNS",
+    "UTTERANCE_COLUMNS",
     "Row",
     "bindable_version",
-    "list_every_active",
     "list_filters",
     "page_from_rows",
     "session_from_row",
@@ -54,11 +58,14 @@ SESSION_COLUMNS = (
 )
 """The order in which every query of either backend returns a session's columns."""
 
+UTTERANCE_COLUMNS = "session_id, turn_number, speaker, text, metadata, created_at"
+"""The order in which every query returns an utterance's columns."""
+
 
 class Row(Protocol):
     """A result row (sqlite3.Row, asyncpg.Record): by name, or unpacked in column order."""
 
-    def __getitem__(self, key: str, /) -> Any: ...
+    def __getitem__(self, key: Any, /) -> Any: ...
 
     def __iter__(self) -> Iterator[Any]: ...
 
@@ -69,7 +76,18 @@ _validate_session = Session.__pydantic_validator__.validate_python
 
 
 def session_from_row(row: Row) -> Session:
-    """The Session a `sessions` row stores, its columns in SESSION_COLUMNS order."""
+    """The Session a `sessions` row stores, its columns in SESSION_COLUMNS order.
+
+    Raises:
+        StorageDamagedError: the row holds what no Session can (written by hand, say).
+    """
+    try:
+        return _session_from_row(row)
+    except (ValidationError, ValueError, TypeError) as exc:
+        raise StorageDamagedError(str(row[0])) from exc
+
+
+def _session_from_row(row: Row) -> Session:
     # Unpacked by position, once: a name lookup in sqlite3.Row scans its
     # columns each time, and this runs for every row of every page.
     (
@@ -140,6 +158,8 @@ def state_refusal(
     """Why a guarded state update matched no row, given the session as it is now."""
     if current is None:
         return SessionNotFoundError(session_id)
+    if current.status in FINAL_STATUSES:
+        return SessionEndedError(session_id, current.status.value)
     for field in SESSION_STATE_IDENTITY:
         if getattr(state, field) != getattr(current, field):
             return SessionMismatchError(
@@ -160,18 +180,6 @@ def transition_refusal(
     if not can_transition(current.status, to_status):
         return InvalidTransitionError(session_id, current.status.value, to_status.value)
     return _stale(current, expected_version)
-
-
-async def list_every_active(repository: SessionRepositoryProtocol) -> list[Session]:
-    """Every active session, newest first, read a page at a time so that other calls interleave."""
-    sessions: list[Session] = []
-    cursor: str | None = None
-    while True:
-        page = await repository.list_sessions(status=SessionStatus.ACTIVE, limit=500, cursor=cursor)
-        sessions.extend(page.items)
-        if page.next_cursor is None:
-            return sessions
-        cursor = page.next_cursor
 
 
 def transition_sources(to_status: SessionStatus) -> tuple[str | None, str | None]:
@@ -204,7 +212,8 @@ def list_filters(
     return {column: value for column, value in values.items() if value is not None}
 
 
-def page_from_rows(rows: Sequence[Row], limit: int) -> SessionPage:
+def page_from_rows(rows: Sequence[Row], limit: int, cursor_key: bytes) -> SessionPage:
     """A page from up to `limit + 1` rows: the extra row only says that more remain."""
     items = [session_from_row(row) for row in rows[:limit]]
-    return SessionPage(items, encode_cursor(items[-1]) if len(rows) > limit else None)
+    more = len(rows) > limit
+    return SessionPage(items, encode_cursor(cursor_key, items[-1]) if more else None)

@@ -92,6 +92,15 @@ class SessionRepositoryProtocol(Protocol):
         self, status: SessionStatus, *, idle_since: datetime, limit: int = 100
     ) -> list[Session]: ...
 
+    async def move_idle(
+        self,
+        from_status: SessionStatus,
+        to_status: SessionStatus,
+        *,
+        idle_since: datetime,
+        limit: int = 100,
+    ) -> list[Session]: ...
+
     async def ping(self) -> None: ...
 
     async def close(self) -> None: ...

@@ -6,23 +6,30 @@ import json
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 
+from pydantic import ValidationError
+
 from src.core.errors import (
     SessionEndedError,
     SessionError,
     SessionNotFoundError,
+    StorageDamagedError,
     UtteranceExistsError,
 )
 from src.domain.lifecycle import FINAL_STATUSES
-from src.domain.models.session import Session, SessionState
+from src.domain.models.session import Session
 from src.domain.models.utterance import NewUtterance, Speaker, Utterance
-from src.persistence.pagination import check_limit, decode_turn_cursor, encode_turn_cursor
-from src.persistence.repositories.common import Row, state_refusal
+from src.persistence.pagination import (
+    check_limit,
+    decode_turn_cursor,
+    encode_turn_cursor,
+    walk_pages,
+)
+from src.persistence.repositories.common import Row
 from src.persistence.repositories.protocol import SessionRepositoryProtocol, UtterancePage
 
 __all__ = [
     "EXPORT_PAGE_SIZE",
     "start_key",
-    "turn_refusal",
     "utterance_from_row",
     "utterance_page_from_rows",
     "utterance_refusal",
@@ -30,14 +37,46 @@ __all__ = [
 ]
 
 EXPORT_PAGE_SIZE = 500
+MAX_SHOWN_DEPTH = 128
+"""Metadata nested deeper than this is not shown: the response serializer stops near 255
+levels, and a response wraps an utterance's metadata in a few levels of its own."""
 
 _validate_utterance = Utterance.__pydantic_validator__.validate_python
 _LAST_SPEAKER = max(Speaker).value
 
 
 def utterance_from_row(row: Row) -> Utterance:
-    """The Utterance an `utterances` row stores (session_id, turn_number, speaker, text,
-    metadata, created_at, in that order)."""
+    """The Utterance an `utterances` row stores, its columns in UTTERANCE_COLUMNS order.
+
+    Raises:
+        StorageDamagedError: the row holds what no Utterance can (written by hand, say).
+    """
+    try:
+        utterance = _utterance_from_row(row)
+    except (ValidationError, ValueError, TypeError, RecursionError) as exc:
+        raise StorageDamagedError(str(row[0]), "utterance") from exc
+    if utterance.metadata is not None and _too_deep(row[4], utterance.metadata):
+        raise StorageDamagedError(utterance.session_id, "utterance")
+    return utterance
+
+
+def _too_deep(text: str, metadata: object) -> bool:
+    """Whether stored metadata nests deeper than a response can show."""
+    # Counting brackets is quick and bounds the depth, so most rows skip the walk.
+    if text.count("{") + text.count("[") <= MAX_SHOWN_DEPTH:
+        return False
+    depth, level = 0, [metadata]
+    while containers := [value for value in level if isinstance(value, dict | list)]:
+        depth += 1
+        level = [
+            child
+            for value in containers
+            for child in (value.values() if isinstance(value, dict) else value)
+        ]
+    return depth > MAX_SHOWN_DEPTH
+
+
+def _utterance_from_row(row: Row) -> Utterance:
     session_id, turn_number, speaker, text, metadata, created_at = row
     if isinstance(created_at, str):
         created_at = datetime.fromisoformat(created_at)
@@ -54,7 +93,9 @@ def utterance_from_row(row: Row) -> Utterance:
     return utterance
 
 
-def start_key(after_turn: int | None, cursor: str | None, limit: int) -> tuple[int, str]:
+def start_key(
+    after_turn: int | None, cursor: str | None, limit: int, cursor_key: bytes
+) -> tuple[int, str]:
     """The (turn_number, speaker) key a listing starts after: the later of both bounds.
 
     Raises:
@@ -67,14 +108,15 @@ def start_key(after_turn: int | None, cursor: str | None, limit: int) -> tuple[i
     # (-1, last speaker) sorts before every stored key; (n, last speaker) after all of turn n.
     key = (-1 if after_turn is None else after_turn, _LAST_SPEAKER)
     if cursor is not None:
-        key = max(key, decode_turn_cursor(cursor))
+        key = max(key, decode_turn_cursor(cursor_key, cursor))
     return key
 
 
-def utterance_page_from_rows(rows: Sequence[Row], limit: int) -> UtterancePage:
+def utterance_page_from_rows(rows: Sequence[Row], limit: int, cursor_key: bytes) -> UtterancePage:
     """A page from up to `limit + 1` rows: the extra row only says that more remain."""
     items = [utterance_from_row(row) for row in rows[:limit]]
-    return UtterancePage(items, encode_turn_cursor(items[-1]) if len(rows) > limit else None)
+    more = len(rows) > limit
+    return UtterancePage(items, encode_turn_cursor(cursor_key, items[-1]) if more else None)
 
 
 def utterance_refusal(
@@ -88,22 +130,7 @@ def utterance_refusal(
     return UtteranceExistsError(session_id, utterance.turn_number, utterance.speaker.value)
 
 
-def turn_refusal(
-    session_id: str,
-    current: Session | None,
-    state: SessionState,
-    expected_version: int | None,
-    refused: NewUtterance | None,
-) -> SessionError:
-    """Why a turn was not recorded: its state update (refused is None) or an utterance failed."""
-    if current is not None and current.status in FINAL_STATUSES:
-        return SessionEndedError(session_id, current.status.value)
-    if refused is None:
-        return state_refusal(session_id, current, state, expected_version)
-    return utterance_refusal(session_id, current, refused)
-
-
-async def walk_utterances(
+def walk_utterances(
     repository: SessionRepositoryProtocol, session_id: str
 ) -> AsyncIterator[Utterance]:
     """Every utterance of the session in turn order, read a page at a time.
@@ -111,11 +138,6 @@ async def walk_utterances(
     Raises:
         SessionNotFoundError: no session has this id.
     """
-    cursor: str | None = None
-    while True:
-        page = await repository.list_utterances(session_id, limit=EXPORT_PAGE_SIZE, cursor=cursor)
-        for utterance in page.items:
-            yield utterance
-        if page.next_cursor is None:
-            return
-        cursor = page.next_cursor
+    return walk_pages(
+        lambda cursor: repository.list_utterances(session_id, limit=EXPORT_PAGE_SIZE, cursor=cursor)
+    )

@@ -1,0 +1,252 @@
+"""Every statement the repository runs, written once with named parameters.
+
+A `Query` holds the SQLite text (`:name` parameters, bound from a mapping)
+and the PostgreSQL text (`$n` parameters, bound by position), made from the
+same text at import time. Where the dialects differ only in a timestamp,
+`:now` stands for the time of the write: SQLite binds fixed-width UTC text
+from Python's clock, PostgreSQL reads its own clock (`now()`, the
+transaction's time), so several API processes on one database share it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Generator, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, NamedTuple, TypeVar
+
+from src.persistence.repositories.common import SESSION_COLUMNS, UTTERANCE_COLUMNS, Row
+
+__all__ = [
+    "APPEND_UTTERANCE",
+    "CURSOR_KEY",
+    "DELETE",
+    "INSERT",
+    "LAST_UTTERANCES",
+    "LIST_IDLE",
+    "LIST_UTTERANCES",
+    "MOVE_IDLE",
+    "PING",
+    "SELECT_BY_ID",
+    "SESSION_EXISTS",
+    "TRANSITION",
+    "UPDATE_STATE",
+    "Query",
+    "Statement",
+    "Unit",
+    "list_query",
+    "query",
+]
+
+T = TypeVar("T")
+
+# A named parameter: a colon not part of a `::` cast, then a name.
+_PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+_TIMESTAMP = "timestamptz"
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """One statement in both dialects."""
+
+    sqlite: str
+    postgres: str
+    names: tuple[str, ...]
+    """The parameters in the order PostgreSQL binds them ($1, $2, ...)."""
+    timestamps: tuple[str, ...]
+    """The parameters SQLite binds as fixed-width UTC text rather than as a datetime."""
+
+
+def query(
+    text: str, *, types: Mapping[str, str] | None = None, postgres: str | None = None
+) -> Query:
+    """A Query from `text`; `types` casts parameters PostgreSQL cannot infer.
+
+    `postgres` replaces the text on PostgreSQL where the dialects differ in
+    more than parameters; it uses the same `:name` parameters.
+    """
+    types = types or {}
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name == "now":
+            return "now()"
+        if name not in names:
+            names.append(name)
+        cast = f"::{types[name]}" if name in types else ""
+        return f"${names.index(name) + 1}{cast}"
+
+    converted = _PARAMETER.sub(number, text if postgres is None else postgres)
+    timestamps = tuple(name for name, kind in types.items() if kind == _TIMESTAMP)
+    return Query(text, converted, tuple(names), timestamps)
+
+
+class Statement(NamedTuple):
+    """A query and the values of its parameters, by name."""
+
+    query: Query
+    parameters: Mapping[str, Any]
+
+
+Unit = Generator[Statement, Sequence[Row], T]
+"""A unit of work: it yields statements, receives each one's rows, and returns
+its result or raises a domain error to refuse (which undoes the unit)."""
+
+_SESSION = ", ".join(SESSION_COLUMNS)
+
+INSERT = query(
+    f"""
+INSERT INTO sessions ({_SESSION}) VALUES (
+    :id, :methodology, :concept_id, :concept_name, :status, :turn_count, :coverage_score,
+    :last_strategy, 1, :now, :now,
+    CASE WHEN :ended_at IS NULL AND :final THEN :now ELSE :ended_at END
+)
+ON CONFLICT (id) DO NOTHING
+RETURNING {_SESSION}
+""",  # noqa: S608
+    types={"ended_at": _TIMESTAMP},
+)
+
+SELECT_BY_ID = query(f"SELECT {_SESSION} FROM sessions WHERE id = :id")  # noqa: S608
+
+# The WHERE clause carries every precondition (the session is open, names
+# this methodology and concept, is at the expected version), so a write that
+# goes through is one statement; when no row comes back, the unit reads why.
+_VERSION = {"expected_version": "integer"}
+UPDATE_STATE = query(
+    f"""
+UPDATE sessions
+SET turn_count = :turn_count, coverage_score = :coverage_score, last_strategy = :last_strategy,
+    version = version + 1, updated_at = :now
+WHERE id = :id AND status IN ('active', 'paused')
+  AND methodology = :methodology AND concept_id = :concept_id AND concept_name = :concept_name
+  AND (:expected_version IS NULL OR version = :expected_version)
+RETURNING {_SESSION}
+""",  # noqa: S608
+    types=_VERSION,
+)
+
+
+def _clock_after_lock(update: str, locked_ids: str) -> str:
+    """PostgreSQL text of an UPDATE of sessions that locks its rows before it reads the clock.
+
+    An append holds its session's row (FOR SHARE) until it commits; a plain
+    UPDATE would wait for it with a time read before the wait, and could end
+    the session before the utterance it waited for was made. Locking in a
+    CTE first and reading clock_timestamp() once, after, keeps every
+    utterance's created_at at or before its session's ended_at.
+    """
+    return (
+        f"WITH locked AS ({locked_ids} FOR NO KEY UPDATE),"  # noqa: S608
+        " clock AS (SELECT clock_timestamp() AS moment)"
+        + update.replace(":now", "(SELECT moment FROM clock)").replace(
+            "\nWHERE ", "\nFROM locked\nWHERE sessions.id = locked.locked_id AND ", 1
+        )
+    )
+
+
+_TRANSITION = f"""
+UPDATE sessions
+SET status = :to_status, version = version + 1, updated_at = :now,
+    ended_at = CASE WHEN :ends THEN :now ELSE ended_at END
+WHERE id = :id
+  AND status IN (:from_status_1, :from_status_2)
+  AND (:expected_version IS NULL OR version = :expected_version)
+RETURNING {_SESSION}
+"""  # noqa: S608
+TRANSITION = query(
+    _TRANSITION,
+    types=_VERSION,
+    postgres=_clock_after_lock(_TRANSITION, "SELECT id AS locked_id FROM sessions WHERE id = :id"),
+)
+
+DELETE = query("DELETE FROM sessions WHERE id = :id RETURNING id")
+
+PING = query("SELECT 1 FROM sessions LIMIT 1")
+
+SESSION_EXISTS = query("SELECT 1 FROM sessions WHERE id = :id")
+
+# The session must exist and be open: the SELECT yields no row otherwise, so
+# nothing is inserted and RETURNING says so.
+_APPEND_UTTERANCE = f"""
+INSERT INTO utterances ({UTTERANCE_COLUMNS})
+SELECT id, :turn_number, :speaker, :text, :metadata, :now
+FROM sessions
+WHERE id = :session_id AND status IN ('active', 'paused')
+ON CONFLICT DO NOTHING
+RETURNING {UTTERANCE_COLUMNS}
+"""  # noqa: S608
+# On PostgreSQL the append holds its session's row (FOR SHARE) until it
+# commits: a delete or an end of the session waits for it (and reads its
+# clock after, so ended_at is never before the utterance), and one already
+# under way makes it find no open session (a refusal, not a broken foreign key).
+APPEND_UTTERANCE = query(
+    _APPEND_UTTERANCE,
+    postgres=_APPEND_UTTERANCE.replace("ON CONFLICT", "FOR SHARE\nON CONFLICT"),
+)
+
+LIST_UTTERANCES = query(
+    f"""
+SELECT {UTTERANCE_COLUMNS}
+FROM utterances
+WHERE session_id = :session_id AND (turn_number, speaker) > (:after_turn, :after_speaker)
+ORDER BY turn_number, speaker
+LIMIT :limit
+"""  # noqa: S608
+)
+
+LAST_UTTERANCES = query(
+    f"""
+SELECT {UTTERANCE_COLUMNS}
+FROM utterances
+WHERE session_id = :session_id
+ORDER BY turn_number DESC, speaker DESC
+LIMIT :count
+"""  # noqa: S608
+)
+
+# Idle: no write to the session row and no utterance since the cut-off.
+_IDLE = """status = :status AND updated_at < :idle_since
+  AND NOT EXISTS (
+      SELECT 1 FROM utterances
+      WHERE utterances.session_id = sessions.id AND utterances.created_at >= :idle_since
+  )"""
+_OLDEST_IDLE = f"SELECT {_SESSION} FROM sessions WHERE {_IDLE} ORDER BY updated_at, id LIMIT :limit"  # noqa: S608
+LIST_IDLE = query(_OLDEST_IDLE, types={"idle_since": _TIMESTAMP})
+# The move checks idleness again on the row it changes (PostgreSQL rechecks the
+# outer WHERE on a row written meanwhile), so a session written since stays.
+_MOVE_IDLE = f"""
+UPDATE sessions
+SET status = :to_status, version = version + 1, updated_at = :now,
+    ended_at = CASE WHEN :ends THEN :now ELSE ended_at END
+WHERE id IN (SELECT id FROM ({_OLDEST_IDLE}) AS oldest) AND {_IDLE}
+RETURNING {_SESSION}
+"""  # noqa: S608
+MOVE_IDLE = query(
+    _MOVE_IDLE,
+    types={"idle_since": _TIMESTAMP},
+    postgres=_clock_after_lock(
+        _MOVE_IDLE.replace(f"id IN (SELECT id FROM ({_OLDEST_IDLE}) AS oldest) AND ", ""),  # noqa: S608
+        _OLDEST_IDLE.replace(f"SELECT {_SESSION}", "SELECT id AS locked_id"),
+    ),
+)
+
+CURSOR_KEY = query("SELECT value FROM store_secrets WHERE name = 'cursor_key'")
+
+
+@cache
+def list_query(filtered: tuple[str, ...], after_key: bool) -> Query:
+    """The listing for these filter columns, after a (created_at, id) key if asked."""
+    # Only column names from list_filters() are ever joined in; values are bound.
+    conditions = [f"{column} = :{column}" for column in filtered]
+    types = {}
+    if after_key:
+        conditions.append("(created_at, id) < (:after_created_at, :after_id)")
+        types = {"after_created_at": _TIMESTAMP, "after_id": "text"}
+    where = "WHERE " + " AND ".join(conditions) if conditions else ""
+    return query(
+        f"SELECT {_SESSION} FROM sessions {where} ORDER BY created_at DESC, id DESC LIMIT :limit",  # noqa: S608
+        types=types,
+    )
