@@ -17,6 +17,7 @@ from starlette.routing import Match
 
 from src.core.errors import (
     InvalidCursorError,
+    InvalidSearchQueryError,
     InvalidTransitionError,
     SessionEndedError,
     SessionError,
@@ -50,6 +51,7 @@ _STATUS_BY_ERROR: tuple[tuple[type[SessionError], HTTPStatus], ...] = (
     (UtteranceExistsError, HTTPStatus.CONFLICT),
     (StaleSessionError, HTTPStatus.PRECONDITION_FAILED),
     (InvalidCursorError, HTTPStatus.UNPROCESSABLE_ENTITY),
+    (InvalidSearchQueryError, HTTPStatus.UNPROCESSABLE_ENTITY),
     (StorageDamagedError, HTTPStatus.INTERNAL_SERVER_ERROR),
     (StorageFullError, HTTPStatus.INSUFFICIENT_STORAGE),
     (StorageUnavailableError, HTTPStatus.SERVICE_UNAVAILABLE),
@@ -153,6 +155,8 @@ async def _session_error(request: Request, exc: Exception) -> JSONResponse:
         _log.error("storage_damaged", path=request.url.path, error=repr(exc.__cause__))
     if isinstance(exc, InvalidCursorError):
         extensions["errors"] = [{"field": "cursor", "location": "query", "reason": exc.detail}]
+    elif isinstance(exc, InvalidSearchQueryError):
+        extensions["errors"] = [{"field": "q", "location": "query", "reason": exc.detail}]
     code = _snake_case(type(exc).__name__.removesuffix("Error"))
     return problem_response(status, exc.detail, code=code, headers=headers, **extensions)
 

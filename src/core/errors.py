@@ -12,6 +12,7 @@ Every error derives from ``SessionError``; none of them knows about HTTP
     ├── SessionEndedError
     ├── UtteranceExistsError
     ├── InvalidCursorError          (also a ValueError)
+    ├── InvalidSearchQueryError     (also a ValueError)
     └── StorageError
         ├── StorageUnavailableError
         │   └── StorageFullError
@@ -28,6 +29,7 @@ __all__ = [
     "DatabaseFileError",
     "DatabaseInUseError",
     "InvalidCursorError",
+    "InvalidSearchQueryError",
     "InvalidTransitionError",
     "RepositoryClosedError",
     "SchemaVersionError",
@@ -133,6 +135,10 @@ class InvalidCursorError(SessionError, ValueError):
 
     def __init__(self) -> None:
         super().__init__("The cursor is not valid; use a next_cursor returned by a listing.")
+
+
+class InvalidSearchQueryError(SessionError, ValueError):
+    """A search query that cannot be searched for: blank, too long, or without a word."""
 
 
 class StorageError(SessionError):
