@@ -11,6 +11,7 @@ from typing import TextIO
 from src.core.errors import SessionNotFoundError
 from src.domain.export import ExportFormat, export_file_name, export_record
 from src.domain.models.session import SessionStatus
+from src.domain.redaction import Pseudonymizer
 from src.persistence.pagination import walk_pages
 from src.persistence.repositories.protocol import SessionRepositoryProtocol
 from src.persistence.repositories.transcript import walk_utterances
@@ -59,8 +60,10 @@ async def export_one(
     session_id: str,
     export_format: ExportFormat,
     out: TextIO,
+    *,
+    pseudonymizer: Pseudonymizer | None = None,
 ) -> None:
-    """Write the session's whole record to `out`.
+    """Write the session's whole record to `out`, pseudonymised by `pseudonymizer` if given.
 
     Raises:
         SessionNotFoundError: no session has this id.
@@ -68,9 +71,10 @@ async def export_one(
     session = await repository.get(session_id)
     if session is None:
         raise SessionNotFoundError(session_id)
-    await _write(
-        export_record(session, walk_utterances(repository, session_id), export_format), out
-    )
+    utterances = walk_utterances(repository, session_id)
+    if pseudonymizer is not None:
+        session, utterances = pseudonymizer.session(session), pseudonymizer.utterances(utterances)
+    await _write(export_record(session, utterances, export_format), out)
 
 
 async def _ids_with_status(
@@ -88,8 +92,13 @@ async def export_many(
     export_format: ExportFormat,
     directory: Path,
     progress: TextIO = sys.stderr,
+    *,
+    pseudonymizer: Pseudonymizer | None = None,
 ) -> list[Path]:
-    """Export every session in `status` to a file of its own in `directory`; return the files."""
+    """Export every session in `status` to a file of its own in `directory`; return the files.
+
+    With `pseudonymizer`, each record is pseudonymised as `export_one` does it.
+    """
     await asyncio.to_thread(directory.mkdir, parents=True, exist_ok=True)
     ids = await _ids_with_status(repository, status)
     bar = ProgressBar(len(ids), progress)
@@ -106,7 +115,9 @@ async def export_many(
         path = directory / name
         with await asyncio.to_thread(path.open, "w", encoding="utf-8", newline="") as out:
             try:
-                await export_one(repository, session_id, export_format, out)
+                await export_one(
+                    repository, session_id, export_format, out, pseudonymizer=pseudonymizer
+                )
             except SessionNotFoundError:
                 # Deleted since the listing; nothing to export.
                 await asyncio.to_thread(path.unlink)

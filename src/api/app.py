@@ -28,6 +28,7 @@ class AppState(TypedDict):
     """What the lifespan hands to every request."""
 
     repository: SessionRepositoryProtocol
+    settings: Settings
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -45,11 +46,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # cannot be opened stops start-up instead of failing the first request.
         async with create_repository(resolved) as repository:
             if not resolved.retention_enabled:
-                yield {"repository": repository}
+                yield {"repository": repository, "settings": resolved}
                 return
             sweeper = asyncio.create_task(keep_sweeping(repository, resolved))
             try:
-                yield {"repository": repository}
+                yield {"repository": repository, "settings": resolved}
             finally:
                 sweeper.cancel()
                 with suppress(asyncio.CancelledError):

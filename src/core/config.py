@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     host: Annotated[str, Field(min_length=1)] = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 8000
     api_key: SecretStr | None = None
+    # The key of participants' pseudonyms in pseudonymised exports; unset refuses them.
+    pseudonym_key: SecretStr | None = None
     # Retention, off unless set: ISO 8601 durations ("P7D", "PT30M") or seconds.
     idle_pause_after: PositiveDuration | None = None
     abandon_paused_after: PositiveDuration | None = None
@@ -54,7 +56,7 @@ class Settings(BaseSettings):
     def retention_enabled(self) -> bool:
         return self.idle_pause_after is not None or self.abandon_paused_after is not None
 
-    @field_validator("api_key")
+    @field_validator("api_key", "pseudonym_key")
     @classmethod
     def _unset_when_empty(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None or not value.get_secret_value():

@@ -13,6 +13,7 @@ Every error derives from ``SessionError``; none of them knows about HTTP
     ├── UtteranceExistsError
     ├── InvalidCursorError          (also a ValueError)
     ├── InvalidSearchQueryError     (also a ValueError)
+    ├── PseudonymKeyMissingError
     └── StorageError
         ├── StorageUnavailableError
         │   └── StorageFullError
@@ -31,6 +32,7 @@ __all__ = [
     "InvalidCursorError",
     "InvalidSearchQueryError",
     "InvalidTransitionError",
+    "PseudonymKeyMissingError",
     "RepositoryClosedError",
     "SchemaVersionError",
     "SessionEndedError",
@@ -139,6 +141,16 @@ class InvalidCursorError(SessionError, ValueError):
 
 class InvalidSearchQueryError(SessionError, ValueError):
     """A search query that cannot be searched for: blank, too long, or without a word."""
+
+
+class PseudonymKeyMissingError(SessionError):
+    """A pseudonymised export was asked for, and no PSEUDONYM_KEY is set to make pseudonyms."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Pseudonymised exports need the setting PSEUDONYM_KEY (a secret of at least 16 "
+            "characters, kept for as long as pseudonyms must stay the same); it is not set."
+        )
 
 
 class StorageError(SessionError):
