@@ -53,7 +53,7 @@ _STATUS_BY_ERROR: tuple[tuple[type[SessionError], HTTPStatus], ...] = (
     (StaleSessionError, HTTPStatus.PRECONDITION_FAILED),
     (InvalidCursorError, HTTPStatus.UNPROCESSABLE_ENTITY),
     (InvalidSearchQueryError, HTTPStatus.UNPROCESSABLE_ENTITY),
-    (PseudonymKeyMissingError, HTTPStatus.UNPROCESSABLE_ENTITY),
+    (PseudonymKeyMissingError, HTTPStatus.CONFLICT),
     (StorageDamagedError, HTTPStatus.INTERNAL_SERVER_ERROR),
     (StorageFullError, HTTPStatus.INSUFFICIENT_STORAGE),
     (StorageUnavailableError, HTTPStatus.SERVICE_UNAVAILABLE),

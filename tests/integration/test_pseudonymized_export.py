@@ -98,7 +98,7 @@ async def test_without_pseudonymize_the_record_is_exported_as_said(
     assert [(u.text, u.metadata) for u in utterances] == [(SAID, METADATA)]
 
 
-async def test_without_a_key_a_pseudonymized_export_is_refused_saying_why(
+async def test_without_a_key_a_pseudonymized_export_is_a_409_saying_why(
     client: httpx.AsyncClient,
 ) -> None:
     session = await record(client)
@@ -107,7 +107,8 @@ async def test_without_a_key_a_pseudonymized_export_is_refused_saying_why(
         f"/sessions/{session['id']}/export", params={"pseudonymize": "true"}
     )
 
-    body = assert_problem(response, 422)
+    body = assert_problem(response, 409)
+    assert body["code"] == "pseudonym_key_missing"
     assert "PSEUDONYM_KEY" in body["detail"]
     assert body["errors"][0]["field"] == "pseudonymize"
     assert SAID not in response.text

@@ -117,7 +117,7 @@ async def resume_context(
             "description": "The whole record, streamed",
             "content": {export_format.media_type: {} for export_format in ExportFormat},
         },
-        **problem_responses(404, 422),
+        **problem_responses(404, 409, 422),
     },
 )
 async def export_session(
@@ -130,7 +130,7 @@ async def export_session(
         Query(
             description="Participant ids become keyed pseudonyms (PSEUDONYM_KEY); e-mail "
             "addresses, phone numbers and URLs in utterance text and metadata become "
-            "[email], [phone] and [url]. 422 when the server has no PSEUDONYM_KEY."
+            "[email], [phone] and [url]. 409 when the server has no PSEUDONYM_KEY."
         ),
     ] = False,
 ) -> StreamingResponse:
