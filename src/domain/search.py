@@ -109,7 +109,7 @@ def parse_search_query(text: str) -> SearchQuery:
         )
     if not text.strip():
         raise InvalidSearchQueryError("The query is blank; give at least one word to look for.")
-    normalized = _UNBINDABLE.sub(" ", unicodedata.normalize("NFKC", text))
+    normalized = _UNBINDABLE.sub(" ", unicodedata.normalize("NFC", text))
     terms = []
     for match in _CHUNK.finditer(normalized):
         if match["chunk"] is not None:

@@ -282,3 +282,10 @@ async def test_a_listing_cursor_is_not_a_search_cursor(repo: Repo) -> None:
 
     with pytest.raises(InvalidCursorError):
         await repo.search("coffee", cursor=listing.next_cursor)
+
+
+async def test_accents_typed_as_combining_marks_match_composed_ones(repo: Repo) -> None:
+    await said(repo, "un café crème", "un cafe\u0301 cre\u0300me")
+
+    assert await turns_found(repo, "cafe\u0301") == {1, 2}
+    assert await turns_found(repo, "CAFE CREME") == {1, 2}

@@ -24,7 +24,7 @@ from src.domain.search import SearchTerm, parse_search_query
         ("NEAR(", [SearchTerm("NEAR(", ("NEAR",), False)]),
         ("-coffee", [SearchTerm("-coffee", ("coffee",), False)]),
         ("coffee**", [SearchTerm("coffee", ("coffee",), False)]),
-        ("ﬁne", [SearchTerm("fine", ("fine",), False)]),
+        ("cafe\u0301", [SearchTerm("café", ("café",), False)]),
         ("nul\x00byte", [SearchTerm("nul", ("nul",), False), SearchTerm("byte", ("byte",), False)]),
     ],
 )
