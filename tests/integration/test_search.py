@@ -289,3 +289,9 @@ async def test_accents_typed_as_combining_marks_match_composed_ones(repo: Repo) 
 
     assert await turns_found(repo, "cafe\u0301") == {1, 2}
     assert await turns_found(repo, "CAFE CREME") == {1, 2}
+
+
+async def test_a_query_matches_text_as_stored_without_compatibility_folding(repo: Repo) -> None:
+    await said(repo, "a ﬁne coffee")
+
+    assert await turns_found(repo, "ﬁne") == {1}
