@@ -201,13 +201,16 @@ async def test_a_deleted_sessions_utterances_are_gone_from_the_index(
 
     assert [hit.session_id for hit in await hits(repo, "zanzibar")] == [kept.id]
     if isinstance(backend, SqliteBackend):
+        # Raises if the index holds an entry its content no longer has.
+        await backend.execute(
+            "INSERT INTO utterance_search (utterance_search, rank) VALUES ('integrity-check', 1)"
+        )
         rows = await backend.fetch_one(
             "SELECT (SELECT count(*) FROM utterance_search_rows) AS key_rows,"
-            " (SELECT count(*) FROM utterance_search) AS index_rows,"
             " (SELECT count(*) FROM utterance_search WHERE utterance_search MATCH 'zanzibar')"
             " AS matches"
         )
-        assert rows == {"key_rows": 1, "index_rows": 1, "matches": 1}
+        assert rows == {"key_rows": 1, "matches": 1}
     else:
         rows = await backend.fetch_one(
             "SELECT count(*) AS matches FROM utterances"

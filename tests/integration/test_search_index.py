@@ -141,3 +141,23 @@ async def test_postgres_without_unaccent_search_works_and_counts_accents() -> No
 
     assert extensions == 0
     assert (plain, accented) == ([1], [2])
+
+
+@pytest.mark.sqlite
+async def test_sqlite_text_changed_in_place_is_indexed_anew(
+    sqlite_repo: SessionRepository, db_path: Path
+) -> None:
+    session = await sqlite_repo.create(new_session())
+    await sqlite_repo.append_utterance(
+        session.id, NewUtterance(turn_number=1, speaker=Speaker.RESPONDENT, text="old words")
+    )
+    connection = sqlite3.connect(db_path)
+    with connection:
+        connection.execute("UPDATE utterances SET text = 'new zanzibar words'")
+        connection.execute(
+            "INSERT INTO utterance_search (utterance_search, rank) VALUES ('integrity-check', 1)"
+        )
+    connection.close()
+
+    assert [hit.turn_number for hit in (await sqlite_repo.search("zanzibar")).items] == [1]
+    assert (await sqlite_repo.search("old")).items == []

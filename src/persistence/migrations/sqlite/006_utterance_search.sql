@@ -11,8 +11,20 @@ CREATE TABLE utterance_search_rows (
     UNIQUE (session_id, turn_number, speaker)
 ) STRICT;
 
+-- The index reads the text it shows in snippets from utterances (external
+-- content): the text is stored once, and erasing an utterance leaves no copy
+-- of it behind. No column sizes: they serve only BM25, which search does not use.
+CREATE VIEW utterance_search_text AS
+SELECT utterance_search_rows.row_id, utterances.text
+FROM utterance_search_rows
+JOIN utterances USING (session_id, turn_number, speaker);
+
 CREATE VIRTUAL TABLE utterance_search USING fts5(
-    text, tokenize = 'unicode61 remove_diacritics 2'
+    text,
+    content = 'utterance_search_text',
+    content_rowid = 'row_id',
+    columnsize = 0,
+    tokenize = 'unicode61 remove_diacritics 2'
 );
 
 CREATE TRIGGER utterances_search_insert AFTER INSERT ON utterances BEGIN
@@ -21,30 +33,30 @@ CREATE TRIGGER utterances_search_insert AFTER INSERT ON utterances BEGIN
     INSERT INTO utterance_search (rowid, text) VALUES (last_insert_rowid(), new.text);
 END;
 
+-- An external-content index forgets a row only when told the text it indexed.
 -- A deleted session's utterances go by its ON DELETE CASCADE, which fires this too.
 CREATE TRIGGER utterances_search_delete AFTER DELETE ON utterances BEGIN
-    DELETE FROM utterance_search WHERE rowid = (
-        SELECT row_id FROM utterance_search_rows
-        WHERE session_id = old.session_id AND turn_number = old.turn_number
-          AND speaker = old.speaker
-    );
+    INSERT INTO utterance_search (utterance_search, rowid, text)
+    SELECT 'delete', row_id, old.text FROM utterance_search_rows
+    WHERE session_id = old.session_id AND turn_number = old.turn_number
+      AND speaker = old.speaker;
     DELETE FROM utterance_search_rows
     WHERE session_id = old.session_id AND turn_number = old.turn_number
       AND speaker = old.speaker;
 END;
 
 CREATE TRIGGER utterances_search_update AFTER UPDATE OF text ON utterances BEGIN
-    UPDATE utterance_search SET text = new.text WHERE rowid = (
-        SELECT row_id FROM utterance_search_rows
-        WHERE session_id = new.session_id AND turn_number = new.turn_number
-          AND speaker = new.speaker
-    );
+    INSERT INTO utterance_search (utterance_search, rowid, text)
+    SELECT 'delete', row_id, old.text FROM utterance_search_rows
+    WHERE session_id = old.session_id AND turn_number = old.turn_number
+      AND speaker = old.speaker;
+    INSERT INTO utterance_search (rowid, text)
+    SELECT row_id, new.text FROM utterance_search_rows
+    WHERE session_id = new.session_id AND turn_number = new.turn_number
+      AND speaker = new.speaker;
 END;
 
 INSERT INTO utterance_search_rows (session_id, turn_number, speaker)
 SELECT session_id, turn_number, speaker FROM utterances;
 
-INSERT INTO utterance_search (rowid, text)
-SELECT utterance_search_rows.row_id, utterances.text
-FROM utterance_search_rows
-JOIN utterances USING (session_id, turn_number, speaker);
+INSERT INTO utterance_search (utterance_search) VALUES ('rebuild');
