@@ -37,7 +37,12 @@ PHONE_MARK = "[phone]"
 
 _PSEUDONYM_HEX_DIGITS = 32
 
-_EMAIL = re.compile(r"(?<![\w.%+-])[\w.%+-]+@(?:[^\W_](?:[\w-]*[^\W_])?\.)+[^\W\d_]{2,}(?![\w-])")
+# The local part may hold an apostrophe (o'neil@...), though not at either end;
+# an address starts at the start of a word (never after "o'"), so each word is read once.
+_EMAIL = re.compile(
+    r"(?<![\w.%+-])(?<!\w')[\w.%+-](?:[\w.%+'-]*[\w.%+-])?"
+    r"@(?:[^\W_](?:[\w-]*[^\W_])?\.)+[^\W\d_]{2,}(?![\w-])"
+)
 
 # Top-level domains a bare name (no scheme, www. or path) must end in to count
 # as a web address; the common ones, minus those that are also file
@@ -65,16 +70,20 @@ _URL_TRAILING = ".,;:!?'\""
 _SEPARATOR = r"[ .\-\u00a0]"
 _DIGIT_OR_AREA = r"(?:\(\d{1,5}\)|\d)"
 _NOT_AFTER = r"(?![\w]|[.,]\d)"
-_PHONE = re.compile(
-    rf"""
-    (?<![\w+])\+\d(?:{_SEPARATOR}?{_DIGIT_OR_AREA}){{5,20}}{_NOT_AFTER}          # +44 20 7946 0958
-    | (?<![\w)])\(\d{{2,5}}\){_SEPARATOR}?\d{{2,5}}(?:{_SEPARATOR}?\d{{2,5}}){{0,3}}{_NOT_AFTER}
-    | (?<![\w.,+/-])0\d{{1,4}}(?:[ .\-/\u00a0]\d{{2,8}}){{1,4}}{_NOT_AFTER}    # 020 7946 0958
-    | (?<![\w.,+/-])0\d{{8,14}}{_NOT_AFTER}                                   # 07700900123
-    | (?<![\w.,+/-])(?:1{_SEPARATOR})?\d{{3}}{_SEPARATOR}\d{{3}}{_SEPARATOR}\d{{4}}{_NOT_AFTER}
-    """,
-    re.VERBOSE,
+_PHONE_SHAPES = (
+    # +44 20 7946 0958, (+44) 20 7946 0958, +1 (555) 123-4567
+    rf"(?:(?<![\w+(])\+|(?<![\w+])\(\+)\d{{1,3}}\)?(?:{_SEPARATOR}?{_DIGIT_OR_AREA}){{4,20}}",
+    # (555) 123-4567, 1 (800) 555-0199, (030) 1234 5678
+    rf"(?<![\w.,)+-])(?:1{_SEPARATOR}?)?\(\d{{2,5}}\){_SEPARATOR}?\d{{2,5}}"
+    rf"(?:{_SEPARATOR}?\d{{2,5}}){{0,3}}",
+    # 020 7946 0958, 030/12345678, 0044 20 7946 0958
+    r"(?<![\w.,+/-])0\d{1,4}(?:[ .\-/\u00a0]\d{2,8}){1,4}",
+    # 07700900123
+    r"(?<![\w.,+/-])0\d{8,14}",
+    # 555-123-4567, 555.123.4567, 1-800-555-0199
+    rf"(?<![\w.,+/-])(?:1{_SEPARATOR})?\d{{3}}{_SEPARATOR}\d{{3}}{_SEPARATOR}\d{{4}}",
 )
+_PHONE = re.compile("|".join(f"(?:{shape}){_NOT_AFTER}" for shape in _PHONE_SHAPES))
 _DATE = re.compile(r"\d{1,2}[./-]\d{1,2}[./-]\d{4}|\d{4}[./-]\d{1,2}[./-]\d{1,2}")
 _MIN_DIGITS = {"+": 7, "0": 9}
 _MAX_DIGITS = 15
@@ -93,10 +102,10 @@ def _url(match: re.Match[str]) -> str:
 def _phone(match: re.Match[str]) -> str:
     number = match.group()
     digits = sum(character.isdigit() for character in number)
-    least = _MIN_DIGITS.get(number[0], 7)
+    least = _MIN_DIGITS.get(number.lstrip("(")[0], 7)
     if not least <= digits <= _MAX_DIGITS:
         return number
-    if not number.startswith("+") and _DATE.search(number):  # no date starts with "+"
+    if "+" not in number and _DATE.search(number):  # no date has a "+"
         return number
     return PHONE_MARK
 
