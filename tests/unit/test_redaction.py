@@ -6,6 +6,8 @@ import hashlib
 import hmac
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from src.domain.redaction import pseudonym, redact_json, redact_text
 
@@ -177,3 +179,19 @@ def test_a_pseudonym_is_stable_for_a_key_and_differs_between_keys() -> None:
     assert first != pseudonym("participant-18", key)
     assert first != pseudonym("participant-17", other_key)
     assert first == "p-" + hmac.new(key, b"participant-17", hashlib.sha256).hexdigest()[:32]
+
+
+@given(st.text(max_size=200) | st.text(alphabet="abc.@+-()/ 0123456789'wx:", max_size=60))
+def test_redacting_twice_changes_nothing_more(text: str) -> None:
+    once = redact_text(text)
+
+    assert redact_text(once) == once
+
+
+@given(
+    st.text(
+        alphabet=st.characters(exclude_categories=["Nd"], exclude_characters="@./:+"), max_size=200
+    )
+)
+def test_text_without_digits_dots_or_at_signs_is_kept_as_it_is(text: str) -> None:
+    assert redact_text(text) == text
