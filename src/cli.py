@@ -40,6 +40,8 @@ from src.core.keys import (
 from src.core.logging import configure_logging
 from src.domain.export import ExportFormat, export_file_name
 from src.domain.models.session import SessionStatus
+from src.domain.models.utterance import Speaker
+from src.domain.redaction import Pseudonymizer
 from src.exporting import export_many, export_one, export_to_file, session_ids_with_status
 from src.persistence.backup import backup_database, is_database_file, restore_database
 from src.persistence.presence import database_exists
@@ -49,6 +51,7 @@ from src.persistence.repositories.factory import (
     migrate_database,
 )
 from src.persistence.retention import sweep as sweep_once
+from src.searching import write_search
 
 __all__ = ["cli", "main"]
 
@@ -348,8 +351,18 @@ def restore(file: Path) -> None:
     help="File to write, or an existing folder to write into; with --status, the folder "
     "(created if missing).  [default: standard output]",
 )
+@click.option(
+    "--pseudonymize",
+    is_flag=True,
+    help="Replace participant ids with keyed pseudonyms (PSEUDONYM_KEY) and e-mail addresses, "
+    "phone numbers and URLs in what was said with [email], [phone], [url].",
+)
 def export(
-    session_id: str | None, export_format: str, status: str | None, out: Path | None
+    session_id: str | None,
+    export_format: str,
+    status: str | None,
+    out: Path | None,
+    pseudonymize: bool,
 ) -> None:
     """Write session records to standard output or to files.
 
@@ -364,16 +377,23 @@ def export(
         raise click.UsageError("export --status needs --out FOLDER")
     settings = _settings()
     chosen = ExportFormat(export_format)
+    pseudonymizer = _pseudonymizer(settings) if pseudonymize else None
     if session_id is None:
         assert status is not None and out is not None
         if out.exists() and not out.is_dir():
             _bad_out(f"{out} is a file, not a folder")
         _existing_database(settings)
-        _run(_export_status(settings, SessionStatus(status), chosen, out))
+        _run(_export_status(settings, SessionStatus(status), chosen, out, pseudonymizer))
         return
     target = _export_target(settings, session_id, chosen, out)
     _existing_database(settings)
-    _run(_export_session(settings, session_id, chosen, target))
+    _run(_export_session(settings, session_id, chosen, target, pseudonymizer))
+
+
+def _pseudonymizer(settings: Settings) -> Pseudonymizer:
+    if settings.pseudonym_key is None:
+        raise CommandError("--pseudonymize needs PSEUDONYM_KEY: the key of the pseudonyms")
+    return Pseudonymizer(settings.pseudonym_key.get_secret_value().encode())
 
 
 def _export_target(
@@ -391,18 +411,30 @@ def _export_target(
 
 
 async def _export_session(
-    settings: Settings, session_id: str, export_format: ExportFormat, target: Path | None
+    settings: Settings,
+    session_id: str,
+    export_format: ExportFormat,
+    target: Path | None,
+    pseudonymizer: Pseudonymizer | None,
 ) -> None:
     async with create_repository(settings) as repository:
         if target is None:
-            await export_one(repository, session_id, export_format, sys.stdout)
+            await export_one(
+                repository, session_id, export_format, sys.stdout, pseudonymizer=pseudonymizer
+            )
         else:
             with _blaming_the_export():
-                await export_to_file(repository, session_id, export_format, target)
+                await export_to_file(
+                    repository, session_id, export_format, target, pseudonymizer=pseudonymizer
+                )
 
 
 async def _export_status(
-    settings: Settings, status: SessionStatus, export_format: ExportFormat, folder: Path
+    settings: Settings,
+    status: SessionStatus,
+    export_format: ExportFormat,
+    folder: Path,
+    pseudonymizer: Pseudonymizer | None,
 ) -> None:
     with _blaming_the_export():
         await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
@@ -415,7 +447,12 @@ async def _export_status(
             _blaming_the_export(),
         ):
             files = await export_many(
-                repository, ids, export_format, folder, on_each=lambda: bar.update(1)
+                repository,
+                ids,
+                export_format,
+                folder,
+                on_each=lambda: bar.update(1),
+                pseudonymizer=pseudonymizer,
             )
     _log().info("exported", sessions=len(files), folder=str(folder))
 
@@ -429,6 +466,36 @@ def _blaming_the_export() -> Iterator[None]:
         raise CommandError(
             f"cannot write the export to {exc.filename}: {exc.strerror or exc}"
         ) from exc
+
+
+@cli.command()
+@click.argument("query")
+@click.option(
+    "--speaker", type=click.Choice([s.value for s in Speaker]), help="Only what this speaker said."
+)
+@click.option("--methodology", help="Only sessions of this methodology.")
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Most hits to show."
+)
+def search(query: str, speaker: str | None, methodology: str | None, limit: int) -> None:
+    """Find utterances by what was said: one line per hit, best first.
+
+    Each line is the session id, the turn, the speaker and the snippet, with
+    the matches in <mark>...</mark>, separated by tabs. Words must all match;
+    "quoted phrases" match as phrases; coff* is a prefix.
+    """
+    settings = _settings()
+    _existing_database(settings)
+    _run(_search(settings, query, speaker, methodology, limit))
+
+
+async def _search(
+    settings: Settings, query: str, speaker: str | None, methodology: str | None, limit: int
+) -> None:
+    async with create_repository(settings) as repository:
+        await write_search(
+            repository, query, sys.stdout, speaker=speaker, methodology=methodology, limit=limit
+        )
 
 
 @cli.command()

@@ -16,6 +16,7 @@ from typing import TextIO
 from src.core.errors import SessionNotFoundError
 from src.domain.export import ExportFormat, export_file_name, export_record
 from src.domain.models.session import SessionStatus
+from src.domain.redaction import Pseudonymizer
 from src.persistence.pagination import walk_pages
 from src.persistence.repositories.protocol import SessionRepositoryProtocol
 from src.persistence.repositories.transcript import walk_utterances
@@ -43,8 +44,10 @@ async def export_one(
     session_id: str,
     export_format: ExportFormat,
     out: TextIO,
+    *,
+    pseudonymizer: Pseudonymizer | None = None,
 ) -> None:
-    """Write the session's whole record to `out`.
+    """Write the session's whole record to `out`, pseudonymised by `pseudonymizer` if given.
 
     Raises:
         SessionNotFoundError: no session has this id.
@@ -52,9 +55,10 @@ async def export_one(
     session = await repository.get(session_id)
     if session is None:
         raise SessionNotFoundError(session_id)
-    await _write(
-        export_record(session, walk_utterances(repository, session_id), export_format), out
-    )
+    utterances = walk_utterances(repository, session_id)
+    if pseudonymizer is not None:
+        session, utterances = pseudonymizer.session(session), pseudonymizer.utterances(utterances)
+    await _write(export_record(session, utterances, export_format), out)
 
 
 async def export_to_file(
@@ -62,6 +66,8 @@ async def export_to_file(
     session_id: str,
     export_format: ExportFormat,
     path: Path,
+    *,
+    pseudonymizer: Pseudonymizer | None = None,
 ) -> None:
     """Write the session's whole record to the file `path`, or leave `path` as it was.
 
@@ -78,7 +84,9 @@ async def export_to_file(
     partial = Path(name)
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as out:
-            await export_one(repository, session_id, export_format, out)
+            await export_one(
+                repository, session_id, export_format, out, pseudonymizer=pseudonymizer
+            )
             await asyncio.to_thread(out.flush)
             await asyncio.to_thread(os.fsync, out.fileno())
         await asyncio.to_thread(partial.replace, path)
@@ -106,11 +114,14 @@ async def export_many(
     export_format: ExportFormat,
     directory: Path,
     on_each: Callable[[], None] = lambda: None,
+    *,
+    pseudonymizer: Pseudonymizer | None = None,
 ) -> list[Path]:
     """Export each session to a file of its own in `directory`; returns the files written.
 
     A session deleted since its id was listed is passed over. `on_each` is
-    called after each session, written or passed over.
+    called after each session, written or passed over. With `pseudonymizer`,
+    each record is pseudonymised as `export_one` does it.
     """
     written: list[Path] = []
     taken: set[str] = set()
@@ -124,7 +135,9 @@ async def export_many(
         taken.add(name)
         path = directory / name
         try:
-            await export_to_file(repository, session_id, export_format, path)
+            await export_to_file(
+                repository, session_id, export_format, path, pseudonymizer=pseudonymizer
+            )
         except SessionNotFoundError:
             pass
         else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -104,6 +105,16 @@ async def postgres_admin() -> AsyncIterator[asyncpg.Connection]:
         await admin.close()
 
 
+async def ensure_unaccent(admin: asyncpg.Connection) -> None:
+    """Install unaccent in `public` once, as `.ci/run` would, so that no test's schema owns it.
+
+    Left to the migration, the first test would create it in its own schema
+    and take it away again (from every other schema too) when that is dropped.
+    """
+    with contextlib.suppress(asyncpg.UniqueViolationError, asyncpg.DuplicateObjectError):
+        await admin.execute("CREATE EXTENSION IF NOT EXISTS unaccent SCHEMA public")
+
+
 @asynccontextmanager
 async def postgres_schema(**server_settings: str) -> AsyncIterator[str]:
     """A DSN whose search_path is a new, empty schema; skips when no server answers.
@@ -112,6 +123,7 @@ async def postgres_schema(**server_settings: str) -> AsyncIterator[str]:
     starts with them (asyncpg reads unknown query parameters as settings).
     """
     async with postgres_admin() as admin:
+        await ensure_unaccent(admin)
         schema = f"test_{uuid.uuid4().hex}"
         await admin.execute(f'CREATE SCHEMA "{schema}"')
         query = urlencode({"search_path": schema, **server_settings})

@@ -17,7 +17,7 @@ from src.api.head import HeadAsGet
 from src.api.observability import RequestObserver
 from src.api.path_guard import TrailingNewlineGuard
 from src.api.request_body import RequestBodyGuard
-from src.api.routes import health, sessions, transcript
+from src.api.routes import health, search, sessions, transcript
 from src.core.config import Settings, get_settings
 from src.persistence.repositories.factory import create_repository
 from src.persistence.repositories.protocol import SessionRepositoryProtocol
@@ -30,6 +30,7 @@ class AppState(TypedDict):
     """What the lifespan hands to every request."""
 
     repository: SessionRepositoryProtocol
+    settings: Settings
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -47,11 +48,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # cannot be opened stops start-up instead of failing the first request.
         async with create_repository(resolved) as repository:
             if not resolved.retention_enabled:
-                yield {"repository": repository}
+                yield {"repository": repository, "settings": resolved}
                 return
             sweeper = asyncio.create_task(keep_sweeping(repository, resolved))
             try:
-                yield {"repository": repository}
+                yield {"repository": repository, "settings": resolved}
             finally:
                 sweeper.cancel()
                 with suppress(asyncio.CancelledError):
@@ -78,4 +79,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(metrics.router)
     install_docs(app, lambda: settings or get_settings(), OPEN_PATHS)
+    app.include_router(search.router)
     return app

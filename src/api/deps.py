@@ -6,9 +6,10 @@ from typing import Annotated, Any, cast
 
 from fastapi import Depends, Header, Path, Request
 
+from src.core.config import Settings
 from src.persistence.repositories.protocol import SessionRepositoryProtocol
 
-__all__ = ["IfMatchHeader", "RepositoryDep", "SessionIdPath"]
+__all__ = ["IfMatchHeader", "RepositoryDep", "SessionIdPath", "SettingsDep"]
 
 
 async def get_repository(request: Request) -> SessionRepositoryProtocol:
@@ -18,6 +19,12 @@ async def get_repository(request: Request) -> SessionRepositoryProtocol:
     return cast(SessionRepositoryProtocol, request.state.repository)
 
 
+async def get_app_settings(request: Request) -> Settings:
+    """The settings the app started with."""
+    return cast(Settings, request.state.settings)
+
+
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 RepositoryDep = Annotated[SessionRepositoryProtocol, Depends(get_repository)]
 SessionIdPath = Annotated[str, Path(min_length=1, max_length=128, description="Session id")]
 # Published so that clients and schema-driven tools know the form; anything

@@ -17,7 +17,9 @@ from starlette.routing import Match
 
 from src.core.errors import (
     InvalidCursorError,
+    InvalidSearchQueryError,
     InvalidTransitionError,
+    PseudonymKeyMissingError,
     SessionEndedError,
     SessionError,
     SessionExistsError,
@@ -52,6 +54,8 @@ _STATUS_BY_ERROR: tuple[tuple[type[SessionError], HTTPStatus], ...] = (
     (UtteranceExistsError, HTTPStatus.CONFLICT),
     (StaleSessionError, HTTPStatus.PRECONDITION_FAILED),
     (InvalidCursorError, HTTPStatus.UNPROCESSABLE_ENTITY),
+    (InvalidSearchQueryError, HTTPStatus.UNPROCESSABLE_ENTITY),
+    (PseudonymKeyMissingError, HTTPStatus.CONFLICT),
     (StorageDamagedError, HTTPStatus.INTERNAL_SERVER_ERROR),
     (StorageFullError, HTTPStatus.INSUFFICIENT_STORAGE),
     (StorageUnavailableError, HTTPStatus.SERVICE_UNAVAILABLE),
@@ -157,6 +161,12 @@ async def _session_error(request: Request, exc: Exception) -> JSONResponse:
         observe_database_error(exc)
     if isinstance(exc, InvalidCursorError):
         extensions["errors"] = [{"field": "cursor", "location": "query", "reason": exc.detail}]
+    elif isinstance(exc, InvalidSearchQueryError):
+        extensions["errors"] = [{"field": "q", "location": "query", "reason": exc.detail}]
+    elif isinstance(exc, PseudonymKeyMissingError):
+        extensions["errors"] = [
+            {"field": "pseudonymize", "location": "query", "reason": exc.detail}
+        ]
     code = _snake_case(type(exc).__name__.removesuffix("Error"))
     return problem_response(status, exc.detail, code=code, headers=headers, **extensions)
 

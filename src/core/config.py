@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = None
     api_keys: Path | None = None  # the file of named keys with scopes (src/core/keys.py)
     max_body_bytes: Annotated[int, Field(ge=1)] = 1024 * 1024  # larger request bodies get 413
+    # The key of participants' pseudonyms in pseudonymised exports; unset refuses them.
+    pseudonym_key: SecretStr | None = None
     # Retention, off unless set: ISO 8601 durations ("P7D", "PT30M") or seconds.
     idle_pause_after: PositiveDuration | None = None
     abandon_paused_after: PositiveDuration | None = None
@@ -69,7 +71,7 @@ class Settings(BaseSettings):
     def retention_enabled(self) -> bool:
         return self.idle_pause_after is not None or self.abandon_paused_after is not None
 
-    @field_validator("api_key")
+    @field_validator("api_key", "pseudonym_key")
     @classmethod
     def _unset_when_empty(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None or not value.get_secret_value():

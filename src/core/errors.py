@@ -12,6 +12,8 @@ Every error derives from ``SessionError``; none of them knows about HTTP
     ├── SessionEndedError
     ├── UtteranceExistsError
     ├── InvalidCursorError          (also a ValueError)
+    ├── InvalidSearchQueryError     (also a ValueError)
+    ├── PseudonymKeyMissingError
     └── StorageError
         ├── StorageUnavailableError
         │   └── StorageFullError
@@ -32,9 +34,11 @@ __all__ = [
     "DatabaseFileError",
     "DatabaseInUseError",
     "InvalidCursorError",
+    "InvalidSearchQueryError",
     "InvalidTransitionError",
     "KeyFileError",
     "KeyNameError",
+    "PseudonymKeyMissingError",
     "RepositoryClosedError",
     "SchemaVersionError",
     "SessionEndedError",
@@ -139,6 +143,20 @@ class InvalidCursorError(SessionError, ValueError):
 
     def __init__(self) -> None:
         super().__init__("The cursor is not valid; use a next_cursor returned by a listing.")
+
+
+class InvalidSearchQueryError(SessionError, ValueError):
+    """A search query that cannot be searched for: blank, too long, or without a word."""
+
+
+class PseudonymKeyMissingError(SessionError):
+    """A pseudonymised export was asked for, and no PSEUDONYM_KEY is set to make pseudonyms."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Pseudonymised exports need the setting PSEUDONYM_KEY (a secret of at least 16 "
+            "characters, kept for as long as pseudonyms must stay the same); it is not set."
+        )
 
 
 class StorageError(SessionError):

@@ -14,6 +14,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
@@ -27,8 +28,10 @@ __all__ = [
     "Page",
     "check_limit",
     "decode_cursor",
+    "decode_search_cursor",
     "decode_turn_cursor",
     "encode_cursor",
+    "encode_search_cursor",
     "encode_turn_cursor",
     "sign",
     "walk_pages",
@@ -139,6 +142,39 @@ def decode_turn_cursor(key: bytes, cursor: str) -> tuple[int, str]:
     if not isinstance(speaker, str) or speaker not in _SPEAKERS:
         raise InvalidCursorError()
     return turn_number, speaker
+
+
+def encode_search_cursor(
+    key: bytes, rank: float, session_id: str, turn_number: int, speaker: str
+) -> str:
+    """The cursor that resumes a search after the hit with this rank and key."""
+    return _encode(key, [rank, session_id, turn_number, speaker])
+
+
+def decode_search_cursor(key: bytes, cursor: str) -> tuple[float, str, int, str]:
+    """The (rank, session_id, turn_number, speaker) key a search cursor stands for.
+
+    Raises:
+        InvalidCursorError: the cursor was not made by `encode_search_cursor` with this key.
+    """
+    sort_key = _decode(key, cursor)
+    try:
+        rank, session_id, turn_number, speaker = sort_key
+    except (ValueError, TypeError) as exc:
+        raise InvalidCursorError() from exc
+    if type(rank) not in (int, float):
+        raise InvalidCursorError()
+    try:
+        rank = float(rank)
+    except OverflowError as exc:
+        raise InvalidCursorError() from exc
+    if not math.isfinite(rank):
+        raise InvalidCursorError()
+    if type(turn_number) is not int or not 0 <= turn_number <= MAX_COUNT:
+        raise InvalidCursorError()
+    if not isinstance(speaker, str) or speaker not in _SPEAKERS:
+        raise InvalidCursorError()
+    return rank, _storable_text(session_id), turn_number, speaker
 
 
 class Page(Protocol[T]):

@@ -23,7 +23,7 @@ from tests.servers import SERVER
 
 pytestmark = pytest.mark.sqlite
 
-COMMANDS = ["serve", "migrate", "backup", "restore", "export", "sweep"]
+COMMANDS = ["serve", "migrate", "backup", "restore", "export", "search", "sweep", "keys"]
 
 
 def invoke(*args: str, db_path: Path | None = None, **env: str) -> Result:

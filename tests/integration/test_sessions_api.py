@@ -500,6 +500,7 @@ class TestHealthAndErrors:
             "/sessions/{session_id}/turns",
             "/sessions/{session_id}/export",
             "/health",
+            "/search",
         }
         assert set(paths["/sessions/{session_id}/resume"]) == {"get", "post"}
         put_state = paths["/sessions/{session_id}/state"]["put"]["responses"]

@@ -10,14 +10,15 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import TypeAdapter
 
-from src.api.deps import IfMatchHeader, RepositoryDep, SessionIdPath
+from src.api.deps import IfMatchHeader, RepositoryDep, SessionIdPath, SettingsDep
 from src.api.errors import problem_responses
 from src.api.links import next_page_headers
 from src.api.preconditions import etag, expected_version
 from src.api.schemas import ResumeContext, TurnCreate, TurnRecorded, UtteranceCreate
-from src.core.errors import SessionNotFoundError
+from src.core.errors import PseudonymKeyMissingError, SessionNotFoundError
 from src.domain.export import ExportFormat, export_record, session_export_file_name
 from src.domain.models.utterance import Utterance
+from src.domain.redaction import Pseudonymizer
 from src.persistence.pagination import MAX_PAGE_SIZE
 from src.persistence.repositories.transcript import walk_utterances
 
@@ -116,19 +117,36 @@ async def resume_context(
             "description": "The whole record, streamed",
             "content": {export_format.media_type: {} for export_format in ExportFormat},
         },
-        **problem_responses(404, 422),
+        **problem_responses(404, 409, 422),
     },
 )
 async def export_session(
     session_id: SessionIdPath,
     repository: RepositoryDep,
+    settings: SettingsDep,
     export_format: Annotated[ExportFormat, Query(alias="format")] = ExportFormat.JSON,
+    pseudonymize: Annotated[
+        bool,
+        Query(
+            description="Participant ids become keyed pseudonyms (PSEUDONYM_KEY); e-mail "
+            "addresses, phone numbers and URLs in utterance text and metadata become "
+            "[email], [phone] and [url]. 409 when the server has no PSEUDONYM_KEY."
+        ),
+    ] = False,
 ) -> StreamingResponse:
     """The session's whole research record, streamed as JSON, Markdown or CSV."""
+    pseudonymizer = None
+    if pseudonymize:
+        if settings.pseudonym_key is None:
+            raise PseudonymKeyMissingError()
+        pseudonymizer = Pseudonymizer(settings.pseudonym_key.get_secret_value().encode())
     session = await repository.get(session_id)
     if session is None:
         raise SessionNotFoundError(session_id)
-    pieces = export_record(session, walk_utterances(repository, session_id), export_format)
+    utterances = walk_utterances(repository, session_id)
+    if pseudonymizer is not None:
+        session, utterances = pseudonymizer.session(session), pseudonymizer.utterances(utterances)
+    pieces = export_record(session, utterances, export_format)
     file_name = session_export_file_name(session, export_format)
     return StreamingResponse(
         _encoded(pieces),

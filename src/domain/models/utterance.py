@@ -61,3 +61,6 @@ class Utterance(NewUtterance):
 
     session_id: SessionId
     created_at: UtcDatetime
+    # As stored: an older version wrote deeper metadata than a new write may
+    # carry, and reading must still show it (the read path bounds the depth).
+    metadata: dict[str, Any] | None = None

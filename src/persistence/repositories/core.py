@@ -27,7 +27,8 @@ from src.core.errors import (
 )
 from src.domain.lifecycle import FINAL_STATUSES, can_transition
 from src.domain.models.session import Session, SessionState, SessionStatus
-from src.domain.models.utterance import NewUtterance, Utterance, metadata_json
+from src.domain.models.utterance import NewUtterance, Speaker, Utterance, metadata_json
+from src.domain.search import parse_search_query
 from src.persistence.pagination import check_limit, decode_cursor, walk_pages
 from src.persistence.repositories import statements as sql
 from src.persistence.repositories.common import (
@@ -40,7 +41,13 @@ from src.persistence.repositories.common import (
     transition_refusal,
     transition_sources,
 )
-from src.persistence.repositories.protocol import SessionPage, TurnRecord, UtterancePage
+from src.persistence.repositories.protocol import (
+    SearchPage,
+    SessionPage,
+    TurnRecord,
+    UtterancePage,
+)
+from src.persistence.repositories.search import search_filters, search_page_from_rows, search_start
 from src.persistence.repositories.statements import Statement, Unit
 from src.persistence.repositories.transcript import (
     start_key,
@@ -472,6 +479,44 @@ class RepositoryCore:
             return (yield move)
 
         return [session_from_row(row) for row in await self._write(unit)]
+
+    async def search(
+        self,
+        query: str,
+        *,
+        speaker: Speaker | str | None = None,
+        methodology: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> SearchPage:
+        """One page of the utterances that match `query`, best first, after `cursor` if given.
+
+        The query's words must all match, "quoted phrases" as phrases and
+        `word*` as a prefix; case and accents do not count. Nothing in it is
+        search syntax (see `src.domain.search`).
+
+        Raises:
+            InvalidSearchQueryError: (a ValueError) the query is blank, too long or has no word.
+            InvalidCursorError: (a ValueError) the cursor was not handed out by a search.
+            ValueError: `limit` is outside 1..500 or `speaker` is not a speaker.
+        """
+        parsed = parse_search_query(query)
+        filters = search_filters(speaker, methodology, limit)
+        key = await self._key()
+        parameters: dict[str, Any] = {
+            **filters,
+            **search_start(cursor, key),
+            "match": parsed.fts5(),
+            "phrases": parsed.phrases(),
+            "prefixes": parsed.prefixes(),
+            "limit": limit + 1,
+        }
+        search = Statement(sql.search_query(tuple(filters), cursor is not None), parameters)
+
+        def unit() -> Unit[SearchPage]:
+            return search_page_from_rows((yield search), limit, key)
+
+        return await self._read(unit)
 
     async def ping(self) -> None:
         """Check that the database is there and answers.

@@ -7,9 +7,10 @@ from datetime import datetime
 from typing import NamedTuple, Protocol, Self
 
 from src.domain.models.session import Session, SessionState, SessionStatus
-from src.domain.models.utterance import NewUtterance, Utterance
+from src.domain.models.utterance import NewUtterance, Speaker, Utterance
+from src.domain.search import SearchHit
 
-__all__ = ["SessionPage", "SessionRepositoryProtocol", "TurnRecord", "UtterancePage"]
+__all__ = ["SearchPage", "SessionPage", "SessionRepositoryProtocol", "TurnRecord", "UtterancePage"]
 
 
 class SessionPage(NamedTuple):
@@ -23,6 +24,13 @@ class UtterancePage(NamedTuple):
     """One page of a session's utterances in turn order; `next_cursor` is None on the last."""
 
     items: list[Utterance]
+    next_cursor: str | None
+
+
+class SearchPage(NamedTuple):
+    """One page of search hits, best first; `next_cursor` is None on the last."""
+
+    items: list[SearchHit]
     next_cursor: str | None
 
 
@@ -100,6 +108,16 @@ class SessionRepositoryProtocol(Protocol):
         idle_since: datetime,
         limit: int = 100,
     ) -> list[Session]: ...
+
+    async def search(
+        self,
+        query: str,
+        *,
+        speaker: Speaker | str | None = None,
+        methodology: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> SearchPage: ...
 
     async def ping(self) -> None: ...
 

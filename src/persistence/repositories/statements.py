@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, NamedTuple, TypeVar
 
+from src.domain.search import MARK_END, MARK_START
 from src.persistence.repositories.common import SESSION_COLUMNS, UTTERANCE_COLUMNS, Row
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "Unit",
     "list_query",
     "query",
+    "search_query",
 ]
 
 T = TypeVar("T")
@@ -249,4 +251,79 @@ def list_query(filtered: tuple[str, ...], after_key: bool) -> Query:
     return query(
         f"SELECT {_SESSION} FROM sessions {where} ORDER BY created_at DESC, id DESC LIMIT :limit",  # noqa: S608
         types=types,
+    )
+
+
+# The columns a search may filter on, as both dialects' search queries name
+# them: `u` is the utterance (its index row on SQLite), `s` its session.
+SEARCH_FILTER_COLUMNS = {"speaker": "u.speaker", "methodology": "s.methodology"}
+_SEARCH_ORDER = "rank DESC, session_id, turn_number, speaker"
+_AFTER_HIT = """WHERE rank < :after_rank OR (
+    rank = :after_rank AND (session_id, turn_number, speaker)
+        > (:after_session_id, :after_turn_number, :after_speaker)
+)"""
+
+# A hit's rank depends on its own text alone (how many places match, for its
+# length), never on the rest of the store (as BM25's word weights do), so a
+# cursor's rank still sorts where it did while utterances are added between pages.
+_SQLITE_SEARCH = f"""
+SELECT session_id, study_id, participant_id, turn_number, speaker, snippet, rank FROM (
+    SELECT u.session_id, NULL AS study_id, NULL AS participant_id, u.turn_number, u.speaker,
+        snippet(utterance_search, 0, '{MARK_START}', '{MARK_END}', '…', 32) AS snippet,
+        (length(highlight(utterance_search, 0, char(1), '')) - length(utterance_search.text))
+            * 100.0 / (length(utterance_search.text) + 100) AS rank
+    FROM utterance_search
+    JOIN utterance_search_rows AS u ON u.row_id = utterance_search.rowid
+    JOIN sessions AS s ON s.id = u.session_id
+    WHERE utterance_search MATCH :match {{filters}}
+) AS hits
+{{after}}
+ORDER BY {_SEARCH_ORDER}
+LIMIT :limit
+"""  # noqa: S608
+
+# Each term becomes a tsquery of its own: a phrase through PostgreSQL's own
+# parser (the one that split the utterance), a prefix from words alone; all_of
+# ANDs them. The snippet is made for the page only, after the limit.
+_POSTGRES_SEARCH = f"""
+WITH query AS (
+    SELECT all_of(term) AS terms FROM (
+        SELECT phraseto_tsquery('utterance_search', phrase) AS term
+        FROM unnest(:phrases::text[]) AS phrase
+        UNION ALL
+        SELECT to_tsquery('utterance_search', prefix) FROM unnest(:prefixes::text[]) AS prefix
+    ) AS parts
+), hits AS (
+    SELECT u.session_id, NULL::text AS study_id, NULL::text AS participant_id, u.turn_number,
+        u.speaker, u.text, ts_rank(u.search_vector, query.terms)::float8 AS rank
+    FROM query, utterances AS u
+    JOIN sessions AS s ON s.id = u.session_id
+    WHERE u.search_vector @@ query.terms {{filters}}
+), page AS (
+    SELECT * FROM hits {{after}} ORDER BY {_SEARCH_ORDER} LIMIT :limit
+)
+SELECT session_id, study_id, participant_id, turn_number, speaker,
+    ts_headline('utterance_search', page.text, query.terms,
+        'StartSel={MARK_START}, StopSel={MARK_END}, MinWords=12, MaxWords=32') AS snippet,
+    rank
+FROM page, query
+ORDER BY {_SEARCH_ORDER}
+"""  # noqa: S608
+
+
+@cache
+def search_query(filtered: tuple[str, ...], after_key: bool) -> Query:
+    """The search for these filters (names in SEARCH_FILTER_COLUMNS), after a hit's key if asked."""
+    # Only column names from SEARCH_FILTER_COLUMNS are joined in; values are bound.
+    filters = "".join(f" AND {SEARCH_FILTER_COLUMNS[name]} = :{name}" for name in filtered)
+    after = _AFTER_HIT if after_key else ""
+    return query(
+        _SQLITE_SEARCH.format(filters=filters, after=after),
+        postgres=_POSTGRES_SEARCH.format(filters=filters, after=after),
+        types={
+            "after_rank": "float8",
+            "after_session_id": "text",
+            "after_turn_number": "integer",
+            "after_speaker": "text",
+        },
     )
