@@ -12,12 +12,14 @@ import pytest
 from src.api.console.routes import SESSIONS_PAGE_SIZE
 from src.core.config import Settings
 from src.domain.export import ExportFormat
+from src.persistence.pagination import MAX_PAGE_SIZE
 from tests.backends import SqliteBackend
 from tests.http import serve_in_process
 
 pytestmark = pytest.mark.sqlite
 
 HOSTILE = "<script>alert(1)</script>"
+STATE = {"methodology": "mec", "concept_id": "coffee-01", "concept_name": "Coffee"}
 
 
 @pytest.fixture
@@ -242,3 +244,44 @@ async def test_head_answers_like_get_on_the_pages(console: httpx.AsyncClient) ->
         head = await console.head(path)
         assert (head.status_code, head.content) == (200, b"")
         assert head.headers["content-length"] == got.headers["content-length"]
+
+
+async def test_a_long_transcript_is_read_a_page_at_a_time(console: httpx.AsyncClient) -> None:
+    session_id = await create(console)
+    for number in range(1, MAX_PAGE_SIZE // 2 + 2):
+        said = [
+            {"turn_number": number, "speaker": speaker, "text": f"{speaker} {number}"}
+            for speaker in ("interviewer", "respondent")
+        ]
+        appended = await console.post(
+            f"/sessions/{session_id}/turns",
+            json={"utterances": said, "state": {**STATE, "turn_count": number}},
+        )
+        assert appended.status_code == 201
+
+    first = await console.get(f"/console/sessions/{session_id}")
+    later = re.search(r'<a rel="next" href="\?([^"]+)">Later turns', first.text)
+    assert later is not None
+    second = await console.get(f"/console/sessions/{session_id}?{html.unescape(later.group(1))}")
+
+    said_first = re.findall(r'<p class="utterance__text">([^<]+)</p>', first.text)
+    said_second = re.findall(r'<p class="utterance__text">([^<]+)</p>', second.text)
+    assert len(said_first) == MAX_PAGE_SIZE
+    assert said_first[-1] == f"respondent {MAX_PAGE_SIZE // 2}"
+    assert said_second == [
+        f"{speaker} {MAX_PAGE_SIZE // 2 + 1}" for speaker in ("interviewer", "respondent")
+    ]
+    # Only the last page grows live, and a later page leads back to the first.
+    assert "data-events" not in first.text
+    assert "data-events" in second.text
+    assert f'href="/console/sessions/{session_id}">From the first turn' in second.text
+    assert 'rel="next"' not in second.text
+
+
+async def test_the_sessions_page_answers_with_a_trailing_slash(console: httpx.AsyncClient) -> None:
+    session_id = await create(console)
+
+    page = await console.get("/console/")
+
+    assert page.status_code == 200
+    assert linked_sessions(page.text) == [session_id]

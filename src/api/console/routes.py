@@ -110,7 +110,9 @@ STATUS_CHOICES = ["all", *SessionStatus]
 _EXPORT_LABELS = {ExportFormat.MARKDOWN: "Markdown"}  # the others are acronyms
 
 
+# Like /sessions, the list answers with and without the slash, with no redirect.
 @router.get("")
+@router.get("/")
 async def sessions_page(
     request: Request, repository: RepositoryDep, filters: Annotated[SessionFilters, Query()]
 ) -> HTMLResponse:
@@ -177,6 +179,7 @@ async def session_page(
         state=session.state.model_dump(),
         exports=exports,
         utterances=transcript.items,
+        later_page=cursor is not None,
         next_page=None
         if transcript.next_cursor is None
         else f"?{urlencode({'cursor': transcript.next_cursor})}",
