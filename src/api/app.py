@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from src.api import metrics
 from src.api.api_key import OPEN_PATHS, ApiKeyMiddleware
+from src.api.console.routes import FORM_PATHS, install_console
 from src.api.docs import install_docs
 from src.api.errors import install_error_handlers
 from src.api.head import HeadAsGet
@@ -69,7 +70,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.add_middleware(HeadAsGet)
-    app.add_middleware(RequestBodyGuard, settings=lambda: settings or get_settings())
+    app.add_middleware(
+        RequestBodyGuard, settings=lambda: settings or get_settings(), form_paths=FORM_PATHS
+    )
     app.add_middleware(ApiKeyMiddleware, settings=lambda: settings or get_settings())
     app.add_middleware(TrailingNewlineGuard)
     # Outermost, so that every answer is logged and counted, a 401 or 413 too.
@@ -80,4 +83,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(metrics.router)
     install_docs(app, lambda: settings or get_settings(), OPEN_PATHS)
     app.include_router(search.router)
+    install_console(app)
     return app

@@ -3,7 +3,7 @@
 Swagger UI and ReDoc come from the pinned `fastapi-offline` distribution, so
 `/docs` and `/redoc` work on a machine with no internet access. The pages,
 their assets and the schema need no API key: the Authorize button is where a
-user enters it.
+user enters it. `/` leads to the console.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ DOCS_PATHS = frozenset(
 def install_docs(
     app: FastAPI, settings: Callable[[], Settings], open_paths: Collection[str]
 ) -> None:
-    """Serve `/docs`, `/redoc` and their assets from this server; `/` leads to `/docs`.
+    """Serve `/docs`, `/redoc` and their assets from this server; `/` leads to `/console`.
 
     The app must be built with `docs_url=None, redoc_url=None`. `settings` is
     read when the schema is first asked for: with an API key set, every
@@ -56,7 +56,7 @@ def install_docs(
 
     @app.get("/", include_in_schema=False)
     async def root(request: Request) -> RedirectResponse:
-        return RedirectResponse(f"{request.scope.get('root_path', '')}/docs")
+        return RedirectResponse(f"{request.scope.get('root_path', '')}/console")
 
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui(request: Request) -> HTMLResponse:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from http import HTTPStatus
 
 from starlette.datastructures import Headers
@@ -12,6 +12,8 @@ from src.api.errors import problem_response
 from src.core.config import Settings
 
 __all__ = ["RequestBodyGuard", "is_json_media_type"]
+
+_FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
 
 
 def is_json_media_type(content_type: str | None) -> bool:
@@ -36,11 +38,20 @@ class RequestBodyGuard:
     A body is read whole (it is at most MAX_BODY_BYTES) and handed on as one
     message: a chunked body gives no length up front, and a route that reads
     no body would otherwise never see how large it is.
+
+    `form_paths` take an HTML form's body (application/x-www-form-urlencoded)
+    instead of JSON: a page's form cannot send JSON.
     """
 
-    def __init__(self, app: ASGIApp, settings: Callable[[], Settings]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        settings: Callable[[], Settings],
+        form_paths: Collection[str] = frozenset(),
+    ) -> None:
         self.app = app
         self._settings = settings
+        self._form_paths = form_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -52,7 +63,7 @@ class RequestBodyGuard:
             await self.app(scope, receive, send)  # no body
             return
         try:
-            body = await self._read(headers, receive)
+            body = await self._read(headers, receive, scope["path"] in self._form_paths)
         except _Refused as refused:
             await problem_response(refused.status, refused.detail)(scope, receive, send)
             return
@@ -67,7 +78,12 @@ class RequestBodyGuard:
 
         await self.app(scope, receive_body_once, send)
 
-    async def _read(self, headers: Headers, receive: Receive) -> bytes:
+    async def _read(self, headers: Headers, receive: Receive, form: bool) -> bytes:
+        def readable(content_type: str | None) -> bool:
+            if form and content_type is not None:
+                return content_type.partition(";")[0].strip().lower() == _FORM_MEDIA_TYPE
+            return is_json_media_type(content_type)
+
         limit = self._settings().max_body_bytes
         too_large = _Refused(
             HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
@@ -76,7 +92,7 @@ class RequestBodyGuard:
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             raise too_large
-        if declared.isdigit() and not is_json_media_type(headers.get("content-type")):
+        if declared.isdigit() and not readable(headers.get("content-type")):
             raise _unsupported_media_type(headers)
         chunks: list[bytes] = []
         size = 0
@@ -92,7 +108,7 @@ class RequestBodyGuard:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
-        if body and not is_json_media_type(headers.get("content-type")):
+        if body and not readable(headers.get("content-type")):
             raise _unsupported_media_type(headers)
         try:
             body.decode("utf-8")

@@ -1,0 +1,1 @@
+"""The researchers' console: server-rendered pages at /console, read-only."""
