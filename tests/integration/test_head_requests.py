@@ -57,7 +57,7 @@ def test_head_answers_like_get_without_a_body(server: tuple[str, str], path: str
     get = httpx.get(target)
     head = httpx.head(target)
 
-    assert get.is_success or get.is_redirect, get.text  # `/` leads to /docs
+    assert get.is_success or get.is_redirect, get.text  # `/` leads to /console
     assert head.status_code == get.status_code
     assert head.content == b""
     same = {name: value for name, value in get.headers.items() if name not in VOLATILE}
