@@ -17,6 +17,7 @@ from starlette.routing import Match
 
 from src.core.errors import (
     InvalidCursorError,
+    InvalidStateError,
     InvalidTransitionError,
     SessionEndedError,
     SessionError,
@@ -28,7 +29,11 @@ from src.core.errors import (
     StorageError,
     StorageFullError,
     StorageUnavailableError,
+    StudyNotFoundError,
+    TurnNotRecordedError,
+    TurnRecordExistsError,
     UtteranceExistsError,
+    VersionNotFoundError,
 )
 
 __all__ = ["PROBLEM_MEDIA_TYPE", "install_error_handlers", "problem_response", "problem_responses"]
@@ -48,6 +53,11 @@ _STATUS_BY_ERROR: tuple[tuple[type[SessionError], HTTPStatus], ...] = (
     (InvalidTransitionError, HTTPStatus.CONFLICT),
     (SessionEndedError, HTTPStatus.CONFLICT),
     (UtteranceExistsError, HTTPStatus.CONFLICT),
+    (TurnRecordExistsError, HTTPStatus.CONFLICT),
+    (TurnNotRecordedError, HTTPStatus.CONFLICT),
+    (StudyNotFoundError, HTTPStatus.NOT_FOUND),
+    (VersionNotFoundError, HTTPStatus.NOT_FOUND),
+    (InvalidStateError, HTTPStatus.UNPROCESSABLE_ENTITY),
     (StaleSessionError, HTTPStatus.PRECONDITION_FAILED),
     (InvalidCursorError, HTTPStatus.UNPROCESSABLE_ENTITY),
     (StorageDamagedError, HTTPStatus.INTERNAL_SERVER_ERROR),
@@ -68,6 +78,9 @@ _PUBLIC_ATTRIBUTES = (
     "session_status",
     "turn_number",
     "speaker",
+    "study_id",
+    "version",
+    "last_turn",
 )
 
 
@@ -153,6 +166,8 @@ async def _session_error(request: Request, exc: Exception) -> JSONResponse:
         _log.error("storage_damaged", path=request.url.path, error=repr(exc.__cause__))
     if isinstance(exc, InvalidCursorError):
         extensions["errors"] = [{"field": "cursor", "location": "query", "reason": exc.detail}]
+    if isinstance(exc, InvalidStateError):
+        extensions["errors"] = [{**error, "location": "body"} for error in exc.errors]
     code = _snake_case(type(exc).__name__.removesuffix("Error"))
     return problem_response(status, exc.detail, code=code, headers=headers, **extensions)
 

@@ -53,6 +53,7 @@ class TestCreate:
             "turn_count": 0,
             "coverage_score": 0.0,
             "last_strategy": None,
+            "data": {},
         }
         assert response.headers["location"] == f"/sessions/{body['id']}"
         assert response.headers["etag"] == '"1"'
@@ -413,8 +414,8 @@ class TestHealthAndErrors:
     async def test_health_is_503_when_the_sessions_table_is_gone(
         self, client: httpx.AsyncClient, backend: SqliteBackend | PostgresBackend
     ) -> None:
-        await backend.execute("DROP TABLE utterances")
-        await backend.execute("DROP TABLE sessions")
+        for table in ("utterances", "state_data", "turn_records", "session_versions", "sessions"):
+            await backend.execute(f"DROP TABLE {table}")
 
         response = await client.get("/health")
 

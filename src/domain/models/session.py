@@ -15,7 +15,21 @@ from pydantic import (
     model_validator,
 )
 
-__all__ = ["MAX_COUNT", "Session", "SessionState", "SessionStatus", "utc_now"]
+from src.domain.models.json import ConfigObject, StateDataObject
+
+__all__ = [
+    "MAX_COUNT",
+    "MAX_LABELS",
+    "ForkOrigin",
+    "Labels",
+    "ParticipantId",
+    "Session",
+    "SessionState",
+    "SessionStatus",
+    "StudyId",
+    "Usage",
+    "utc_now",
+]
 
 MAX_COUNT = 2**31 - 1
 """The largest count (turns, versions, turn numbers) both databases keep in an integer column."""
@@ -70,6 +84,35 @@ ConceptName = Annotated[
 ]
 Strategy = Annotated[str, StringConstraints(max_length=64, pattern=_NO_NUL)]
 SessionId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=_NO_NUL)]
+StudyId = Annotated[
+    str, StringConstraints(min_length=1, max_length=128, pattern=_NO_CONTROL_CHARACTERS)
+]
+ParticipantId = Annotated[
+    str, StringConstraints(min_length=1, max_length=128, pattern=_NO_CONTROL_CHARACTERS)
+]
+MAX_LABELS = 32
+LabelKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_./-]{0,62}$")]
+LabelValue = Annotated[str, StringConstraints(max_length=256, pattern=_NO_NUL)]
+Labels = Annotated[dict[LabelKey, LabelValue], Field(max_length=MAX_LABELS)]
+Count = Annotated[int, Field(ge=0)]
+Amount = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
+
+
+class Usage(BaseModel):
+    """Totals over a session's turn records; all 0 before the first record."""
+
+    turns: Count = 0
+    input_tokens: Count = 0
+    output_tokens: Count = 0
+    cost_usd: Amount = 0.0
+    latency_ms: Amount = 0.0
+
+
+class ForkOrigin(BaseModel):
+    """Where a forked session came from: its source and the turn it was forked at."""
+
+    session_id: SessionId
+    turn_number: Annotated[int, Field(ge=0, le=MAX_COUNT)]
 
 
 class SessionState(BaseModel):
@@ -83,6 +126,8 @@ class SessionState(BaseModel):
     turn_count: Annotated[int, Field(ge=0, le=MAX_COUNT)] = 0
     coverage_score: Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)] = 0.0
     last_strategy: Strategy | None = None
+    data: StateDataObject = Field(default_factory=dict)
+    """The interview engine's own state; the store keeps it exactly and never reads it."""
 
 
 class Session(BaseModel):
@@ -100,6 +145,13 @@ class Session(BaseModel):
     status: SessionStatus = SessionStatus.ACTIVE
     version: Annotated[int, Field(ge=1, le=MAX_COUNT)] = 1
     ended_at: UtcDatetime | None = None
+    study_id: StudyId | None = None
+    participant_id: ParticipantId | None = None
+    labels: Labels = Field(default_factory=dict)
+    config: ConfigObject = Field(default_factory=dict)
+    """Set at create and never changed after."""
+    usage: Usage = Field(default_factory=Usage)
+    forked_from: ForkOrigin | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -1,0 +1,62 @@
+"""Open JSON objects that clients own: one annotated type, so every limit applies in one place."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from pydantic import AfterValidator
+
+__all__ = [
+    "MAX_CONFIG_BYTES",
+    "MAX_SIGNALS_BYTES",
+    "MAX_STATE_DATA_BYTES",
+    "ConfigObject",
+    "SignalsObject",
+    "StateDataObject",
+    "compact_json",
+]
+
+MAX_CONFIG_BYTES = 64 * 1024
+MAX_SIGNALS_BYTES = 64 * 1024
+MAX_STATE_DATA_BYTES = 256 * 1024
+
+
+def compact_json(value: Any) -> str:
+    """`value` as compact JSON text, as it is stored and as sizes are measured."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def _within(max_bytes: int) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    def check(value: dict[str, Any]) -> dict[str, Any]:
+        try:
+            text = compact_json(value)
+        except ValueError as exc:  # NaN or infinity, which JSON cannot hold
+            raise ValueError(f"must be plain JSON: {exc}") from exc
+        try:
+            size = len(text.encode())
+        except UnicodeEncodeError as exc:
+            raise ValueError("must be valid Unicode text: it holds a lone surrogate") from exc
+        if size > max_bytes:
+            raise ValueError(f"must be at most {max_bytes} bytes as compact JSON, not {size}")
+        return value
+
+    return check
+
+
+def _keys_without_nul(value: dict[str, Any]) -> dict[str, Any]:
+    # Top-level keys are stored as text of their own, which PostgreSQL cannot
+    # hold with NUL; refusing it keeps both backends alike.
+    if any("\x00" in key for key in value):
+        raise ValueError("keys must not contain the NUL character")
+    return value
+
+
+# Every open JSON field of the store is one of these; a further limit (nesting
+# depth, say) is added to _within and so applies to all of them.
+ConfigObject = Annotated[dict[str, Any], AfterValidator(_within(MAX_CONFIG_BYTES))]
+SignalsObject = Annotated[dict[str, Any], AfterValidator(_within(MAX_SIGNALS_BYTES))]
+StateDataObject = Annotated[
+    dict[str, Any], AfterValidator(_within(MAX_STATE_DATA_BYTES)), AfterValidator(_keys_without_nul)
+]
