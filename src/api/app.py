@@ -13,7 +13,7 @@ from src.api.api_key import ApiKeyMiddleware
 from src.api.body_limit import BodySizeLimitMiddleware
 from src.api.errors import install_error_handlers
 from src.api.path_guard import TrailingNewlineGuard
-from src.api.routes import health, sessions, transcript
+from src.api.routes import health, history, sessions, studies, transcript
 from src.core.config import Settings, get_settings
 from src.persistence.repositories.factory import create_repository
 from src.persistence.repositories.protocol import SessionRepositoryProtocol
@@ -68,5 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(TrailingNewlineGuard)
     app.include_router(sessions.router)
     app.include_router(transcript.router)
+    app.include_router(history.router)
+    app.include_router(studies.router)
     app.include_router(health.router)
     return app

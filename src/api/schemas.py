@@ -2,23 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from src.domain.models.json import ConfigObject
 from src.domain.models.session import (
     ConceptId,
     ConceptName,
+    Labels,
+    LabelValue,
     Methodology,
+    ParticipantId,
     Session,
+    SessionId,
     SessionState,
+    StudyId,
 )
-from src.domain.models.utterance import NewUtterance, Utterance
+from src.domain.models.turn import Turn, TurnRecordData
+from src.domain.models.utterance import NewUtterance, TurnNumber, Utterance
 
 __all__ = [
     "MAX_UTTERANCES_PER_TURN",
+    "ForkCreate",
     "ResumeContext",
     "SessionCreate",
+    "SessionPatch",
     "SessionStateUpdate",
     "TurnCreate",
     "TurnRecorded",
@@ -36,6 +45,29 @@ class SessionCreate(BaseModel):
     methodology: Methodology
     concept_id: ConceptId
     concept_name: ConceptName
+    study_id: StudyId | None = None
+    participant_id: ParticipantId | None = None
+    labels: Labels = Field(default_factory=dict)
+    config: ConfigObject = Field(default_factory=dict)
+
+
+class SessionPatch(BaseModel):
+    """A merge patch to a session: only its labels (null removes one) and participant."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    labels: dict[str, LabelValue | None] | None = None
+    participant_id: ParticipantId | None = None
+
+
+class ForkCreate(BaseModel):
+    """Where to fork a session, and what to call the new one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    at_turn: TurnNumber
+    id: SessionId | None = None
+    labels: Labels | None = None
 
 
 class SessionStateUpdate(SessionState):
@@ -51,20 +83,43 @@ class UtteranceCreate(NewUtterance):
 
 
 class TurnCreate(BaseModel):
-    """A turn: its utterances and the session's state after it, stored together."""
+    """A turn: its utterances, the session's state after it (whole, or a merge patch)
+    and what the engine recorded about it, stored together."""
 
     model_config = ConfigDict(extra="forbid")
 
     utterances: Annotated[
         list[UtteranceCreate], Field(min_length=1, max_length=MAX_UTTERANCES_PER_TURN)
     ]
-    state: SessionStateUpdate
+    state: SessionStateUpdate | None = None
+    state_patch: Annotated[
+        Any, Field(description="An RFC 7396 merge patch to the state, instead of `state`")
+    ] = None
+    record: TurnRecordData | None = None
+
+    @model_validator(mode="after")
+    def _one_turn_and_one_state(self) -> Self:
+        given = {"state", "state_patch"} & self.model_fields_set
+        if len(given) != 1 or (given == {"state"} and self.state is None):
+            raise ValueError("give exactly one of state and state_patch")
+        return self
+
+    @field_validator("utterances")
+    @classmethod
+    def _one_turn_number(cls, utterances: list[UtteranceCreate]) -> list[UtteranceCreate]:
+        turn_numbers = {utterance.turn_number for utterance in utterances}
+        if len(turn_numbers) > 1:
+            raise ValueError(
+                f"a turn's utterances name one turn number, not {sorted(turn_numbers)}"
+            )
+        return utterances
 
 
 class TurnRecorded(BaseModel):
-    """What a turn stored."""
+    """What a turn stored: the session after it, and the turn as stored by this write."""
 
     session: Session
+    turn: Turn
     utterances: list[Utterance]
 
 

@@ -468,12 +468,16 @@ class TestHealthAndErrors:
 
     @pytest.mark.parametrize(
         ("path", "allowed"),
-        [("/sessions", "GET, POST"), ("/sessions/x", "DELETE, GET"), ("/sessions/x/pause", "POST")],
+        [
+            ("/sessions", "GET, POST"),
+            ("/sessions/x", "DELETE, GET, PATCH"),
+            ("/sessions/x/pause", "POST"),
+        ],
     )
     async def test_405_allows_every_method_the_path_serves(
         self, client: httpx.AsyncClient, path: str, allowed: str
     ) -> None:
-        response = await client.request("PATCH", path)
+        response = await client.request("PUT", path)
 
         assert_problem(response, 405)
         assert response.headers["allow"] == allowed
@@ -495,6 +499,10 @@ class TestHealthAndErrors:
             "/sessions/{session_id}/utterances",
             "/sessions/{session_id}/turns",
             "/sessions/{session_id}/export",
+            "/sessions/{session_id}/versions",
+            "/sessions/{session_id}/versions/{version}",
+            "/sessions/{session_id}/fork",
+            "/studies/{study_id}",
             "/health",
         }
         assert set(paths["/sessions/{session_id}/resume"]) == {"get", "post"}

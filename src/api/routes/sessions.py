@@ -4,18 +4,26 @@ from __future__ import annotations
 
 import uuid
 from http import HTTPStatus
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request, Response
-from pydantic import TypeAdapter
+from fastapi import APIRouter, Body, Header, HTTPException, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import AwareDatetime, TypeAdapter
 
 from src.api.deps import IfMatchHeader, RepositoryDep, SessionIdPath
 from src.api.errors import problem_responses
 from src.api.links import next_page_headers
 from src.api.preconditions import etag, expected_version
-from src.api.schemas import SessionCreate, SessionStateUpdate
+from src.api.schemas import SessionCreate, SessionPatch, SessionStateUpdate
 from src.core.errors import SessionNotFoundError
-from src.domain.models.session import Methodology, Session, SessionState, SessionStatus
+from src.domain.models.session import (
+    Methodology,
+    ParticipantId,
+    Session,
+    SessionState,
+    SessionStatus,
+    StudyId,
+)
 from src.persistence.pagination import MAX_PAGE_SIZE
 from src.persistence.repositories.protocol import SessionRepositoryProtocol
 
@@ -26,6 +34,9 @@ router = APIRouter(
 )
 
 _SESSION_LIST = TypeAdapter(list[Session])
+
+StatusFilter = Literal["active", "paused", "completed", "abandoned", "all"]
+"""A session status, or `all` for every status."""
 
 
 def _session_response(
@@ -75,6 +86,10 @@ async def create_session(
                 concept_name=body.concept_name,
             ),
             status=SessionStatus.ACTIVE,
+            study_id=body.study_id,
+            participant_id=body.participant_id,
+            labels=body.labels,
+            config=body.config,
         )
     )
     location = request.app.url_path_for("get_session", session_id=session.id)
@@ -86,20 +101,67 @@ async def create_session(
 async def list_sessions(
     repository: RepositoryDep,
     request: Request,
-    status: SessionStatus = SessionStatus.ACTIVE,
+    status: StatusFilter = "active",
     methodology: Methodology | None = None,
     concept_id: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
+    study_id: StudyId | None = None,
+    participant_id: ParticipantId | None = None,
+    label: Annotated[
+        list[str] | None,
+        Query(description="key:value, split at the first colon; all must match"),
+    ] = None,
+    created_after: Annotated[
+        AwareDatetime | None, Query(description="RFC 3339 with an offset; exclusive")
+    ] = None,
+    created_before: Annotated[
+        AwareDatetime | None, Query(description="RFC 3339 with an offset; exclusive")
+    ] = None,
+    include_total: bool = False,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
     cursor: Annotated[str | None, Query(min_length=1, max_length=1024)] = None,
 ) -> Response:
-    """List sessions newest first, one page at a time; a `Link` header leads to the next."""
-    page = await repository.list_sessions(
-        status=status, methodology=methodology, concept_id=concept_id, limit=limit, cursor=cursor
-    )
+    """List sessions newest first, one page at a time; a `Link` header leads to the next.
+
+    `status=all` lists every status; `include_total=true` adds `X-Total-Count`.
+    """
+    filters: dict[str, Any] = {
+        "status": None if status == "all" else SessionStatus(status),
+        "methodology": methodology,
+        "concept_id": concept_id,
+        "study_id": study_id,
+        "participant_id": participant_id,
+        "labels": _label_filters(label or []),
+        "created_after": created_after,
+        "created_before": created_before,
+    }
+    page = await repository.list_sessions(**filters, limit=limit, cursor=cursor)
+    headers = next_page_headers(request, page.next_cursor)
+    if include_total:
+        headers["X-Total-Count"] = str(await repository.count_sessions(**filters))
     return Response(
-        _SESSION_LIST.dump_json(page.items),
-        media_type="application/json",
-        headers=next_page_headers(request, page.next_cursor),
+        _SESSION_LIST.dump_json(page.items), media_type="application/json", headers=headers
+    )
+
+
+_MAX_LABEL_FILTERS = 32
+
+
+def _label_filters(filters: list[str]) -> list[tuple[str, str]]:
+    if len(filters) > _MAX_LABEL_FILTERS:
+        _refuse_label(None, f"at most {_MAX_LABEL_FILTERS} label filters", filters)
+    pairs = []
+    for number, text in enumerate(filters):
+        key, colon, value = text.partition(":")
+        if not colon or not key:
+            _refuse_label(number, "a label filter is key:value, split at the first colon", text)
+        pairs.append((key, value))
+    return pairs
+
+
+def _refuse_label(number: int | None, reason: str, given: object) -> None:
+    location = ("query", "label") if number is None else ("query", "label", number)
+    raise RequestValidationError(
+        [{"type": "value_error", "loc": location, "msg": reason, "input": given}]
     )
 
 
@@ -126,6 +188,63 @@ async def update_session_state(
     """Replace the session's state; with If-Match, only if it is still at that version."""
     expected = await expected_version(repository, session_id, if_match)
     session = await repository.update_state(session_id, body, expected_version=expected)
+    return _session_response(session)
+
+
+MERGE_PATCH = "application/merge-patch+json"
+
+
+@router.patch(
+    "/{session_id}/state",
+    response_model=Session,
+    responses=problem_responses(404, 409, 412, 413, 415, 422, 507),
+)
+async def patch_session_state(
+    session_id: SessionIdPath,
+    repository: RepositoryDep,
+    patch: Annotated[
+        Any,
+        Body(
+            media_type=MERGE_PATCH,
+            description="An RFC 7396 merge patch to the state (typed fields and data)",
+        ),
+    ],
+    content_type: Annotated[str | None, Header(include_in_schema=False)] = None,
+    if_match: IfMatchHeader = None,
+) -> Response:
+    """Apply a JSON merge patch to the session's state in one atomic write."""
+    if (content_type or "").split(";")[0].strip().lower() != MERGE_PATCH:
+        raise HTTPException(
+            HTTPStatus.UNSUPPORTED_MEDIA_TYPE, f"A state patch is sent as {MERGE_PATCH}."
+        )
+    expected = await expected_version(repository, session_id, if_match)
+    session = await repository.patch_state(session_id, patch, expected_version=expected)
+    return _session_response(session)
+
+
+@router.patch(
+    "/{session_id}",
+    response_model=Session,
+    responses=problem_responses(404, 412, 413, 422, 507),
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                MERGE_PATCH: {"schema": {"$ref": "#/components/schemas/SessionPatch"}},
+            }
+        }
+    },
+)
+async def patch_session(
+    session_id: SessionIdPath,
+    body: SessionPatch,
+    repository: RepositoryDep,
+    if_match: IfMatchHeader = None,
+) -> Response:
+    """Change a session's labels (a merge patch: null removes a label) or participant."""
+    expected = await expected_version(repository, session_id, if_match)
+    session = await repository.patch_session(
+        session_id, body.model_dump(exclude_unset=True), expected_version=expected
+    )
     return _session_response(session)
 
 

@@ -17,6 +17,7 @@ from src.api.preconditions import etag, expected_version
 from src.api.schemas import ResumeContext, TurnCreate, TurnRecorded, UtteranceCreate
 from src.core.errors import SessionNotFoundError
 from src.domain.export import ExportFormat, export_file_name, export_record
+from src.domain.models.turn import Turn
 from src.domain.models.utterance import Utterance
 from src.persistence.pagination import MAX_PAGE_SIZE
 from src.persistence.repositories.transcript import walk_utterances
@@ -28,6 +29,7 @@ router = APIRouter(
 )
 
 _UTTERANCE_LIST = TypeAdapter(list[Utterance])
+_TURN_LIST = TypeAdapter(list[Turn])
 
 
 def _json(
@@ -81,16 +83,47 @@ async def record_turn(
     repository: RepositoryDep,
     if_match: IfMatchHeader = None,
 ) -> Response:
-    """Store a turn's utterances and the session's new state together, or neither."""
+    """Store a turn in one transaction, or nothing of it: its utterances, the session's new
+    state (`state`, or a merge patch `state_patch`) and its record, whose usage is added to
+    the session's totals."""
     expected = await expected_version(repository, session_id, if_match)
     record = await repository.record_turn(
-        session_id, body.utterances, body.state, expected_version=expected
+        session_id,
+        body.utterances,
+        body.state,
+        state_patch=body.state_patch,
+        record=body.record,
+        expected_version=expected,
     )
-    recorded = TurnRecorded(session=record.session, utterances=record.utterances)
+    turn = Turn(
+        turn_number=record.utterances[0].turn_number,
+        utterances=record.utterances,
+        record=record.record,
+        version=record.session.version,
+        created_at=record.utterances[0].created_at,
+    )
+    recorded = TurnRecorded(session=record.session, turn=turn, utterances=record.utterances)
     return _json(
         recorded.model_dump_json().encode(),
         HTTPStatus.CREATED,
         {"ETag": etag(record.session.version)},
+    )
+
+
+@router.get("/turns", response_model=list[Turn], responses=problem_responses(404, 422))
+async def list_turns(
+    session_id: SessionIdPath,
+    repository: RepositoryDep,
+    request: Request,
+    after_turn: Annotated[int | None, Query(ge=0, le=2**31 - 1)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
+) -> Response:
+    """The session's turns in turn order with their utterances, records and versions;
+    `Link` leads to the next page."""
+    page = await repository.list_turns(session_id, after_turn=after_turn, limit=limit)
+    return _json(
+        _TURN_LIST.dump_json(page.items),
+        headers=next_page_headers(request, page.next_after_turn, parameter="after_turn"),
     )
 
 

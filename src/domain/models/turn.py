@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from src.domain.models.json import SignalsObject
 from src.domain.models.session import (
@@ -35,14 +35,16 @@ MAX_AMOUNT = 1e12
 
 _NAME = r"^[^\x00-\x1f\x7f-\x9f]*$"
 ScoreName = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=_NAME)]
-Score = Annotated[float, Field(allow_inf_nan=False)]
-Tokens = Annotated[int, Field(ge=0, le=MAX_TOKENS)]
-Amount = Annotated[float, Field(ge=0.0, le=MAX_AMOUNT, allow_inf_nan=False)]
+Score = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+Tokens = Annotated[int, Field(strict=True, ge=0, le=MAX_TOKENS)]
+Amount = Annotated[float, Field(strict=True, ge=0.0, le=MAX_AMOUNT, allow_inf_nan=False)]
 ModelName = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=_NAME)]
 
 
 class RecordUsage(BaseModel):
     """What producing a turn cost: tokens, money and time."""
+
+    model_config = ConfigDict(extra="forbid")
 
     model: ModelName | None = None
     input_tokens: Tokens = 0
@@ -53,6 +55,8 @@ class RecordUsage(BaseModel):
 
 class TurnRecordData(BaseModel):
     """What the interview engine decided in a turn and why: at most one per turn."""
+
+    model_config = ConfigDict(extra="forbid")
 
     strategy: Strategy | None = None
     scores: Annotated[dict[ScoreName, Score], Field(max_length=MAX_SCORES)] = Field(

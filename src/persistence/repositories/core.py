@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol, Self, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from src.core.errors import (
     InvalidStateError,
@@ -359,8 +359,8 @@ def _create(session: Session) -> Unit[Session]:
 
 
 class _LabelsAndParticipant(BaseModel):
-    labels: Labels
-    participant_id: ParticipantId | None
+    labels: Labels = Field(default_factory=dict)
+    participant_id: ParticipantId | None = None
 
 
 def _data_at(session_id: str, versions: Sequence[int]) -> Unit[dict[int, dict[str, Any]]]:
