@@ -13,7 +13,7 @@ from src.domain.export import ExportFormat, export_file_name, export_record
 from src.domain.models.session import SessionStatus
 from src.persistence.pagination import walk_pages
 from src.persistence.repositories.protocol import SessionRepositoryProtocol
-from src.persistence.repositories.transcript import walk_utterances
+from src.persistence.repositories.transcript import walk_turn_records, walk_utterances
 
 __all__ = ["ProgressBar", "export_many", "export_one"]
 
@@ -69,7 +69,13 @@ async def export_one(
     if session is None:
         raise SessionNotFoundError(session_id)
     await _write(
-        export_record(session, walk_utterances(repository, session_id), export_format), out
+        export_record(
+            session,
+            walk_utterances(repository, session_id),
+            export_format,
+            walk_turn_records(repository, session_id),
+        ),
+        out,
     )
 
 

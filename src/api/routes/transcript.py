@@ -20,7 +20,7 @@ from src.domain.export import ExportFormat, export_file_name, export_record
 from src.domain.models.turn import Turn
 from src.domain.models.utterance import Utterance
 from src.persistence.pagination import MAX_PAGE_SIZE
-from src.persistence.repositories.transcript import walk_utterances
+from src.persistence.repositories.transcript import walk_turn_records, walk_utterances
 
 router = APIRouter(
     prefix="/sessions/{session_id}",
@@ -161,7 +161,12 @@ async def export_session(
     session = await repository.get(session_id)
     if session is None:
         raise SessionNotFoundError(session_id)
-    pieces = export_record(session, walk_utterances(repository, session_id), export_format)
+    pieces = export_record(
+        session,
+        walk_utterances(repository, session_id),
+        export_format,
+        walk_turn_records(repository, session_id),
+    )
     file_name = export_file_name(session_id, export_format)
     return StreamingResponse(
         _encoded(pieces),

@@ -907,7 +907,9 @@ class RepositoryCore:
                         utterances=utterances.get(number, []),
                         record=None
                         if record is None
-                        else TurnRecordData.model_validate(record.model_dump()),
+                        else TurnRecordData.model_validate(
+                            record.model_dump(exclude={"turn_number"})
+                        ),
                         version=version,
                         created_at=_moment(first_at),
                     )
