@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol, Self, TypeVar
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from src.core.errors import (
     InvalidStateError,
@@ -199,7 +199,7 @@ def _patched_state(current: Session, patch: Any) -> tuple[SessionState, list[str
     if isinstance(merged, dict):
         _check_identity(current, merged)
     try:
-        state = SessionState.model_validate(merged)
+        state: SessionState = _validate_patched_state(merged)
     except ValidationError as exc:
         raise InvalidStateError(current.id, _field_errors(exc)) from exc
     data_patch = patch.get("data") if isinstance(patch, dict) else None
@@ -207,6 +207,16 @@ def _patched_state(current: Session, patch: Any) -> tuple[SessionState, list[str
     if isinstance(patch, dict) and "data" not in patch:
         keys = []
     return state, keys
+
+
+class _PatchedState(SessionState):
+    # A patch that adds a member the state does not have leaves an invalid state.
+    model_config = ConfigDict(extra="forbid")
+
+
+def _validate_patched_state(merged: Any) -> SessionState:
+    patched = _PatchedState.model_validate(merged)
+    return SessionState.model_construct(**dict(patched))
 
 
 def _field_errors(exc: ValidationError) -> list[dict[str, str]]:
