@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from http import HTTPStatus
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Header, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Header, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from pydantic import AwareDatetime, TypeAdapter
+from pydantic import AwareDatetime, BeforeValidator, TypeAdapter
 
 from src.api.deps import IfMatchHeader, RepositoryDep, SessionIdPath
 from src.api.errors import problem_responses
 from src.api.links import next_page_headers
 from src.api.preconditions import etag, expected_version
-from src.api.schemas import SessionCreate, SessionPatch, SessionStateUpdate
+from src.api.schemas import SessionCreate, SessionPatch, SessionStateUpdate, StatePatch
 from src.core.errors import SessionNotFoundError
 from src.domain.models.session import (
     Methodology,
@@ -34,6 +35,20 @@ router = APIRouter(
 )
 
 _SESSION_LIST = TypeAdapter(list[Session])
+
+_RFC_3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+def _rfc_3339_text(value: object) -> object:
+    # pydantic alone would also take a bare number (as Unix time) or no offset.
+    if not isinstance(value, str) or not _RFC_3339.match(value):
+        raise ValueError(
+            "must be an RFC 3339 date-time with an offset, such as 2026-01-31T09:15:00Z"
+        )
+    return value
+
+
+Rfc3339 = Annotated[AwareDatetime, BeforeValidator(_rfc_3339_text)]
 
 StatusFilter = Literal["active", "paused", "completed", "abandoned", "all"]
 """A session status, or `all` for every status."""
@@ -111,10 +126,10 @@ async def list_sessions(
         Query(description="key:value, split at the first colon; all must match"),
     ] = None,
     created_after: Annotated[
-        AwareDatetime | None, Query(description="RFC 3339 with an offset; exclusive")
+        Rfc3339 | None, Query(description="RFC 3339 with an offset; exclusive")
     ] = None,
     created_before: Annotated[
-        AwareDatetime | None, Query(description="RFC 3339 with an offset; exclusive")
+        Rfc3339 | None, Query(description="RFC 3339 with an offset; exclusive")
     ] = None,
     include_total: bool = False,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
@@ -194,31 +209,33 @@ async def update_session_state(
 MERGE_PATCH = "application/merge-patch+json"
 
 
-@router.patch(
-    "/{session_id}/state",
-    response_model=Session,
-    responses=problem_responses(404, 409, 412, 413, 415, 422, 507),
-)
-async def patch_session_state(
-    session_id: SessionIdPath,
-    repository: RepositoryDep,
-    patch: Annotated[
-        Any,
-        Body(
-            media_type=MERGE_PATCH,
-            description="An RFC 7396 merge patch to the state (typed fields and data)",
-        ),
-    ],
+async def _merge_patch_only(
     content_type: Annotated[str | None, Header(include_in_schema=False)] = None,
-    if_match: IfMatchHeader = None,
-) -> Response:
-    """Apply a JSON merge patch to the session's state in one atomic write."""
+) -> None:
+    # A dependency, so that it answers before the body is read and validated.
     if (content_type or "").split(";")[0].strip().lower() != MERGE_PATCH:
         raise HTTPException(
             HTTPStatus.UNSUPPORTED_MEDIA_TYPE, f"A state patch is sent as {MERGE_PATCH}."
         )
+
+
+@router.patch(
+    "/{session_id}/state",
+    response_model=Session,
+    responses=problem_responses(404, 409, 412, 413, 415, 422, 507),
+    dependencies=[Depends(_merge_patch_only)],
+)
+async def patch_session_state(
+    session_id: SessionIdPath,
+    repository: RepositoryDep,
+    patch: Annotated[StatePatch, Body(media_type=MERGE_PATCH)],
+    if_match: IfMatchHeader = None,
+) -> Response:
+    """Apply a JSON merge patch (RFC 7396) to the session's state in one atomic write."""
     expected = await expected_version(repository, session_id, if_match)
-    session = await repository.patch_state(session_id, patch, expected_version=expected)
+    session = await repository.patch_state(
+        session_id, patch.model_dump(exclude_unset=True), expected_version=expected
+    )
     return _session_response(session)
 
 

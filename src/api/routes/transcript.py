@@ -91,7 +91,7 @@ async def record_turn(
         session_id,
         body.utterances,
         body.state,
-        state_patch=body.state_patch,
+        state_patch=body.state_patch_document(),
         record=body.record,
         expected_version=expected,
     )

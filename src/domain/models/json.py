@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, WithJsonSchema
 
 __all__ = [
     "MAX_CONFIG_BYTES",
@@ -15,6 +15,7 @@ __all__ = [
     "ConfigObject",
     "SignalsObject",
     "StateDataObject",
+    "StateDataPatch",
     "compact_json",
 ]
 
@@ -57,6 +58,14 @@ def _keys_without_nul(value: dict[str, Any]) -> dict[str, Any]:
 # depth, say) is added to _within and so applies to all of them.
 ConfigObject = Annotated[dict[str, Any], AfterValidator(_within(MAX_CONFIG_BYTES))]
 SignalsObject = Annotated[dict[str, Any], AfterValidator(_within(MAX_SIGNALS_BYTES))]
+_DATA_SCHEMA = WithJsonSchema(
+    {"type": "object", "additionalProperties": True, "propertyNames": {"pattern": "^[^\\x00]*$"}}
+)
 StateDataObject = Annotated[
-    dict[str, Any], AfterValidator(_within(MAX_STATE_DATA_BYTES)), AfterValidator(_keys_without_nul)
+    dict[str, Any],
+    AfterValidator(_within(MAX_STATE_DATA_BYTES)),
+    AfterValidator(_keys_without_nul),
+    _DATA_SCHEMA,
 ]
+StateDataPatch = Annotated[dict[str, Any], AfterValidator(_keys_without_nul), _DATA_SCHEMA]
+"""A merge patch to state.data; the size limit applies to the data it leaves."""

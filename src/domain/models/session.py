@@ -21,6 +21,8 @@ __all__ = [
     "MAX_COUNT",
     "MAX_LABELS",
     "ForkOrigin",
+    "LabelKey",
+    "LabelValue",
     "Labels",
     "ParticipantId",
     "Session",
@@ -93,7 +95,11 @@ ParticipantId = Annotated[
 MAX_LABELS = 32
 LabelKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_./-]{0,62}$")]
 LabelValue = Annotated[str, StringConstraints(max_length=256, pattern=_NO_NUL)]
-Labels = Annotated[dict[LabelKey, LabelValue], Field(max_length=MAX_LABELS)]
+# The schema says what the key pattern implies: no key outside it is allowed.
+_NO_OTHER_KEYS = {"additionalProperties": False}
+Labels = Annotated[
+    dict[LabelKey, LabelValue], Field(max_length=MAX_LABELS, json_schema_extra=_NO_OTHER_KEYS)
+]
 Count = Annotated[int, Field(ge=0)]
 Amount = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
 
