@@ -132,11 +132,12 @@ class StatementBatcher:
         return await self._submit((True, tuple(steps)))
 
     async def write_unit(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `work` on the connection's thread inside a write transaction; return its result
-        once that is committed.
+        """Run `work` on the connection's thread; return its result once its writes are committed.
 
-        `work` shares the transaction with other writes; before it raises, it
-        must undo what it wrote (a SAVEPOINT), so that its error fails it alone.
+        Run at once when the connection is idle (its statements commit as they
+        go), otherwise inside the next batch's write transaction. Either way,
+        before it raises, `work` must undo what it wrote (a SAVEPOINT), so
+        that its error fails it alone.
         """
         (result,) = await self._submit((True, work))
         return result  # type: ignore[return-value]
@@ -154,7 +155,12 @@ class StatementBatcher:
         self._idle.clear()
         try:
             _, steps = statement
-            if not callable(steps) and len(steps) == 1:
+            if callable(steps):
+                # Alone, a unit needs no shared transaction: each statement
+                # commits on its own, or its own savepoint makes it one.
+                database = raw_connection(self._connection)
+                return [await run_on_thread(self._connection, steps, database)]
+            if len(steps) == 1:
                 ((sql, parameters),) = steps
                 return [list(await self._connection.execute_fetchall(sql, parameters))]
             unit: asyncio.Future[list[Rows]] = asyncio.get_running_loop().create_future()

@@ -53,8 +53,7 @@ async def test_concurrent_creates_share_transactions_and_are_all_committed(
     assert {s.id for s in created} == stored_ids(db_path)
     assert batches, "concurrent writes never shared a transaction"
     assert max(batches) > 1
-    assert batches[0] == 1  # the first write of a burst runs on its own, at once
-    assert sum(batches) == 200
+    assert sum(batches) < 200  # the first write of each burst runs on its own
 
 
 async def test_sequential_writes_run_alone(
@@ -63,7 +62,7 @@ async def test_sequential_writes_run_alone(
     for _ in range(20):
         await sqlite_repo.create(new_session())
 
-    assert batches == [1] * 20
+    assert batches == []
 
 
 async def test_a_taken_id_in_a_group_fails_alone(

@@ -1,9 +1,13 @@
 """The session repository's logic, once for every database.
 
 Each public method is a unit of work (see `statements.Unit`): a generator
-that yields statements and receives their rows. A backend runs units: a
-write unit inside one transaction, so a unit that works out why it refuses
-reads the rows its own write saw, and an error raised in it undoes it alone.
+that yields statements and receives their rows, and may work in Python
+between them. A backend runs it: the SQLite backend on its connection's
+thread, inside the write transaction it shares with other units (group
+commit), the PostgreSQL backend with `await` on one pooled connection. An
+error a unit raises fails that call alone; an atomic unit's writes stand or
+fall together (a savepoint, or a transaction). New features add units here,
+their SQL in `statements`, and nothing to either backend.
 """
 
 from __future__ import annotations
@@ -83,7 +87,7 @@ from src.persistence.repositories.transcript import (
     utterance_refusal,
 )
 
-__all__ = ["Backend", "RepositoryCore"]
+__all__ = ["Backend", "RepositoryCore", "session_insert"]
 
 T = TypeVar("T")
 
@@ -127,16 +131,21 @@ def _exists(session_id: str) -> Unit[bool]:
     return bool((yield Statement(sql.SESSION_EXISTS, {"id": session_id})))
 
 
-def _one_session(statement: Statement) -> Unit[Session | None]:
+# Write units return rows, not models: the caller builds the model after
+# the unit, on the event loop, so the SQLite writer's thread (which holds the
+# write lock for a whole batch) does no more Python work than it must.
+
+
+def _one_row(statement: Statement) -> Unit[Row | None]:
     rows = yield statement
-    return session_from_row(rows[0]) if rows else None
+    return rows[0] if rows else None
 
 
 def _guarded_write(
     statement: Statement,
     refusal: Callable[[Session | None], SessionError],
     expected_version: int | None,
-) -> Unit[Session]:
+) -> Unit[Row]:
     """Run a write whose WHERE clause holds its preconditions; if it matched no row, raise why.
 
     The reason is read after the write; on PostgreSQL another process may
@@ -144,7 +153,7 @@ def _guarded_write(
     tried again, so it never fails on a version its caller did not ask for.
     """
     for _ in range(_MAX_ATTEMPTS):
-        written = yield from _one_session(statement)
+        written = yield from _one_row(statement)
         if written is not None:
             return written
         error = refusal((yield from _current(statement.parameters["id"])))
@@ -153,10 +162,10 @@ def _guarded_write(
     raise StorageUnavailableError("The session is changing too fast to write now; try again.")
 
 
-def _append_or_refuse(session_id: str, utterance: NewUtterance) -> Unit[Utterance]:
+def _append_or_refuse(session_id: str, utterance: NewUtterance) -> Unit[Row]:
     rows = yield _append(session_id, utterance)
     if rows:
-        return utterance_from_row(rows[0])
+        return rows[0]
     raise utterance_refusal(session_id, (yield from _current(session_id)), utterance)
 
 
@@ -325,7 +334,8 @@ def _moment(value: Any) -> datetime:
     return datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
-def _insert_session(session: Session) -> Statement:
+def session_insert(session: Session) -> Statement:
+    """The statement that stores a new session (the benchmark runs it bare, too)."""
     return Statement(
         sql.INSERT,
         {
@@ -359,7 +369,7 @@ def _insert_session(session: Session) -> Statement:
 
 
 def _create(session: Session) -> Unit[Session]:
-    rows = yield _insert_session(session)
+    rows = yield session_insert(session)
     if not rows:
         raise SessionExistsError(session.id)
     data = data_change({}, session.state.data)
@@ -615,7 +625,7 @@ class RepositoryCore:
             },
         )
 
-        def unit() -> Unit[Session]:
+        def unit() -> Unit[Row]:
             moved = yield from _guarded_write(
                 move,
                 lambda current: transition_refusal(session_id, current, target, expected_version),
@@ -624,7 +634,7 @@ class RepositoryCore:
             yield _version_row(session_id, Change.TRANSITION, None, None)
             return moved
 
-        return await self._write(unit, atomic=True)
+        return session_from_row(await self._write(unit, atomic=True))
 
     async def list_active(self) -> list[Session]:
         """Every active session, newest first; prefer the bounded `list_sessions` for users."""
@@ -757,7 +767,9 @@ class RepositoryCore:
             UtteranceExistsError: the session has this speaker's utterance in this turn.
         """
 
-        return await self._write(lambda: _append_or_refuse(session_id, utterance))
+        return utterance_from_row(
+            await self._write(lambda: _append_or_refuse(session_id, utterance))
+        )
 
     async def list_utterances(
         self,
@@ -840,7 +852,7 @@ class RepositoryCore:
             )
         (turn_number,) = turn_numbers
 
-        def unit() -> Unit[TurnRecord]:
+        def unit() -> Unit[tuple[Session, list[Row]]]:
             current = yield from _locked(session_id)
             _check_writable(current, expected_version)
             keys: list[str] | None = None
@@ -864,10 +876,11 @@ class RepositoryCore:
             stored = []
             for utterance in utterances:
                 stored.append((yield from _append_or_refuse(session_id, utterance)))
-            return TurnRecord(session, stored, record)
+            return session, stored
 
         # A refusal anywhere in the unit undoes all of it: atomic.
-        return await self._write(unit, atomic=True)
+        session, stored = await self._write(unit, atomic=True)
+        return TurnRecord(session, [utterance_from_row(row) for row in stored], record)
 
     async def list_turns(
         self, session_id: str, *, after_turn: int | None = None, limit: int = 50
@@ -1106,13 +1119,13 @@ class RepositoryCore:
             },
         )
 
-        def unit() -> Unit[list[Session]]:
-            moved = [session_from_row(row) for row in (yield move)]
-            for session in moved:
-                yield _version_row(session.id, Change.TRANSITION, None, None)
+        def unit() -> Unit[Sequence[Row]]:
+            moved = yield move
+            for row in moved:
+                yield _version_row(row[0], Change.TRANSITION, None, None)
             return moved
 
-        return await self._write(unit, atomic=True)
+        return [session_from_row(row) for row in await self._write(unit, atomic=True)]
 
     async def ping(self) -> None:
         """Check that the database is there and answers.
@@ -1162,7 +1175,9 @@ class RepositoryCore:
         return self._cursor_key
 
     async def _read(self, unit: Callable[[], Unit[T]]) -> T:
-        return await (await self._ready()).read(unit)
+        backend = self._backend if self._opened and not self._closed else await self._ready()
+        return await backend.read(unit)
 
     async def _write(self, unit: Callable[[], Unit[T]], *, atomic: bool = False) -> T:
-        return await (await self._ready()).write(unit, atomic=atomic)
+        backend = self._backend if self._opened and not self._closed else await self._ready()
+        return await backend.write(unit, atomic=atomic)

@@ -53,7 +53,7 @@ _LOST = (asyncpg.PostgresConnectionError, InternalClientError, ConnectionError)
 
 def _lost(exc: Exception, connection: Connection | None) -> bool:
     if isinstance(exc, asyncpg.InterfaceError):
-        return connection is None or _closed(connection)
+        return connection is not None and _closed(connection)
     return isinstance(exc, _LOST)
 
 
@@ -160,13 +160,13 @@ class _PostgresBackend:
             if not exc.sqlstate.startswith(_UNAVAILABLE_CLASSES):
                 raise
             raise StorageUnavailableError("The database cannot serve this request now.") from exc
-        except (OSError, TimeoutError, _ConnectionLost) as exc:
-            raise StorageUnavailableError("The database cannot be reached.") from exc
-        except asyncpg.InterfaceError as exc:
+        except (OSError, TimeoutError, _ConnectionLost, asyncpg.InterfaceError) as exc:
             # The pool was closed while this call waited for a connection.
             if self._closed:
                 raise RepositoryClosedError() from exc
-            raise
+            if isinstance(exc, asyncpg.InterfaceError):
+                raise
+            raise StorageUnavailableError("The database cannot be reached.") from exc
 
 
 class PostgresSessionRepository(RepositoryCore):

@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -14,6 +13,7 @@ import aiosqlite
 
 from src.core.errors import (
     RepositoryClosedError,
+    SessionError,
     StorageFullError,
     StorageUnavailableError,
 )
@@ -54,9 +54,8 @@ def to_text(moment: datetime) -> str:
 
 
 def _parameters(statement: Statement, now: str | None) -> Mapping[str, Any]:
+    """The statement's values as SQLite binds them: timestamps as text, `now` added."""
     query, parameters = statement
-    if not query.timestamps and now is None:
-        return parameters
     bound = {**parameters, "now": now}
     for name in query.timestamps:
         if bound[name] is not None:
@@ -65,7 +64,8 @@ def _parameters(statement: Statement, now: str | None) -> Mapping[str, Any]:
 
 
 def _run(database: sqlite3.Connection, unit: Unit[T], atomic: bool) -> T:
-    """Drive a write unit on the connection's thread, inside the batch's transaction."""
+    """Drive a write unit on the connection's thread: inside a batch's transaction, or alone
+    with each statement committing as it goes; a savepoint makes an atomic unit one."""
     # One moment for the whole unit, taken as it runs, so writes are stamped in commit order.
     now = to_text(utc_now())
     if atomic:
@@ -138,50 +138,52 @@ class _SqliteBackend:
         for connection in reversed(connections):
             await connection.close()
 
+    # Every call passes through read or write: plain try/except, not a
+    # context manager, keeps what each call costs on the event loop small.
     async def read(self, unit: Callable[[], Unit[T]]) -> T:
-        with self._domain_errors():
-            reads = self._open_batcher(self._reads)
-            running = unit()
-            try:
-                statement = next(running)
-                while True:
-                    query = statement.query
-                    rows = await reads.read(query.sqlite, _parameters(statement, None))
-                    statement = running.send(rows)
-            except StopIteration as done:
-                result: T = done.value
-                return result
+        reads = self._reads
+        if reads is None:  # closed since the call began
+            raise RepositoryClosedError()
+        running = unit()
+        try:
+            statement = next(running)
+            while True:
+                query, parameters = statement
+                if query.timestamps:
+                    parameters = _parameters(statement, None)
+                statement = running.send(await reads.read(query.sqlite, parameters))
+        except StopIteration as done:
+            result: T = done.value
+            return result
+        except (sqlite3.DatabaseError, ValueError) as exc:
+            mapped = self._domain_error(exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
 
     async def write(self, unit: Callable[[], Unit[T]], *, atomic: bool = False) -> T:
-        with self._domain_errors():
-            writes = self._open_batcher(self._writes)
+        writes = self._writes
+        if writes is None:
+            raise RepositoryClosedError()
+        try:
             return await writes.write_unit(lambda database: _run(database, unit(), atomic))
+        except (sqlite3.DatabaseError, ValueError) as exc:
+            mapped = self._domain_error(exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
 
     async def storage_problem(self) -> str | None:
         if self.db_path == ":memory:":
             return None
         return await asyncio.to_thread(database_file_problem, self.db_path)
 
-    def _open_batcher(self, batcher: StatementBatcher | None) -> StatementBatcher:
-        if batcher is None:  # closed since the call began
-            raise RepositoryClosedError()
-        return batcher
-
-    @contextmanager
-    def _domain_errors(self) -> Iterator[None]:
-        """Turn driver errors that are not bugs into the store's own errors."""
-        try:
-            yield
-        except sqlite3.DatabaseError as exc:
-            unavailable = _unavailable(exc)
-            if unavailable is None:
-                raise
-            raise unavailable from exc
-        except ValueError as exc:
-            # aiosqlite's way of saying its connection was closed under us.
-            if self._closed:
-                raise RepositoryClosedError() from exc
-            raise
+    def _domain_error(self, exc: sqlite3.DatabaseError | ValueError) -> SessionError | None:
+        """The store's own error for a driver error that is not a bug; None for a bug."""
+        if isinstance(exc, sqlite3.DatabaseError):
+            return _unavailable(exc)
+        # aiosqlite's way of saying its connection was closed under us.
+        return RepositoryClosedError() if self._closed else None
 
 
 class SessionRepository(RepositoryCore):
