@@ -169,8 +169,42 @@ def _append_or_refuse(session_id: str, utterance: NewUtterance) -> Unit[Row]:
     raise utterance_refusal(session_id, (yield from _current(session_id)), utterance)
 
 
-def _locked(session_id: str) -> Unit[Session]:
-    """The session as it is, its row held until the unit ends (FOR UPDATE on PostgreSQL).
+class _Held:
+    """A session's row held for a write: what the write checks, read from the row as it
+    is, so that a write which needs no more builds no model on the writer's thread."""
+
+    __slots__ = ("concept_id", "concept_name", "id", "methodology", "row", "status", "version")
+
+    def __init__(self, row: Row) -> None:
+        self.row = row
+        values = tuple(row)
+        self.id, self.methodology, self.concept_id, self.concept_name, self.status = values[:5]
+        self.version: int = values[8]
+
+    @property
+    def data(self) -> dict[str, Any]:
+        text = self.row[-1]
+        return {} if text is None else dict(json.loads(text))
+
+    def state(self) -> dict[str, Any]:
+        """The state as stored, as plain values: what a merge patch applies to."""
+        values = tuple(self.row)
+        return {
+            "methodology": self.methodology,
+            "concept_id": self.concept_id,
+            "concept_name": self.concept_name,
+            "turn_count": values[5],
+            "coverage_score": values[6],
+            "last_strategy": values[7],
+            "data": self.data,
+        }
+
+    def session(self) -> Session:
+        return session_from_row(self.row)
+
+
+def _locked(session_id: str) -> Unit[_Held]:
+    """The session's row as it is, held until the unit ends (FOR UPDATE on PostgreSQL).
 
     Raises:
         SessionNotFoundError: no session has this id.
@@ -178,17 +212,17 @@ def _locked(session_id: str) -> Unit[Session]:
     rows = yield Statement(sql.SELECT_FOR_WRITE, {"id": session_id})
     if not rows:
         raise SessionNotFoundError(session_id)
-    return session_from_row(rows[0])
+    return _Held(rows[0])
 
 
-def _check_writable(current: Session, expected_version: int | None) -> None:
+def _check_writable(current: _Held, expected_version: int | None) -> None:
     if current.status in FINAL_STATUSES:
-        raise SessionEndedError(current.id, current.status.value)
+        raise SessionEndedError(current.id, current.status)
     if expected_version is not None and expected_version != current.version:
         raise StaleSessionError(current.id, expected_version, current.version)
 
 
-def _check_identity(current: Session, state: Mapping[str, Any]) -> None:
+def _check_identity(current: _Held, state: Mapping[str, Any]) -> None:
     for field in SESSION_STATE_IDENTITY:
         if state.get(field) != getattr(current, field):
             raise SessionMismatchError(
@@ -196,7 +230,11 @@ def _check_identity(current: Session, state: Mapping[str, Any]) -> None:
             )
 
 
-def _patched_state(current: Session, patch: Any) -> tuple[SessionState, list[str] | None]:
+def _identity(state: SessionState) -> dict[str, str]:
+    return {field: getattr(state, field) for field in SESSION_STATE_IDENTITY}
+
+
+def _patched_state(current: _Held, patch: Any) -> tuple[SessionState, list[str] | None]:
     """The state a merge patch makes of the session's, and the data keys it can have changed
     (None: any).
 
@@ -204,7 +242,7 @@ def _patched_state(current: Session, patch: Any) -> tuple[SessionState, list[str
         SessionMismatchError: the patch changes methodology or concept.
         InvalidStateError: the result is not a valid state.
     """
-    merged = apply_merge_patch(current.state.model_dump(), patch)
+    merged = apply_merge_patch(current.state(), patch)
     if isinstance(merged, dict):
         _check_identity(current, merged)
     try:
@@ -259,16 +297,17 @@ def _write_data(session_id: str, change: DataChange) -> Unit[None]:
 
 
 def _write_state(
-    current: Session,
+    current: _Held,
     state: SessionState,
     *,
     keys: Sequence[str] | None = None,
     change: Change = Change.STATE,
     turn_number: int | None = None,
     usage: RecordUsage | None = None,
-) -> Unit[Session]:
-    """Store `state` over the (locked) session's, its data keys that changed, and a version."""
-    data = data_change(current.state.data, state.data, keys)
+) -> Unit[Row]:
+    """Store `state` over the held session's, its data keys that changed, and a version;
+    return the session's row (without its data, which is `state.data`)."""
+    data = data_change(current.data, state.data, keys)
     rows = yield Statement(
         sql.UPDATE_STATE,
         {
@@ -288,7 +327,7 @@ def _write_state(
         raise StaleSessionError(current.id, current.version, current.version + 1)
     yield from _write_data(current.id, data)
     yield _version_row(current.id, change, turn_number, data)
-    return session_from_row(rows[0], state.data)
+    return rows[0]
 
 
 def _record_row(session_id: str, turn_number: int, record: TurnRecordData) -> Statement:
@@ -524,13 +563,13 @@ class RepositoryCore:
             StaleSessionError: `expected_version` is given and the session is at another.
         """
 
-        def unit() -> Unit[Session]:
+        def unit() -> Unit[Row]:
             current = yield from _locked(session_id)
             _check_writable(current, expected_version)
-            _check_identity(current, state.model_dump(include=set(SESSION_STATE_IDENTITY)))
+            _check_identity(current, _identity(state))
             return (yield from _write_state(current, state))
 
-        return await self._write(unit, atomic=True)
+        return session_from_row(await self._write(unit, atomic=True), state.data)
 
     async def patch_state(
         self, session_id: str, patch: Any, *, expected_version: int | None = None
@@ -543,13 +582,14 @@ class RepositoryCore:
             InvalidStateError: the patched state is not valid; nothing is stored.
         """
 
-        def unit() -> Unit[Session]:
+        def unit() -> Unit[tuple[Row, SessionState]]:
             current = yield from _locked(session_id)
             _check_writable(current, expected_version)
             state, keys = _patched_state(current, patch)
-            return (yield from _write_state(current, state, keys=keys))
+            return (yield from _write_state(current, state, keys=keys)), state
 
-        return await self._write(unit, atomic=True)
+        row, state = await self._write(unit, atomic=True)
+        return session_from_row(row, state.data)
 
     async def patch_session(
         self,
@@ -574,7 +614,8 @@ class RepositoryCore:
             current = yield from _locked(session_id)
             if expected_version is not None and expected_version != current.version:
                 raise StaleSessionError(session_id, expected_version, current.version)
-            target = {"labels": current.labels, "participant_id": current.participant_id}
+            held = current.session()
+            target = {"labels": held.labels, "participant_id": held.participant_id}
             try:
                 patched = _LabelsAndParticipant.model_validate(
                     apply_merge_patch(target, dict(patch))
@@ -852,14 +893,14 @@ class RepositoryCore:
             )
         (turn_number,) = turn_numbers
 
-        def unit() -> Unit[tuple[Session, list[Row]]]:
+        def unit() -> Unit[tuple[Row, SessionState, list[Row]]]:
             current = yield from _locked(session_id)
             _check_writable(current, expected_version)
             keys: list[str] | None = None
             if state is None:
                 new_state, keys = _patched_state(current, state_patch)
             else:
-                _check_identity(current, state.model_dump(include=set(SESSION_STATE_IDENTITY)))
+                _check_identity(current, _identity(state))
                 new_state = state
             if record is not None:
                 stored_record = yield _record_row(session_id, turn_number, record)
@@ -876,11 +917,15 @@ class RepositoryCore:
             stored = []
             for utterance in utterances:
                 stored.append((yield from _append_or_refuse(session_id, utterance)))
-            return session, stored
+            return session, new_state, stored
 
         # A refusal anywhere in the unit undoes all of it: atomic.
-        session, stored = await self._write(unit, atomic=True)
-        return TurnRecord(session, [utterance_from_row(row) for row in stored], record)
+        row, new_state, stored = await self._write(unit, atomic=True)
+        return TurnRecord(
+            session_from_row(row, new_state.data),
+            [utterance_from_row(row) for row in stored],
+            record,
+        )
 
     async def list_turns(
         self, session_id: str, *, after_turn: int | None = None, limit: int = 50
@@ -1033,7 +1078,7 @@ class RepositoryCore:
         up_to = {"session_id": session_id, "turn_number": at_turn}
 
         def unit() -> Unit[Session]:
-            source = yield from _locked(session_id)
+            source = (yield from _locked(session_id)).session()
             last = yield Statement(sql.LAST_TURN, {**up_to, "turn_number": MAX_COUNT})
             last_turn = 0 if last[0][0] is None else int(last[0][0])
             if at_turn > last_turn:
