@@ -233,3 +233,25 @@ async def test_sessions_stored_before_the_migration_stay_readable(backend: Backe
         assert fork.state.turn_count == 3
         went_on = await repo.patch_state("old", {"data": {"mode": "focused"}})
         assert went_on.version == 5
+
+
+def nested(depth: int) -> dict[str, Any]:
+    """An object nesting objects and arrays `depth` levels deep, itself included."""
+    value: Any = []
+    for level in range(depth - 2):
+        value = {"k": value} if level % 2 else [value]
+    return {"k": value}
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda value: new_session(config=value),
+        lambda value: SessionState(methodology="m", concept_id="c", concept_name="n", data=value),
+        lambda value: TurnRecordData(signals=value),
+    ],
+)
+def test_open_json_nests_at_most_32_levels(build: Any) -> None:
+    build(nested(32))
+    with pytest.raises(ValidationError, match="32 deep"):
+        build(nested(33))

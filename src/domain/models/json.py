@@ -10,6 +10,7 @@ from pydantic import AfterValidator, WithJsonSchema
 
 __all__ = [
     "MAX_CONFIG_BYTES",
+    "MAX_JSON_DEPTH",
     "MAX_SIGNALS_BYTES",
     "MAX_STATE_DATA_BYTES",
     "ConfigObject",
@@ -22,6 +23,8 @@ __all__ = [
 MAX_CONFIG_BYTES = 64 * 1024
 MAX_SIGNALS_BYTES = 64 * 1024
 MAX_STATE_DATA_BYTES = 256 * 1024
+MAX_JSON_DEPTH = 32
+"""How deeply an open JSON field may nest objects and arrays (the field itself is level 1)."""
 
 
 def compact_json(value: Any) -> str:
@@ -29,8 +32,27 @@ def compact_json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
+def _shallow(value: dict[str, Any]) -> dict[str, Any]:
+    # Level by level, not recursively: a deep value must fail here, with a clear
+    # message, and not in a serializer's recursion (a 500) after it was stored.
+    depth = 0
+    level: list[dict[str, Any] | list[Any]] = [value]
+    while level:
+        depth += 1
+        if depth > MAX_JSON_DEPTH:
+            raise ValueError(f"must not nest objects and arrays more than {MAX_JSON_DEPTH} deep")
+        level = [
+            child
+            for item in level
+            for child in (item.values() if isinstance(item, dict) else item)
+            if isinstance(child, dict | list)
+        ]
+    return value
+
+
 def _within(max_bytes: int) -> Callable[[dict[str, Any]], dict[str, Any]]:
     def check(value: dict[str, Any]) -> dict[str, Any]:
+        _shallow(value)
         try:
             text = compact_json(value)
         except ValueError as exc:  # NaN or infinity, which JSON cannot hold
@@ -54,8 +76,8 @@ def _keys_without_nul(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
-# Every open JSON field of the store is one of these; a further limit (nesting
-# depth, say) is added to _within and so applies to all of them.
+# Every open JSON field of the store is one of these, so every limit on open JSON
+# (size, nesting depth) is kept in _within and applies to all of them alike.
 ConfigObject = Annotated[dict[str, Any], AfterValidator(_within(MAX_CONFIG_BYTES))]
 SignalsObject = Annotated[dict[str, Any], AfterValidator(_within(MAX_SIGNALS_BYTES))]
 _DATA_SCHEMA = WithJsonSchema(
@@ -67,5 +89,7 @@ StateDataObject = Annotated[
     AfterValidator(_keys_without_nul),
     _DATA_SCHEMA,
 ]
-StateDataPatch = Annotated[dict[str, Any], AfterValidator(_keys_without_nul), _DATA_SCHEMA]
+StateDataPatch = Annotated[
+    dict[str, Any], AfterValidator(_shallow), AfterValidator(_keys_without_nul), _DATA_SCHEMA
+]
 """A merge patch to state.data; the size limit applies to the data it leaves."""
