@@ -536,3 +536,12 @@ async def test_deleting_a_session_deletes_its_history_records_and_data(
             f"SELECT count(*) AS n FROM {table} WHERE session_id = '{session['id']}'"
         )
         assert row == {"n": 0}
+
+
+@pytest.mark.parametrize("key", ['a"b', "a'b", "$.x", "a]b", "", "-x", "k" * 64, "a\\b", "ü"])
+async def test_a_label_filter_with_a_key_no_label_can_have_is_422(
+    client: httpx.AsyncClient, key: str
+) -> None:
+    response = await client.get("/sessions", params={"label": f"{key}:v"})
+    problem = assert_problem(response, 422)
+    assert "label.0" in fields(problem)

@@ -18,6 +18,7 @@ from src.api.preconditions import etag, expected_version
 from src.api.schemas import SessionCreate, SessionPatch, SessionStateUpdate, StatePatch
 from src.core.errors import SessionNotFoundError
 from src.domain.models.session import (
+    LABEL_KEY_PATTERN,
     Methodology,
     ParticipantId,
     Session,
@@ -159,6 +160,7 @@ async def list_sessions(
 
 
 _MAX_LABEL_FILTERS = 32
+_LABEL_KEY = re.compile(LABEL_KEY_PATTERN)
 
 
 def _label_filters(filters: list[str]) -> list[tuple[str, str]]:
@@ -167,8 +169,10 @@ def _label_filters(filters: list[str]) -> list[tuple[str, str]]:
     pairs = []
     for number, text in enumerate(filters):
         key, colon, value = text.partition(":")
-        if not colon or not key:
+        if not colon:
             _refuse_label(number, "a label filter is key:value, split at the first colon", text)
+        if not _LABEL_KEY.match(key):
+            _refuse_label(number, f"a label key matches {_LABEL_KEY.pattern}", text)
         pairs.append((key, value))
     return pairs
 

@@ -18,6 +18,7 @@ from pydantic import (
 from src.domain.models.json import ConfigObject, StateDataObject
 
 __all__ = [
+    "LABEL_KEY_PATTERN",
     "MAX_COUNT",
     "MAX_LABELS",
     "ForkOrigin",
@@ -93,7 +94,8 @@ ParticipantId = Annotated[
     str, StringConstraints(min_length=1, max_length=128, pattern=_NO_CONTROL_CHARACTERS)
 ]
 MAX_LABELS = 32
-LabelKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_./-]{0,62}$")]
+LABEL_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_./-]{0,62}$"
+LabelKey = Annotated[str, StringConstraints(pattern=LABEL_KEY_PATTERN)]
 LabelValue = Annotated[str, StringConstraints(max_length=256, pattern=_NO_NUL)]
 # The schema says what the key pattern implies: no key outside it is allowed.
 _NO_OTHER_KEYS = {"additionalProperties": False}
