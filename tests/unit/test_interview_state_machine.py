@@ -55,7 +55,8 @@ class Expected:
     status: SessionStatus
     data: dict[str, Any]
     records: dict[int, TurnRecordData] = field(default_factory=dict)
-    turns: set[int] = field(default_factory=set)
+    turns: dict[int, int] = field(default_factory=dict)
+    """The version each turn's write left the session at, by turn number."""
     versions: list[Session] = field(default_factory=list)
 
     @property
@@ -151,7 +152,7 @@ class InterviewMachine(RuleBasedStateMachine):
         stored = self.run(call)
         expected.data = apply_merge_patch(expected.data, patch)
         expected.records[turn] = record(turn, tokens)
-        expected.turns.add(turn)
+        expected.turns[turn] = stored.session.version
         expected.versions.append(stored.session)
 
     @rule(
@@ -192,16 +193,14 @@ class InterviewMachine(RuleBasedStateMachine):
         records = {turn: r for turn, r in expected.records.items() if turn <= at_turn}
         assert forked.usage.turns == len(records)
         assert forked.usage.input_tokens == sum(r.usage.input_tokens for r in records.values())
-        if at_turn == 0:
-            assert forked.state == expected.versions[0].state
-        else:
-            turn_version = max(
-                v.version
-                for v in self.run(self.repo.list_versions(session_id, limit=500)).items
-                if v.change == "turn" and v.turn_number == at_turn
-            )
-            then = next(v for v in expected.versions if v.version == turn_version)
-            assert forked.state == then.state
+        # The state as turn `at_turn` left it; for a turn with nothing said, as the
+        # session was when the last turn before it was said; as created for none.
+        said_by_then = [version for turn, version in expected.turns.items() if turn <= at_turn]
+        then_version = expected.turns.get(
+            at_turn, max(said_by_then, default=expected.versions[0].version)
+        )
+        then = next(v for v in expected.versions if v.version == then_version)
+        assert forked.state == then.state
         turns = self.run(self.repo.list_turns(fork_id, limit=500)).items
         assert {t.turn_number: t.record for t in turns} == records
         self.run(self.repo.delete(fork_id))
