@@ -226,6 +226,6 @@ class InterviewMachine(RuleBasedStateMachine):
 
 
 InterviewMachine.TestCase.settings = settings(
-    max_examples=30, stateful_step_count=20, deadline=None
+    max_examples=50, stateful_step_count=25, deadline=None
 )
 TestInterviewMachine = InterviewMachine.TestCase
