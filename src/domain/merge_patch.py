@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 __all__ = ["apply_merge_patch"]
@@ -18,7 +17,7 @@ def apply_merge_patch(target: Any, patch: Any) -> Any:
     copies little).
     """
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
+        return _copy(patch)
     result = dict(target) if isinstance(target, dict) else {}
     for name, value in patch.items():
         if value is None:
@@ -26,3 +25,13 @@ def apply_merge_patch(target: Any, patch: Any) -> Any:
         else:
             result[name] = apply_merge_patch(result.get(name), value)
     return result
+
+
+def _copy(value: Any) -> Any:
+    # JSON values hold only dicts, lists and immutable scalars: a plain walk
+    # copies them several times faster than copy.deepcopy.
+    if isinstance(value, dict):
+        return {name: _copy(member) for name, member in value.items()}
+    if isinstance(value, list):
+        return [_copy(item) for item in value]
+    return value

@@ -255,3 +255,21 @@ def test_open_json_nests_at_most_32_levels(build: Any) -> None:
     build(nested(32))
     with pytest.raises(ValidationError, match="32 deep"):
         build(nested(33))
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
+    text = "[" * 100 + '\\"{' + "}" * 3
+    SessionState(methodology="m", concept_id="c", concept_name="n", data={"a": text, "b": [text]})
+
+
+def test_a_value_nested_past_what_json_can_write_is_refused_not_an_error() -> None:
+    with pytest.raises(ValidationError, match="32 deep"):
+        TurnRecordData(signals=nested(3000))
+
+
+async def test_a_write_returns_the_data_it_stored(repo: SessionRepositoryProtocol) -> None:
+    session = await repo.create(new_session())
+    patched = await repo.patch_state(session.id, {"data": {"a": [1, {"b": None}]}})
+    assert patched.state.data == {"a": [1, {"b": None}]}
+    assert patched == await repo.get(session.id)
+    assert patched.model_dump_json() == (await repo.get(session.id)).model_dump_json()  # type: ignore[union-attr]

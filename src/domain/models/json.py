@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
+from itertools import accumulate
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, WithJsonSchema
@@ -32,31 +34,31 @@ def compact_json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
-def _shallow(value: dict[str, Any]) -> dict[str, Any]:
-    # Level by level, not recursively: a deep value must fail here, with a clear
-    # message, and not in a serializer's recursion (a 500) after it was stored.
-    depth = 0
-    level: list[dict[str, Any] | list[Any]] = [value]
-    while level:
-        depth += 1
-        if depth > MAX_JSON_DEPTH:
-            raise ValueError(f"must not nest objects and arrays more than {MAX_JSON_DEPTH} deep")
-        level = [
-            child
-            for item in level
-            for child in (item.values() if isinstance(item, dict) else item)
-            if isinstance(child, dict | list)
-        ]
-    return value
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_NOT_A_BRACKET = re.compile(r"[^\[\]{}]+")
+_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+_TOO_DEEP = f"must not nest objects and arrays more than {MAX_JSON_DEPTH} deep"
+
+
+def _json_text(value: dict[str, Any]) -> str:
+    """The value's compact JSON text, once its nesting is known to be within the limit."""
+    try:
+        text = compact_json(value)
+    except RecursionError as exc:  # far deeper than the limit
+        raise ValueError(_TOO_DEEP) from exc
+    except ValueError as exc:  # NaN or infinity, which JSON cannot hold
+        raise ValueError(f"must be plain JSON: {exc}") from exc
+    # Counting brackets bounds the depth, so most values skip the measure.
+    if text.count("{") + text.count("[") > MAX_JSON_DEPTH:
+        brackets = _NOT_A_BRACKET.sub("", _STRING.sub("", text))
+        if max(accumulate(map(_STEP.__getitem__, brackets))) > MAX_JSON_DEPTH:
+            raise ValueError(_TOO_DEEP)
+    return text
 
 
 def _within(max_bytes: int) -> Callable[[dict[str, Any]], dict[str, Any]]:
     def check(value: dict[str, Any]) -> dict[str, Any]:
-        _shallow(value)
-        try:
-            text = compact_json(value)
-        except ValueError as exc:  # NaN or infinity, which JSON cannot hold
-            raise ValueError(f"must be plain JSON: {exc}") from exc
+        text = _json_text(value)
         try:
             size = len(text.encode())
         except UnicodeEncodeError as exc:
@@ -66,6 +68,11 @@ def _within(max_bytes: int) -> Callable[[dict[str, Any]], dict[str, Any]]:
         return value
 
     return check
+
+
+def _shallow(value: dict[str, Any]) -> dict[str, Any]:
+    _json_text(value)
+    return value
 
 
 def _keys_without_nul(value: dict[str, Any]) -> dict[str, Any]:

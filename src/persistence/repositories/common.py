@@ -88,15 +88,25 @@ class Row(Protocol):
 _validate_session = Session.__pydantic_validator__.validate_python
 
 
-def session_from_row(row: Row, data: dict[str, Any] | None = None) -> Session:
+def session_from_row(
+    row: Row, data: dict[str, Any] | None = None, *, checked_data: dict[str, Any] | None = None
+) -> Session:
     """The Session a `sessions` row stores: SESSION_COLUMNS, INTERVIEW_COLUMNS, then
     state.data's JSON text unless `data` is given.
+
+    checked_data: state.data as a write just validated and stored it; it is not
+    validated again (a 256 KiB state would otherwise be measured twice per write).
 
     Raises:
         StorageDamagedError: the row holds what no Session can (written by hand, say).
     """
     try:
-        return _session_from_row(row, data)
+        if checked_data is None:
+            return _session_from_row(row, data)
+        session = _session_from_row(row, {})
+        # The state's own dict, so that validate_assignment does not check it again.
+        session.state.__dict__["data"] = checked_data
+        return session
     except (ValidationError, ValueError, TypeError, RecursionError) as exc:
         raise StorageDamagedError(str(row[0])) from exc
 

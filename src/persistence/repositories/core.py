@@ -414,7 +414,7 @@ def _create(session: Session) -> Unit[Session]:
     data = data_change({}, session.state.data)
     yield from _write_data(session.id, data)
     yield _version_row(session.id, Change.CREATED, None, data)
-    return session_from_row(rows[0], session.state.data)
+    return session_from_row(rows[0], checked_data=session.state.data)
 
 
 class _LabelsAndParticipant(BaseModel):
@@ -569,7 +569,7 @@ class RepositoryCore:
             _check_identity(current, _identity(state))
             return (yield from _write_state(current, state))
 
-        return session_from_row(await self._write(unit, atomic=True), state.data)
+        return session_from_row(await self._write(unit, atomic=True), checked_data=state.data)
 
     async def patch_state(
         self, session_id: str, patch: Any, *, expected_version: int | None = None
@@ -589,7 +589,7 @@ class RepositoryCore:
             return (yield from _write_state(current, state, keys=keys)), state
 
         row, state = await self._write(unit, atomic=True)
-        return session_from_row(row, state.data)
+        return session_from_row(row, checked_data=state.data)
 
     async def patch_session(
         self,
@@ -922,7 +922,7 @@ class RepositoryCore:
         # A refusal anywhere in the unit undoes all of it: atomic.
         row, new_state, stored = await self._write(unit, atomic=True)
         return TurnRecord(
-            session_from_row(row, new_state.data),
+            session_from_row(row, checked_data=new_state.data),
             [utterance_from_row(row) for row in stored],
             record,
         )
