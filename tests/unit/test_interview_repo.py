@@ -155,12 +155,23 @@ class TestTurnsAndForks:
         assert forked.forked_from.turn_number == 0
 
 
+def interviews_migration(directory: Path) -> int:
+    """The number of the migration that added studies, open state, records and history."""
+    (path,) = directory.glob("*_interviews.sql")
+    return int(path.name[:3])
+
+
+def migrations_before_this_feature(directory: Path) -> list[Path]:
+    number = interviews_migration(directory)
+    return [path for path in sorted(directory.glob("*.sql")) if int(path.name[:3]) < number]
+
+
 def old_sqlite_store(db_path: Path) -> None:
-    """A SQLite store at schema 3 (before this feature), with a session and an utterance."""
+    """A SQLite store at the schema before this feature, with a session and an utterance."""
     db_path.parent.mkdir(parents=True, exist_ok=True)
     connection = sqlite3.connect(db_path)
     try:
-        for path in sorted(MIGRATIONS_DIRECTORY.glob("00[123]_*.sql")):
+        for path in migrations_before_this_feature(MIGRATIONS_DIRECTORY):
             connection.executescript(path.read_text())
         connection.executescript(
             """
@@ -168,8 +179,10 @@ def old_sqlite_store(db_path: Path) -> None:
                 4, '2026-01-01T00:00:00.000000Z', '2026-01-02T00:00:00.000000Z', NULL);
             INSERT INTO utterances VALUES ('old', 1, 'respondent', 'hi', NULL,
                 '2026-01-01T10:00:00.000000Z');
-            PRAGMA user_version = 3;
             """
+        )
+        connection.execute(
+            f"PRAGMA user_version = {interviews_migration(MIGRATIONS_DIRECTORY) - 1}"
         )
     finally:
         connection.close()
@@ -182,7 +195,7 @@ async def old_postgres_store(dsn: str) -> None:
             "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
             " applied_at timestamptz NOT NULL DEFAULT now())"
         )
-        for path in sorted(POSTGRES_MIGRATIONS.glob("00[123]_*.sql")):
+        for path in migrations_before_this_feature(POSTGRES_MIGRATIONS):
             await connection.execute(path.read_text())
             await connection.execute(
                 "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
@@ -253,7 +266,7 @@ def nested(depth: int) -> dict[str, Any]:
 )
 def test_open_json_nests_at_most_32_levels(build: Any) -> None:
     build(nested(32))
-    with pytest.raises(ValidationError, match="32 deep"):
+    with pytest.raises(ValidationError, match="at most 32 levels"):
         build(nested(33))
 
 
@@ -263,7 +276,7 @@ def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
 
 
 def test_a_value_nested_past_what_json_can_write_is_refused_not_an_error() -> None:
-    with pytest.raises(ValidationError, match="32 deep"):
+    with pytest.raises(ValidationError, match="at most 32 levels"):
         TurnRecordData(signals=nested(3000))
 
 

@@ -37,7 +37,7 @@ def compact_json(value: Any) -> str:
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 _NOT_A_BRACKET = re.compile(r"[^\[\]{}]+")
 _STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
-_TOO_DEEP = f"must not nest objects and arrays more than {MAX_JSON_DEPTH} deep"
+_TOO_DEEP = f"must nest at most {MAX_JSON_DEPTH} levels of arrays and objects"
 
 
 def _json_text(value: dict[str, Any]) -> str:
