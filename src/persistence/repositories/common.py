@@ -105,7 +105,7 @@ def session_from_row(
             return _session_from_row(row, data)
         session = _session_from_row(row, {})
         # The state's own dict, so that validate_assignment does not check it again.
-        session.state.__dict__["data"] = checked_data
+        session.state.__dict__["data"] = dict(checked_data)
         return session
     except (ValidationError, ValueError, TypeError, RecursionError) as exc:
         raise StorageDamagedError(str(row[0])) from exc
