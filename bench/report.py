@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-OPERATIONS = ("create", "get", "update_state", "list_page", "transition", "delete")
-WRITE_OPERATIONS = ("create", "update_state", "transition", "delete")
+OPERATIONS = ("create", "get", "update_state", "list_page", "transition", "delete", "turn")
+WRITE_OPERATIONS = ("create", "update_state", "transition", "delete", "turn")
+TURN_LABEL = "a turn: 2 utterances, a 4 KiB state patch and a record, in one transaction"
 MIX_LABEL = "45% get, 45% update_state, 8% create, 2% list page"
 
 
@@ -62,6 +63,29 @@ def _targets(facts: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
                 ratio >= 1.0,
             )
         )
+    if "concurrent_turns" in ours and "sequential_turns" in plain:
+        ratio = ours["concurrent_turns"]["ops_per_s"] / plain["sequential_turns"]["ops_per_s"]
+        rows.append(
+            (
+                "64 interviews' turns/s vs plain sqlite3 sequential turns",
+                f"{ratio:.2f}x",
+                ">= 1.0x",
+                ratio >= 1.0,
+            )
+        )
+    for operation in ("turn", "update_state"):
+        with_it = plain.get(f"{operation}_with_history")
+        without = plain.get(f"{operation}_without_history")
+        if with_it and without:
+            ratio = with_it["p50_us"] / without["p50_us"]
+            rows.append(
+                (
+                    f"{operation} p50 with history vs without (plain sqlite3, same SQL)",
+                    f"{ratio:.2f}x",
+                    "<= 1.2x",
+                    ratio <= 1.2,
+                )
+            )
     large = repo.get("sqlite@large", {})
     if "get" in large and "get" in ours:
         ratio = large["get"]["p50_us"] / ours["get"]["p50_us"]
@@ -170,6 +194,19 @@ def _repository_table(facts: dict[str, Any], size_name: str) -> list[str]:
             lines.append(
                 f"| {label} | {_n(mix['ops_per_s'])} | {_n(mix['p50_us'])} | {_n(mix['p99_us'])}"
                 f" | {_n(mix.get('failed', 0.0))} |"
+            )
+    lines += ["", f"| {TURN_LABEL} | turns/s | p50 µs | p99 µs |", "|---|---|---|---|"]
+    for label, source, key in (
+        ("SessionRepository, 64 interviews at once", ours, "concurrent_turns"),
+        ("plain sqlite3, one turn at a time", plain, "sequential_turns"),
+        ("plain sqlite3, turn by turn with the history row", plain, "turn_with_history"),
+        ("plain sqlite3, the same without the history row", plain, "turn_without_history"),
+        ("PostgreSQL repository, 64 interviews at once", postgres, "concurrent_turns"),
+    ):
+        if key in source:
+            run = source[key]
+            lines.append(
+                f"| {label} | {_n(run['ops_per_s'])} | {_n(run['p50_us'])} | {_n(run['p99_us'])} |"
             )
     normal = repo.get(f"sqlite-normal@{size_name}")
     if normal:

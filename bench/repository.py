@@ -37,6 +37,7 @@ from src.persistence.repositories.postgres_session_repo import PostgresSessionRe
 from src.persistence.repositories.session_repo import SessionRepository
 
 CONCURRENT_TASKS = 64
+TURNS_PER_INTERVIEW = 12
 FULL_COUNTS = {
     "create": 300,
     "get": 3000,
@@ -44,6 +45,7 @@ FULL_COUNTS = {
     "list_page": 500,
     "transition": 300,
     "delete": 300,
+    "turn": 300,
 }
 # The sketch opens a connection per call and reads every active session to
 # list; fewer rounds keep its run short.
@@ -142,6 +144,19 @@ async def sequential(target: Target, ids: list[str], counts: dict[str, int]) -> 
             (i, SessionStatus.ACTIVE) for i in picks
         ]
         results["transition"] = await timed([partial(target.transition, i, s) for i, s in moves])
+    if "turn" in counts:
+        interviews = [new_session() for _ in range(counts["turn"] // TURNS_PER_INTERVIEW + 1)]
+        for session in interviews:
+            await target.create(session)
+        plan: list[Callable[[], Awaitable[Any]]] = [
+            partial(
+                target.turn, interviews[n // TURNS_PER_INTERVIEW].id, n % TURNS_PER_INTERVIEW + 1
+            )
+            for n in range(counts["turn"])
+        ]
+        results["turn"] = await timed(plan)
+        if isinstance(target, PlainSqliteTarget):
+            results |= await with_and_without_history(target, ids, counts, rng)
     if "delete" in counts:
         doomed = [new_session() for _ in range(counts["delete"])]
         for session in doomed:
@@ -188,6 +203,52 @@ async def mixed(target: Target, ids: list[str], tasks: int, per_task: int) -> di
     return {**summary(latencies, time.perf_counter() - started), "failed": float(failures)}
 
 
+async def with_and_without_history(
+    target: PlainSqliteTarget, ids: list[str], counts: dict[str, int], rng: random.Random
+) -> dict[str, Any]:
+    """The same statements with and without the history row, call by call in turn, so
+    that the machine's drift falls on both alike."""
+    interviews = [new_session() for _ in range(2 * (counts["turn"] // TURNS_PER_INTERVIEW + 1))]
+    for session in interviews:
+        await target.create(session)
+    timings: dict[str, list[int]] = {}
+    started = time.perf_counter()
+    for n in range(counts["turn"]):
+        number = n % TURNS_PER_INTERVIEW + 1
+        pair = 2 * (n // TURNS_PER_INTERVIEW)
+        for history, session in ((True, interviews[pair]), (False, interviews[pair + 1])):
+            begin = time.perf_counter_ns()
+            await target.turn(session.id, number, history=history)
+            key = "turn_with_history" if history else "turn_without_history"
+            timings.setdefault(key, []).append(time.perf_counter_ns() - begin)
+        session_id = rng.choice(ids)
+        for history in (True, False):
+            begin = time.perf_counter_ns()
+            await target.update_state(session_id, STATE, history=history)
+            key = "update_state_with_history" if history else "update_state_without_history"
+            timings.setdefault(key, []).append(time.perf_counter_ns() - begin)
+    elapsed = time.perf_counter() - started
+    return {key: summary(values, elapsed / 4) for key, values in timings.items()}
+
+
+async def concurrent_turns(target: Target, tasks: int, per_task: int) -> dict[str, float]:
+    """`tasks` interviews at once (1: one after another), each recording `per_task` turns."""
+    interviews = [new_session() for _ in range(tasks)]
+    for session in interviews:
+        await target.create(session)
+    latencies: list[int] = []
+
+    async def interview(session_id: str) -> None:
+        for number in range(1, per_task + 1):
+            begin = time.perf_counter_ns()
+            await target.turn(session_id, number)
+            latencies.append(time.perf_counter_ns() - begin)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(interview(session.id) for session in interviews))
+    return summary(latencies, time.perf_counter() - started)
+
+
 def peak_rss_mib() -> float:
     # VmHWM, not ru_maxrss: Linux carries ru_maxrss across execve, so a child
     # would report its parent's peak.
@@ -223,6 +284,13 @@ async def measure(
             run["concurrent_mix" if tasks > 1 else "sequential_mix"] = await mixed(
                 target, ids, tasks, per_task * (CONCURRENT_TASKS if tasks == 1 else 1)
             )
+            if kind != "per-operation":
+                turns_each = 3 if quick else 10
+                run[
+                    "concurrent_turns" if tasks > 1 else "sequential_turns"
+                ] = await concurrent_turns(
+                    target, tasks, turns_each * (CONCURRENT_TASKS if tasks == 1 else 1)
+                )
             runs.append(run)
     finally:
         await target.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Mapping
 from datetime import datetime
@@ -9,10 +10,14 @@ from typing import Any, Protocol
 
 import aiosqlite
 
+from bench import turns
+from src.domain.merge_patch import apply_merge_patch
+from src.domain.models.json import compact_json
 from src.domain.models.session import Session, SessionState, SessionStatus, utc_now
+from src.domain.models.utterance import metadata_json
 from src.persistence.pagination import encode_cursor
 from src.persistence.repositories import statements as sql
-from src.persistence.repositories.core import RepositoryCore, session_insert, state_update
+from src.persistence.repositories.core import RepositoryCore, session_insert
 from src.persistence.repositories.session_repo import to_text
 
 
@@ -25,6 +30,7 @@ class Target(Protocol):
     async def list_page(self, after: Session | None) -> Any: ...
     async def transition(self, session_id: str, to_status: SessionStatus) -> Any: ...
     async def delete(self, session_id: str) -> Any: ...
+    async def turn(self, session_id: str, number: int) -> Any: ...
     async def close(self) -> None: ...
 
 
@@ -56,6 +62,14 @@ class RepositoryTarget:
     async def delete(self, session_id: str) -> Any:
         return await self.repository.delete(session_id)
 
+    async def turn(self, session_id: str, number: int) -> Any:
+        return await self.repository.record_turn(
+            session_id,
+            turns.utterances(number),
+            state_patch=turns.state_patch(number),
+            record=turns.RECORD,
+        )
+
     async def close(self) -> None:
         await self.repository.close()
 
@@ -76,17 +90,128 @@ class PlainSqliteTarget:
     def _run(self, query: sql.Query, parameters: Mapping[str, Any]) -> list[sqlite3.Row]:
         return self.connection.execute(query.sqlite, parameters).fetchall()
 
-    def _write(self, statement: sql.Statement) -> list[sqlite3.Row]:
-        return self._run(statement.query, {**statement.parameters, "now": to_text(utc_now())})
+    def _write(self, statement: sql.Statement, now: str) -> list[sqlite3.Row]:
+        return self._run(statement.query, {**statement.parameters, "now": now})
+
+    def _version(
+        self, session_id: str, change: str, data_set: str | None, turn: int | None
+    ) -> None:
+        self._run(
+            sql.INSERT_VERSION,
+            {
+                "id": session_id,
+                "change": change,
+                "turn_number": turn,
+                "data_set": data_set,
+                "data_unset": None,
+            },
+        )
 
     async def create(self, session: Session) -> Any:
-        return self._write(session_insert(session))
+        self.connection.execute("BEGIN IMMEDIATE")
+        rows = self._write(session_insert(session), to_text(utc_now()))
+        self._version(session.id, "created", None, None)
+        self.connection.execute("COMMIT")
+        return rows
 
     async def get(self, session_id: str) -> Any:
         return self._run(sql.SELECT_BY_ID, {"id": session_id})
 
-    async def update_state(self, session_id: str, state: SessionState) -> Any:
-        return self._write(state_update(session_id, state, None))
+    async def update_state(
+        self, session_id: str, state: SessionState, *, history: bool = True
+    ) -> Any:
+        """The repository's statements for a state with unchanged data, in one transaction."""
+        now = to_text(utc_now())
+        self.connection.execute("BEGIN IMMEDIATE")
+        (current,) = self._run(sql.SELECT_FOR_WRITE, {"id": session_id})
+        rows = self._run(sql.UPDATE_STATE, {**self._state(session_id, state, current), "now": now})
+        if history:
+            self._version(session_id, "state", None, None)
+        self.connection.execute("COMMIT")
+        return rows
+
+    @staticmethod
+    def _state(session_id: str, state: SessionState, current: sqlite3.Row) -> dict[str, Any]:
+        return {
+            "id": session_id,
+            "version": current["version"],
+            "turn_count": state.turn_count,
+            "coverage_score": state.coverage_score,
+            "last_strategy": state.last_strategy,
+            "usage_turns": 0,
+            "usage_input_tokens": 0,
+            "usage_output_tokens": 0,
+            "usage_cost_usd": 0.0,
+            "usage_latency_ms": 0.0,
+        }
+
+    async def turn(self, session_id: str, number: int, *, history: bool = True) -> Any:
+        """The rows the repository writes for a turn, statement for statement, in one
+        transaction: read the session, the record, the state, its changed data keys,
+        the version, the utterances."""
+        now = to_text(utc_now())
+        patch = turns.state_patch(number)
+        record = turns.RECORD
+        self.connection.execute("BEGIN IMMEDIATE")
+        (current,) = self._run(sql.SELECT_FOR_WRITE, {"id": session_id})
+        data = json.loads(current[-1] or "{}")
+        merged = apply_merge_patch(data, patch["data"])
+        self._run(
+            sql.INSERT_RECORD,
+            {
+                "session_id": session_id,
+                "turn_number": number,
+                "strategy": record.strategy,
+                "scores": compact_json(record.scores),
+                "signals": compact_json(record.signals),
+                "model": record.usage.model,
+                "input_tokens": record.usage.input_tokens,
+                "output_tokens": record.usage.output_tokens,
+                "cost_usd": record.usage.cost_usd,
+                "latency_ms": record.usage.latency_ms,
+                "now": now,
+            },
+        )
+        usage = record.usage
+        self._run(
+            sql.UPDATE_STATE,
+            {
+                "id": session_id,
+                "version": current["version"],
+                "turn_count": number,
+                "coverage_score": current["coverage_score"],
+                "last_strategy": current["last_strategy"],
+                "usage_turns": 1,
+                "usage_input_tokens": usage.input_tokens,
+                "usage_output_tokens": usage.output_tokens,
+                "usage_cost_usd": usage.cost_usd,
+                "usage_latency_ms": usage.latency_ms,
+                "now": now,
+            },
+        )
+        changed = {
+            key: compact_json(merged[key])
+            for key in patch["data"]
+            if key not in data or compact_json(data[key]) != compact_json(merged[key])
+        }
+        for key, text in changed.items():
+            self._run(sql.UPSERT_DATA, {"session_id": session_id, "key": key, "value": text})
+        if history:
+            members = ",".join(f"{compact_json(key)}:{text}" for key, text in changed.items())
+            self._version(session_id, "turn", "{" + members + "}" if changed else None, number)
+        for utterance in turns.utterances(number):
+            self._run(
+                sql.APPEND_UTTERANCE,
+                {
+                    "session_id": session_id,
+                    "turn_number": utterance.turn_number,
+                    "speaker": utterance.speaker.value,
+                    "text": utterance.text,
+                    "metadata": metadata_json(utterance.metadata),
+                    "now": now,
+                },
+            )
+        self.connection.execute("COMMIT")
 
     async def list_page(self, after: Session | None) -> Any:
         parameters: dict[str, Any] = {"status": "active", "limit": 51}
@@ -96,7 +221,8 @@ class PlainSqliteTarget:
 
     async def transition(self, session_id: str, to_status: SessionStatus) -> Any:
         source = "paused" if to_status == SessionStatus.ACTIVE else "active"
-        return self._run(
+        self.connection.execute("BEGIN IMMEDIATE")
+        rows = self._run(
             sql.TRANSITION,
             {
                 "id": session_id,
@@ -108,6 +234,9 @@ class PlainSqliteTarget:
                 "now": to_text(utc_now()),
             },
         )
+        self._version(session_id, "transition", None, None)
+        self.connection.execute("COMMIT")
+        return rows
 
     async def delete(self, session_id: str) -> Any:
         return self._run(sql.DELETE, {"id": session_id})
@@ -183,3 +312,6 @@ class ConnectionPerOperationTarget:
 
     async def close(self) -> None:
         return None
+
+    async def turn(self, session_id: str, number: int) -> Any:
+        raise NotImplementedError("the spec's sketch has no turns")

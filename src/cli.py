@@ -470,6 +470,8 @@ def _blaming_the_export() -> Iterator[None]:
 
 @cli.command()
 @click.argument("query")
+@click.option("--study", "study_id", help="Only sessions of this study.")
+@click.option("--participant", "participant_id", help="Only sessions of this participant.")
 @click.option(
     "--speaker", type=click.Choice([s.value for s in Speaker]), help="Only what this speaker said."
 )
@@ -477,7 +479,14 @@ def _blaming_the_export() -> Iterator[None]:
 @click.option(
     "--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Most hits to show."
 )
-def search(query: str, speaker: str | None, methodology: str | None, limit: int) -> None:
+def search(
+    query: str,
+    study_id: str | None,
+    participant_id: str | None,
+    speaker: str | None,
+    methodology: str | None,
+    limit: int,
+) -> None:
     """Find utterances by what was said: one line per hit, best first.
 
     Each line is the session id, the turn, the speaker and the snippet, with
@@ -486,16 +495,20 @@ def search(query: str, speaker: str | None, methodology: str | None, limit: int)
     """
     settings = _settings()
     _existing_database(settings)
-    _run(_search(settings, query, speaker, methodology, limit))
+    filters = {
+        "study_id": study_id,
+        "participant_id": participant_id,
+        "speaker": speaker,
+        "methodology": methodology,
+    }
+    _run(_search(settings, query, filters, limit))
 
 
 async def _search(
-    settings: Settings, query: str, speaker: str | None, methodology: str | None, limit: int
+    settings: Settings, query: str, filters: dict[str, str | None], limit: int
 ) -> None:
     async with create_repository(settings) as repository:
-        await write_search(
-            repository, query, sys.stdout, speaker=speaker, methodology=methodology, limit=limit
-        )
+        await write_search(repository, query, sys.stdout, **filters, limit=limit)
 
 
 @cli.command()

@@ -19,7 +19,7 @@ from src.domain.models.session import SessionStatus
 from src.domain.redaction import Pseudonymizer
 from src.persistence.pagination import walk_pages
 from src.persistence.repositories.protocol import SessionRepositoryProtocol
-from src.persistence.repositories.transcript import walk_utterances
+from src.persistence.repositories.transcript import walk_turn_records, walk_utterances
 
 __all__ = ["export_many", "export_one", "export_to_file", "session_ids_with_status"]
 
@@ -58,7 +58,8 @@ async def export_one(
     utterances = walk_utterances(repository, session_id)
     if pseudonymizer is not None:
         session, utterances = pseudonymizer.session(session), pseudonymizer.utterances(utterances)
-    await _write(export_record(session, utterances, export_format), out)
+    records = walk_turn_records(repository, session_id)
+    await _write(export_record(session, utterances, export_format, records), out)
 
 
 async def export_to_file(

@@ -17,6 +17,8 @@ async def write_search(
     query: str,
     out: TextIO,
     *,
+    study_id: str | None = None,
+    participant_id: str | None = None,
     speaker: Speaker | str | None = None,
     methodology: str | None = None,
     limit: int = 20,
@@ -37,6 +39,8 @@ async def write_search(
     while written < limit:
         page = await repository.search(
             query,
+            study_id=study_id,
+            participant_id=participant_id,
             speaker=speaker,
             methodology=methodology,
             limit=min(limit - written, MAX_PAGE_SIZE),

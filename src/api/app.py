@@ -18,7 +18,7 @@ from src.api.head import HeadAsGet
 from src.api.observability import RequestObserver
 from src.api.path_guard import TrailingNewlineGuard
 from src.api.request_body import RequestBodyGuard
-from src.api.routes import health, search, sessions, transcript
+from src.api.routes import health, history, search, sessions, studies, transcript
 from src.core.config import Settings, get_settings
 from src.persistence.repositories.factory import create_repository
 from src.persistence.repositories.protocol import SessionRepositoryProtocol
@@ -79,6 +79,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestObserver)
     app.include_router(sessions.router)
     app.include_router(transcript.router)
+    app.include_router(history.router)
+    app.include_router(studies.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
     install_docs(app, lambda: settings or get_settings(), OPEN_PATHS)

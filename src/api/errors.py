@@ -18,6 +18,7 @@ from starlette.routing import Match
 from src.core.errors import (
     InvalidCursorError,
     InvalidSearchQueryError,
+    InvalidStateError,
     InvalidTransitionError,
     PseudonymKeyMissingError,
     SessionEndedError,
@@ -30,10 +31,14 @@ from src.core.errors import (
     StorageError,
     StorageFullError,
     StorageUnavailableError,
+    StudyNotFoundError,
+    TurnNotRecordedError,
+    TurnRecordExistsError,
     UtteranceExistsError,
+    VersionNotFoundError,
 )
 from src.core.metrics import observe_database_error
-from src.domain.models.json_value import MAX_JSON_DEPTH
+from src.domain.models.json import MAX_JSON_DEPTH
 
 __all__ = ["PROBLEM_MEDIA_TYPE", "install_error_handlers", "problem_response", "problem_responses"]
 
@@ -52,6 +57,11 @@ _STATUS_BY_ERROR: tuple[tuple[type[SessionError], HTTPStatus], ...] = (
     (InvalidTransitionError, HTTPStatus.CONFLICT),
     (SessionEndedError, HTTPStatus.CONFLICT),
     (UtteranceExistsError, HTTPStatus.CONFLICT),
+    (TurnRecordExistsError, HTTPStatus.CONFLICT),
+    (TurnNotRecordedError, HTTPStatus.CONFLICT),
+    (StudyNotFoundError, HTTPStatus.NOT_FOUND),
+    (VersionNotFoundError, HTTPStatus.NOT_FOUND),
+    (InvalidStateError, HTTPStatus.UNPROCESSABLE_ENTITY),
     (StaleSessionError, HTTPStatus.PRECONDITION_FAILED),
     (InvalidCursorError, HTTPStatus.UNPROCESSABLE_ENTITY),
     (InvalidSearchQueryError, HTTPStatus.UNPROCESSABLE_ENTITY),
@@ -74,6 +84,9 @@ _PUBLIC_ATTRIBUTES = (
     "session_status",
     "turn_number",
     "speaker",
+    "study_id",
+    "version",
+    "last_turn",
 )
 
 
@@ -161,6 +174,8 @@ async def _session_error(request: Request, exc: Exception) -> JSONResponse:
         observe_database_error(exc)
     if isinstance(exc, InvalidCursorError):
         extensions["errors"] = [{"field": "cursor", "location": "query", "reason": exc.detail}]
+    elif isinstance(exc, InvalidStateError):
+        extensions["errors"] = [{**error, "location": "body"} for error in exc.errors]
     elif isinstance(exc, InvalidSearchQueryError):
         extensions["errors"] = [{"field": "q", "location": "query", "reason": exc.detail}]
     elif isinstance(exc, PseudonymKeyMissingError):

@@ -2,26 +2,39 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from src.domain.models.json import ConfigObject, StateDataPatch
 from src.domain.models.session import (
+    MAX_COUNT,
     ConceptId,
     ConceptName,
     CoverageScore,
+    LabelKey,
+    Labels,
+    LabelValue,
     Methodology,
+    ParticipantId,
     Session,
+    SessionId,
     SessionState,
+    Strategy,
+    StudyId,
     TurnCount,
 )
+from src.domain.models.turn import Turn, TurnRecordData
 from src.domain.models.utterance import NewUtterance, TurnNumber, Utterance
 
 __all__ = [
     "MAX_UTTERANCES_PER_TURN",
+    "ForkCreate",
     "ResumeContext",
     "SessionCreate",
+    "SessionPatch",
     "SessionStateUpdate",
+    "StatePatch",
     "TurnCreate",
     "TurnRecorded",
     "UtteranceCreate",
@@ -38,6 +51,34 @@ class SessionCreate(BaseModel):
     methodology: Methodology
     concept_id: ConceptId
     concept_name: ConceptName
+    study_id: StudyId | None = None
+    participant_id: ParticipantId | None = None
+    labels: Labels = Field(default_factory=dict)
+    config: ConfigObject = Field(default_factory=dict)
+
+
+LabelsPatch = Annotated[
+    dict[LabelKey, LabelValue | None], Field(json_schema_extra={"additionalProperties": False})
+]
+
+
+class SessionPatch(BaseModel):
+    """A merge patch to a session: only its labels (null removes one) and participant."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    labels: LabelsPatch | None = None
+    participant_id: ParticipantId | None = None
+
+
+class ForkCreate(BaseModel):
+    """Where to fork a session, and what to call the new one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    at_turn: TurnNumber
+    id: SessionId | None = None
+    labels: Labels | None = None
 
 
 def _json_number(value: object) -> object:
@@ -72,21 +113,77 @@ class UtteranceCreate(NewUtterance):
     turn_number: StrictTurnNumber
 
 
-class TurnCreate(BaseModel):
-    """A turn: its utterances and the session's state after it, stored together."""
+class StatePatch(BaseModel):
+    """An RFC 7396 merge patch to a session's state: each member given replaces (objects
+    in `data` merge member by member), and null removes it (a typed field takes its default).
+    Methodology and concept may be named only with the session's own values."""
 
     model_config = ConfigDict(extra="forbid")
+
+    methodology: Methodology | None = None
+    concept_id: ConceptId | None = None
+    concept_name: ConceptName | None = None
+    turn_count: Annotated[int, Field(ge=0, le=MAX_COUNT)] | None = None
+    coverage_score: Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)] | None = None
+    last_strategy: Strategy | None = None
+    data: StateDataPatch | None = None
+
+
+def _exactly_one_state(schema: dict[str, Any]) -> None:
+    # JSON Schema says what the validator checks: one of the two, and not null.
+    schema["oneOf"] = [{"required": ["state"]}, {"required": ["state_patch"]}]
+    for name in ("state", "state_patch"):
+        options = schema["properties"][name].pop("anyOf")
+        schema["properties"][name].update(
+            next(option for option in options if option.get("type") != "null")
+        )
+
+
+class TurnCreate(BaseModel):
+    """A turn: its utterances, the session's state after it (whole, or a merge patch)
+    and what the engine recorded about it, stored together."""
 
     utterances: Annotated[
         list[UtteranceCreate], Field(min_length=1, max_length=MAX_UTTERANCES_PER_TURN)
     ]
-    state: SessionStateUpdate
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_exactly_one_state)
+
+    state: SessionStateUpdate | None = None
+    state_patch: Annotated[
+        StatePatch | None,
+        Field(description="An RFC 7396 merge patch to the state, instead of `state`"),
+    ] = None
+    record: TurnRecordData | None = None
+
+    def state_patch_document(self) -> dict[str, Any] | None:
+        """The merge patch as sent, nulls (removals) included; None without one."""
+        if self.state_patch is None:
+            return None
+        return self.state_patch.model_dump(exclude_unset=True)
+
+    @model_validator(mode="after")
+    def _one_turn_and_one_state(self) -> Self:
+        given = {"state", "state_patch"} & self.model_fields_set
+        if len(given) != 1 or (self.state is None and self.state_patch is None):
+            raise ValueError("give exactly one of state and state_patch")
+        return self
+
+    @field_validator("utterances")
+    @classmethod
+    def _one_turn_number(cls, utterances: list[UtteranceCreate]) -> list[UtteranceCreate]:
+        turn_numbers = {utterance.turn_number for utterance in utterances}
+        if len(turn_numbers) > 1:
+            raise ValueError(
+                f"a turn's utterances name one turn number, not {sorted(turn_numbers)}"
+            )
+        return utterances
 
 
 class TurnRecorded(BaseModel):
-    """What a turn stored."""
+    """What a turn stored: the session after it, and the turn as stored by this write."""
 
     session: Session
+    turn: Turn
     utterances: list[Utterance]
 
 

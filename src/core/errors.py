@@ -11,6 +11,11 @@ Every error derives from ``SessionError``; none of them knows about HTTP
     ├── InvalidTransitionError
     ├── SessionEndedError
     ├── UtteranceExistsError
+    ├── TurnRecordExistsError
+    ├── TurnNotRecordedError
+    ├── InvalidStateError
+    ├── StudyNotFoundError
+    ├── VersionNotFoundError
     ├── InvalidCursorError          (also a ValueError)
     ├── InvalidSearchQueryError     (also a ValueError)
     ├── PseudonymKeyMissingError
@@ -35,6 +40,7 @@ __all__ = [
     "DatabaseInUseError",
     "InvalidCursorError",
     "InvalidSearchQueryError",
+    "InvalidStateError",
     "InvalidTransitionError",
     "KeyFileError",
     "KeyNameError",
@@ -51,7 +57,11 @@ __all__ = [
     "StorageError",
     "StorageFullError",
     "StorageUnavailableError",
+    "StudyNotFoundError",
+    "TurnNotRecordedError",
+    "TurnRecordExistsError",
     "UtteranceExistsError",
+    "VersionNotFoundError",
 ]
 
 
@@ -136,6 +146,57 @@ class UtteranceExistsError(SessionError):
         self.session_id = session_id
         self.turn_number = turn_number
         self.speaker = speaker
+
+
+class TurnRecordExistsError(SessionError):
+    """The session already has a record for this turn; it was kept and nothing was stored."""
+
+    def __init__(self, session_id: str, turn_number: int) -> None:
+        super().__init__(f"Session {session_id!r} already has a record for turn {turn_number}.")
+        self.session_id = session_id
+        self.turn_number = turn_number
+
+
+class TurnNotRecordedError(SessionError):
+    """The session has no such turn yet (a fork past its last turn, say)."""
+
+    def __init__(self, session_id: str, turn_number: int, last_turn: int) -> None:
+        super().__init__(
+            f"Session {session_id!r} has no turn {turn_number}; its last turn is {last_turn}."
+        )
+        self.session_id = session_id
+        self.turn_number = turn_number
+        self.last_turn = last_turn
+
+
+class InvalidStateError(SessionError, ValueError):
+    """A merge patch would leave the session's state invalid; nothing was stored.
+
+    `errors` holds one `{field, reason}` per problem, the field a dotted path in the state.
+    """
+
+    def __init__(self, session_id: str, errors: list[dict[str, str]]) -> None:
+        summary = "; ".join(f"{error['field']}: {error['reason']}" for error in errors)
+        super().__init__(f"The patched state of session {session_id!r} is not valid: {summary}")
+        self.session_id = session_id
+        self.errors = errors
+
+
+class StudyNotFoundError(SessionError):
+    """No session belongs to the given study."""
+
+    def __init__(self, study_id: str) -> None:
+        super().__init__(f"No session belongs to study {study_id!r}.")
+        self.study_id = study_id
+
+
+class VersionNotFoundError(SessionError):
+    """The session has no such version in its history."""
+
+    def __init__(self, session_id: str, version: int) -> None:
+        super().__init__(f"Session {session_id!r} has no version {version} in its history.")
+        self.session_id = session_id
+        self.version = version
 
 
 class InvalidCursorError(SessionError, ValueError):

@@ -14,8 +14,11 @@ import re
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC
 from enum import StrEnum
+from typing import NamedTuple
 
+from src.domain.models.json import compact_json
 from src.domain.models.session import Session
+from src.domain.models.turn import NumberedTurnRecord
 from src.domain.models.utterance import Utterance, metadata_json
 
 __all__ = [
@@ -23,15 +26,19 @@ __all__ = [
     "EXPORT_FORMAT_NAME",
     "EXPORT_FORMAT_VERSION",
     "ExportFormat",
+    "SessionExport",
     "export_file_name",
     "export_record",
     "markdown_text",
     "parse_json_export",
+    "read_json_export",
     "session_export_file_name",
 ]
 
 EXPORT_FORMAT_NAME = "interview-session-export"
-EXPORT_FORMAT_VERSION = 1
+EXPORT_FORMAT_VERSION = 2
+READABLE_FORMAT_VERSIONS = (1, 2)
+"""Version 1 has no turn records; its session has none of the fields version 2 added."""
 
 CSV_COLUMNS = (
     "session_id",
@@ -51,6 +58,19 @@ CSV_COLUMNS = (
     "text",
     "metadata",
     "utterance_created_at",
+    # Added in export format 2: who and what the session belongs to, and its turn's record.
+    "study_id",
+    "participant_id",
+    "labels",
+    "config",
+    "record_strategy",
+    "record_scores",
+    "record_signals",
+    "record_model",
+    "record_input_tokens",
+    "record_output_tokens",
+    "record_cost_usd",
+    "record_latency_ms",
 )
 
 
@@ -77,7 +97,9 @@ _MEDIA_TYPES = {
 }
 
 
-async def _json(session: Session, utterances: AsyncIterator[Utterance]) -> AsyncIterator[str]:
+async def _json(
+    session: Session, utterances: AsyncIterator[Utterance], records: _Records
+) -> AsyncIterator[str]:
     yield (
         f'{{"format":"{EXPORT_FORMAT_NAME}","format_version":{EXPORT_FORMAT_VERSION},'
         f'"session":{session.model_dump_json()},"utterances":['
@@ -86,7 +108,19 @@ async def _json(session: Session, utterances: AsyncIterator[Utterance]) -> Async
     async for utterance in utterances:
         yield separator + utterance.model_dump_json(exclude={"session_id"})
         separator = ","
-    yield "]}\n"
+    yield "]"
+    async for piece in _json_records(records):
+        yield piece
+    yield "}\n"
+
+
+async def _json_records(records: _Records) -> AsyncIterator[str]:
+    yield ',"records":['
+    separator = ""
+    async for record in records.all():
+        yield separator + record.model_dump_json()
+        separator = ","
+    yield "]"
 
 
 # Characters CommonMark (or GitHub's dialect: tables, strikethrough, math)
@@ -125,7 +159,9 @@ def _escape_line_start(match: re.Match[str]) -> str:
     return f"{indent}\\{mark}"
 
 
-async def _markdown(session: Session, utterances: AsyncIterator[Utterance]) -> AsyncIterator[str]:
+async def _markdown(
+    session: Session, utterances: AsyncIterator[Utterance], records: _Records
+) -> AsyncIterator[str]:
     state = session.state
     text = markdown_text
     lines = [
@@ -140,6 +176,7 @@ async def _markdown(session: Session, utterances: AsyncIterator[Utterance]) -> A
         f"- Turns: {state.turn_count}; coverage {state.coverage_score:g}; "
         f"last strategy: {text(state.last_strategy) if state.last_strategy else 'none'}",
         f"- Version: {session.version}",
+        *_markdown_session_lines(session),
         "",
         "## Transcript",
         "",
@@ -147,15 +184,58 @@ async def _markdown(session: Session, utterances: AsyncIterator[Utterance]) -> A
     yield "\n".join(lines) + "\n"
     turn: int | None = None
     async for utterance in utterances:
+        if utterance.turn_number != turn and turn is not None:
+            yield await _markdown_record(records, turn)
         heading = f"### Turn {utterance.turn_number}\n\n" if utterance.turn_number != turn else ""
         turn = utterance.turn_number
         yield f"{heading}**{utterance.speaker.value.capitalize()}:** "
         yield f"{text(utterance.text)}\n\n"
     if turn is None:
         yield "_No utterances were recorded._\n"
+    else:
+        yield await _markdown_record(records, turn)
 
 
-async def _csv(session: Session, utterances: AsyncIterator[Utterance]) -> AsyncIterator[str]:
+def _markdown_session_lines(session: Session) -> list[str]:
+    """Who and what the session belongs to; every value the client wrote is escaped."""
+    usage = session.usage
+    labels = ", ".join(f"{key}={value}" for key, value in sorted(session.labels.items()))
+    forked = session.forked_from
+    return [
+        f"- Study: {markdown_text(session.study_id or 'none')}",
+        f"- Participant: {markdown_text(session.participant_id or 'none')}",
+        f"- Labels: {markdown_text(labels or 'none')}",
+        f"- Config: {markdown_text(compact_json(session.config))}",
+        f"- Usage: {usage.turns} records; {usage.input_tokens} input and "
+        f"{usage.output_tokens} output tokens; cost {usage.cost_usd:g} USD; "
+        f"latency {usage.latency_ms:g} ms",
+        f"- Forked from: {markdown_text(forked.session_id)} at turn {forked.turn_number}"
+        if forked
+        else "- Forked from: none",
+    ]
+
+
+async def _markdown_record(records: _Records, turn: int) -> str:
+    """The turn's record as a list under its utterances; empty when it has none."""
+    record = await records.of_turn(turn)
+    if record is None:
+        return ""
+    usage = record.usage
+    scores = ", ".join(f"{name} {value:g}" for name, value in record.scores.items())
+    lines = [
+        f"- Strategy: {markdown_text(record.strategy or 'none')}",
+        f"- Scores: {markdown_text(scores or 'none')}",
+        f"- Signals: {markdown_text(compact_json(record.signals))}",
+        f"- Usage: {markdown_text(usage.model or 'unknown model')}; {usage.input_tokens} input "
+        f"and {usage.output_tokens} output tokens; cost {usage.cost_usd:g} USD; "
+        f"latency {usage.latency_ms:g} ms",
+    ]
+    return "\n".join(lines) + "\n\n"
+
+
+async def _csv(
+    session: Session, utterances: AsyncIterator[Utterance], records: _Records
+) -> AsyncIterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
@@ -183,6 +263,8 @@ async def _csv(session: Session, utterances: AsyncIterator[Utterance]) -> AsyncI
                 utterance.text,
                 metadata_json(utterance.metadata) or "",
                 utterance.created_at.isoformat(),
+                *_csv_interview_columns(session),
+                *_csv_record_columns(await records.of_turn(utterance.turn_number)),
             ]
         )
         yield buffer.getvalue()
@@ -191,7 +273,63 @@ async def _csv(session: Session, utterances: AsyncIterator[Utterance]) -> AsyncI
     yield buffer.getvalue()
 
 
-_WRITERS: dict[ExportFormat, Callable[[Session, AsyncIterator[Utterance]], AsyncIterator[str]]] = {
+def _csv_interview_columns(session: Session) -> list[str]:
+    return [
+        session.study_id or "",
+        session.participant_id or "",
+        compact_json(session.labels),
+        compact_json(session.config),
+    ]
+
+
+def _csv_record_columns(record: NumberedTurnRecord | None) -> list[object]:
+    if record is None:
+        return [""] * 8
+    usage = record.usage
+    return [
+        record.strategy or "",
+        compact_json(record.scores),
+        compact_json(record.signals),
+        usage.model or "",
+        usage.input_tokens,
+        usage.output_tokens,
+        usage.cost_usd,
+        usage.latency_ms,
+    ]
+
+
+class _Records:
+    """A session's turn records, read in turn order as the export reaches each turn."""
+
+    def __init__(self, records: AsyncIterator[NumberedTurnRecord] | None) -> None:
+        self._records = records
+        self._next: NumberedTurnRecord | None = None
+
+    async def of_turn(self, turn: int) -> NumberedTurnRecord | None:
+        """The record of `turn`, skipping any of earlier turns; call with turns in order."""
+        while True:
+            if self._next is None:
+                self._next = await self._pull()
+            if self._next is None or self._next.turn_number > turn:
+                return None
+            record, self._next = self._next, None
+            if record.turn_number == turn:
+                return record
+
+    async def all(self) -> AsyncIterator[NumberedTurnRecord]:
+        while (record := self._next or await self._pull()) is not None:
+            self._next = None
+            yield record
+
+    async def _pull(self) -> NumberedTurnRecord | None:
+        if self._records is None:
+            return None
+        return await anext(self._records, None)
+
+
+_WRITERS: dict[
+    ExportFormat, Callable[[Session, AsyncIterator[Utterance], _Records], AsyncIterator[str]]
+] = {
     ExportFormat.JSON: _json,
     ExportFormat.MARKDOWN: _markdown,
     ExportFormat.CSV: _csv,
@@ -220,20 +358,45 @@ def _file_name_part(text: str, limit: int) -> str:
 
 
 def export_record(
-    session: Session, utterances: AsyncIterator[Utterance], export_format: ExportFormat
+    session: Session,
+    utterances: AsyncIterator[Utterance],
+    export_format: ExportFormat,
+    records: AsyncIterator[NumberedTurnRecord] | None = None,
 ) -> AsyncIterator[str]:
-    """The session and every utterance, in order, as pieces of text in `export_format`."""
-    return _WRITERS[export_format](session, utterances)
+    """The session, every utterance and every turn record (both in turn order), as
+    pieces of text in `export_format`."""
+    return _WRITERS[export_format](session, utterances, _Records(records))
 
 
-def parse_json_export(text: str) -> tuple[Session, list[Utterance]]:
-    """Read a JSON export back: the session and its utterances."""
+class SessionExport(NamedTuple):
+    """What a JSON export holds."""
+
+    session: Session
+    utterances: list[Utterance]
+    records: list[NumberedTurnRecord]
+
+
+def read_json_export(text: str) -> SessionExport:
+    """Read a JSON export of any readable format version back, records and all.
+
+    Raises:
+        ValueError: the text is not such an export (a pydantic ValidationError for bad values).
+    """
     document = json.loads(text)
-    if document.get("format") != EXPORT_FORMAT_NAME:
+    if not isinstance(document, dict) or document.get("format") != EXPORT_FORMAT_NAME:
         raise ValueError("not an interview session export")
+    if document.get("format_version") not in READABLE_FORMAT_VERSIONS:
+        raise ValueError(f"export format version {document.get('format_version')!r} is unknown")
     session = Session.model_validate(document["session"])
     utterances = [
         Utterance.model_validate({**item, "session_id": session.id})
         for item in document["utterances"]
     ]
+    records = [NumberedTurnRecord.model_validate(item) for item in document.get("records", [])]
+    return SessionExport(session, utterances, records)
+
+
+def parse_json_export(text: str) -> tuple[Session, list[Utterance]]:
+    """Read a JSON export (format version 1 or 2) back: the session and its utterances."""
+    session, utterances, _records = read_json_export(text)
     return session, utterances

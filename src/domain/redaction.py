@@ -156,11 +156,11 @@ class Pseudonymizer:
 
     def session(self, session: Session) -> Session:
         """The session with its participant id pseudonymised."""
-        # Sessions gain participant_id (CONTRACT §5); until then there is none to replace.
-        participant_id = getattr(session, "participant_id", None)
-        if participant_id is None:
+        if session.participant_id is None:
             return session
-        return session.model_copy(update={"participant_id": self.participant(participant_id)})
+        return session.model_copy(
+            update={"participant_id": self.participant(session.participant_id)}
+        )
 
     def utterance(self, utterance: Utterance) -> Utterance:
         """The utterance with contact details taken out of its text and metadata."""

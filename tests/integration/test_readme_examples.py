@@ -92,5 +92,8 @@ def test_the_repository_example_runs_as_written(tmp_path: Path) -> None:
     )
 
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["1", "3", "2", "2"]
+    first, second, third = done.stdout.splitlines()
+    assert first.split() == ["1", "3", "2", "2"]
+    assert second.split()[2:] == ["2", "s-1-b", "2"]  # version 2, the fork, two sessions in "oat"
+    assert third == "{'active': 2}"
     assert (tmp_path / "data" / "interview.db").is_file()

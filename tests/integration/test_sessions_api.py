@@ -54,6 +54,7 @@ class TestCreate:
             "turn_count": 0,
             "coverage_score": 0.0,
             "last_strategy": None,
+            "data": {},
         }
         assert response.headers["location"] == f"/sessions/{body['id']}"
         assert response.headers["etag"] == '"1"'
@@ -414,8 +415,8 @@ class TestHealthAndErrors:
     async def test_health_is_503_when_the_sessions_table_is_gone(
         self, client: httpx.AsyncClient, backend: SqliteBackend | PostgresBackend
     ) -> None:
-        await backend.execute("DROP TABLE utterances")
-        await backend.execute("DROP TABLE sessions")
+        for table in ("utterances", "state_data", "turn_records", "session_versions", "sessions"):
+            await backend.execute(f"DROP TABLE {table}")
 
         response = await client.get("/health")
 
@@ -470,14 +471,14 @@ class TestHealthAndErrors:
         ("path", "allowed"),
         [
             ("/sessions", "GET, HEAD, POST"),
-            ("/sessions/x", "DELETE, GET, HEAD"),
+            ("/sessions/x", "DELETE, GET, HEAD, PATCH"),
             ("/sessions/x/pause", "POST"),
         ],
     )
     async def test_405_allows_every_method_the_path_serves(
         self, client: httpx.AsyncClient, path: str, allowed: str
     ) -> None:
-        response = await client.request("PATCH", path)
+        response = await client.request("PUT", path)
 
         assert_problem(response, 405)
         assert response.headers["allow"] == allowed
@@ -499,6 +500,10 @@ class TestHealthAndErrors:
             "/sessions/{session_id}/utterances",
             "/sessions/{session_id}/turns",
             "/sessions/{session_id}/export",
+            "/sessions/{session_id}/versions",
+            "/sessions/{session_id}/versions/{version}",
+            "/sessions/{session_id}/fork",
+            "/studies/{study_id}",
             "/health",
             "/search",
         }

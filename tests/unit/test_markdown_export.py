@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
 from src.domain.export import ExportFormat, export_record
+from src.domain.models.json import compact_json
 from src.domain.models.session import Session, SessionState, SessionStatus
 from src.domain.models.utterance import Speaker, Utterance
 
@@ -174,6 +175,7 @@ def said(session: Session, *texts: str) -> list[Utterance]:
 def expected_blocks(session: Session, utterances: list[Utterance]) -> list[tuple[str, str]]:
     """The blocks a reader must see: the export's structure holding exactly what was written."""
     state = session.state
+    labels = ", ".join(f"{key}={value}" for key, value in sorted(session.labels.items()))
     blocks = [
         ("h1", visible(f"Interview session {session.id}")),
         ("li", visible(f"Methodology: {session.methodology}")),
@@ -190,6 +192,12 @@ def expected_blocks(session: Session, utterances: list[Utterance]) -> list[tuple
             ),
         ),
         ("li", f"Version: {session.version}"),
+        ("li", visible(f"Study: {session.study_id or 'none'}")),
+        ("li", visible(f"Participant: {session.participant_id or 'none'}")),
+        ("li", visible(f"Labels: {labels or 'none'}")),
+        ("li", visible(f"Config: {compact_json(session.config)}")),
+        ("li", "Usage: 0 records; 0 input and 0 output tokens; cost 0 USD; latency 0 ms"),
+        ("li", "Forked from: none"),
         ("h2", "Transcript"),
     ]
     turn = None

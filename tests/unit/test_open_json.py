@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from src.domain.models.json_value import MAX_JSON_DEPTH, OpenJson, json_depth_exceeds
+from src.domain.models.json import MAX_JSON_DEPTH, OpenJson
 from src.domain.models.utterance import NewUtterance
 
 
@@ -19,17 +19,29 @@ def nested(depth: int) -> Any:
     return value
 
 
-@pytest.mark.parametrize(
-    ("value", "depth"),
-    [(1, 0), ("s", 0), ({}, 1), ([], 1), ({"a": [1, {"b": None}]}, 3), (nested(40), 40)],
-)
-def test_depth_is_counted_in_levels_of_arrays_and_objects(value: Any, depth: int) -> None:
-    assert not json_depth_exceeds(value, depth)
-    assert json_depth_exceeds(value, depth - 1) == (depth > 0)
+class Record(BaseModel):
+    data: Annotated[dict[str, Any], OpenJson(max_bytes=1 << 20)]
 
 
-def test_a_value_nested_far_past_the_recursion_limit_is_measured() -> None:
-    assert json_depth_exceeds(nested(100_000), MAX_JSON_DEPTH)
+@pytest.mark.parametrize("depth", [1, 3, MAX_JSON_DEPTH])
+def test_a_value_as_deep_as_the_limit_is_kept(depth: int) -> None:
+    value = {"k": nested(depth - 1)}
+
+    assert Record(data=value).data == value
+
+
+@pytest.mark.parametrize("depth", [MAX_JSON_DEPTH + 1, 100_000])
+def test_a_value_deeper_than_the_limit_is_refused(depth: int) -> None:
+    with pytest.raises(ValidationError) as raised:
+        Record(data={"k": nested(depth - 1)})
+
+    assert f"at most {MAX_JSON_DEPTH} levels" in raised.value.errors()[0]["msg"]
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
+    value = {"k": "[" * (MAX_JSON_DEPTH + 5) + "{" * 3}
+
+    assert Record(data=value).data == value
 
 
 def test_an_utterance_with_deep_metadata_is_refused() -> None:

@@ -504,8 +504,8 @@ class TestLifetime:
         self, repo: SessionRepositoryProtocol, backend: Backend
     ) -> None:
         await repo.ping()
-        await backend.execute("DROP TABLE utterances")
-        await backend.execute("DROP TABLE sessions")
+        for table in ("utterances", "state_data", "turn_records", "session_versions", "sessions"):
+            await backend.execute(f"DROP TABLE {table}")
 
         with pytest.raises(StorageUnavailableError):
             await repo.ping()

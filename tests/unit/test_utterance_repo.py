@@ -330,7 +330,7 @@ class TestRecordTurn:
         elif break_it == "mismatch":
             state = state_of(session, concept_id="another")
         elif break_it == "duplicate_stored":
-            utterances = [said(2, "respondent"), said(1, "interviewer")]
+            utterances = [said(1, "respondent"), said(1, "interviewer")]
         elif break_it == "duplicate_in_turn":
             utterances = [said(2, "respondent"), said(2, "respondent", "again")]
         elif break_it == "missing":

@@ -10,7 +10,7 @@ from pydantic import TypeAdapter
 from src.api.deps import RepositoryDep
 from src.api.errors import problem_responses
 from src.api.links import next_page_headers
-from src.domain.models.session import Methodology
+from src.domain.models.session import Methodology, ParticipantId, StudyId
 from src.domain.models.utterance import Speaker
 from src.domain.search import MAX_QUERY_LENGTH, SearchHit
 from src.persistence.pagination import MAX_PAGE_SIZE
@@ -33,6 +33,8 @@ async def search(
             "case and accents do not count, and nothing else is search syntax.",
         ),
     ],
+    study_id: StudyId | None = None,
+    participant_id: ParticipantId | None = None,
     speaker: Speaker | None = None,
     methodology: Methodology | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
@@ -44,7 +46,13 @@ async def search(
     `<mark>`...`</mark>`; nothing else in it is escaped.
     """
     page = await repository.search(
-        q, speaker=speaker, methodology=methodology, limit=limit, cursor=cursor
+        q,
+        study_id=study_id,
+        participant_id=participant_id,
+        speaker=speaker,
+        methodology=methodology,
+        limit=limit,
+        cursor=cursor,
     )
     return Response(
         _HIT_LIST.dump_json(page.items),

@@ -17,10 +17,11 @@ from src.api.preconditions import etag, expected_version
 from src.api.schemas import ResumeContext, TurnCreate, TurnRecorded, UtteranceCreate
 from src.core.errors import PseudonymKeyMissingError, SessionNotFoundError
 from src.domain.export import ExportFormat, export_record, session_export_file_name
+from src.domain.models.turn import Turn
 from src.domain.models.utterance import Utterance
 from src.domain.redaction import Pseudonymizer
 from src.persistence.pagination import MAX_PAGE_SIZE
-from src.persistence.repositories.transcript import walk_utterances
+from src.persistence.repositories.transcript import walk_turn_records, walk_utterances
 
 router = APIRouter(
     prefix="/sessions/{session_id}",
@@ -29,6 +30,7 @@ router = APIRouter(
 )
 
 _UTTERANCE_LIST = TypeAdapter(list[Utterance])
+_TURN_LIST = TypeAdapter(list[Turn])
 
 
 def _json(
@@ -82,16 +84,47 @@ async def record_turn(
     repository: RepositoryDep,
     if_match: IfMatchHeader = None,
 ) -> Response:
-    """Store a turn's utterances and the session's new state together, or neither."""
+    """Store a turn in one transaction, or nothing of it: its utterances, the session's new
+    state (`state`, or a merge patch `state_patch`) and its record, whose usage is added to
+    the session's totals."""
     expected = await expected_version(repository, session_id, if_match)
     record = await repository.record_turn(
-        session_id, body.utterances, body.state, expected_version=expected
+        session_id,
+        body.utterances,
+        body.state,
+        state_patch=body.state_patch_document(),
+        record=body.record,
+        expected_version=expected,
     )
-    recorded = TurnRecorded(session=record.session, utterances=record.utterances)
+    turn = Turn(
+        turn_number=record.utterances[0].turn_number,
+        utterances=record.utterances,
+        record=record.record,
+        version=record.session.version,
+        created_at=record.utterances[0].created_at,
+    )
+    recorded = TurnRecorded(session=record.session, turn=turn, utterances=record.utterances)
     return _json(
         recorded.model_dump_json().encode(),
         HTTPStatus.CREATED,
         {"ETag": etag(record.session.version)},
+    )
+
+
+@router.get("/turns", response_model=list[Turn], responses=problem_responses(404, 422))
+async def list_turns(
+    session_id: SessionIdPath,
+    repository: RepositoryDep,
+    request: Request,
+    after_turn: Annotated[int | None, Query(ge=0, le=2**31 - 1)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
+) -> Response:
+    """The session's turns in turn order with their utterances, records and versions;
+    `Link` leads to the next page."""
+    page = await repository.list_turns(session_id, after_turn=after_turn, limit=limit)
+    return _json(
+        _TURN_LIST.dump_json(page.items),
+        headers=next_page_headers(request, page.next_after_turn, parameter="after_turn"),
     )
 
 
@@ -146,7 +179,8 @@ async def export_session(
     utterances = walk_utterances(repository, session_id)
     if pseudonymizer is not None:
         session, utterances = pseudonymizer.session(session), pseudonymizer.utterances(utterances)
-    pieces = export_record(session, utterances, export_format)
+    records = walk_turn_records(repository, session_id)
+    pieces = export_record(session, utterances, export_format, records)
     file_name = session_export_file_name(session, export_format)
     return StreamingResponse(
         _encoded(pieces),

@@ -15,13 +15,24 @@ from pydantic import (
     model_validator,
 )
 
+from src.domain.models.json import ConfigObject, StateDataObject
+
 __all__ = [
+    "LABEL_KEY_PATTERN",
     "MAX_COUNT",
+    "MAX_LABELS",
     "CoverageScore",
+    "ForkOrigin",
+    "LabelKey",
+    "LabelValue",
+    "Labels",
+    "ParticipantId",
     "Session",
     "SessionState",
     "SessionStatus",
+    "StudyId",
     "TurnCount",
+    "Usage",
     "utc_now",
 ]
 
@@ -80,6 +91,40 @@ Strategy = Annotated[str, StringConstraints(max_length=64, pattern=_NO_NUL)]
 SessionId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=_NO_NUL)]
 TurnCount = Annotated[int, Field(ge=0, le=MAX_COUNT)]
 CoverageScore = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+StudyId = Annotated[
+    str, StringConstraints(min_length=1, max_length=128, pattern=_NO_CONTROL_CHARACTERS)
+]
+ParticipantId = Annotated[
+    str, StringConstraints(min_length=1, max_length=128, pattern=_NO_CONTROL_CHARACTERS)
+]
+MAX_LABELS = 32
+LABEL_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_./-]{0,62}$"
+LabelKey = Annotated[str, StringConstraints(pattern=LABEL_KEY_PATTERN)]
+LabelValue = Annotated[str, StringConstraints(max_length=256, pattern=_NO_NUL)]
+# The schema says what the key pattern implies: no key outside it is allowed.
+_NO_OTHER_KEYS = {"additionalProperties": False}
+Labels = Annotated[
+    dict[LabelKey, LabelValue], Field(max_length=MAX_LABELS, json_schema_extra=_NO_OTHER_KEYS)
+]
+Count = Annotated[int, Field(ge=0)]
+Amount = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
+
+
+class Usage(BaseModel):
+    """Totals over a session's turn records; all 0 before the first record."""
+
+    turns: Count = 0
+    input_tokens: Count = 0
+    output_tokens: Count = 0
+    cost_usd: Amount = 0.0
+    latency_ms: Amount = 0.0
+
+
+class ForkOrigin(BaseModel):
+    """Where a forked session came from: its source and the turn it was forked at."""
+
+    session_id: SessionId
+    turn_number: Annotated[int, Field(ge=0, le=MAX_COUNT)]
 
 
 class SessionState(BaseModel):
@@ -93,6 +138,8 @@ class SessionState(BaseModel):
     turn_count: TurnCount = 0
     coverage_score: CoverageScore = 0.0
     last_strategy: Strategy | None = None
+    data: StateDataObject = Field(default_factory=dict)
+    """The interview engine's own state; the store keeps it exactly and never reads it."""
 
 
 class Session(BaseModel):
@@ -110,6 +157,13 @@ class Session(BaseModel):
     status: SessionStatus = SessionStatus.ACTIVE
     version: Annotated[int, Field(ge=1, le=MAX_COUNT)] = 1
     ended_at: UtcDatetime | None = None
+    study_id: StudyId | None = None
+    participant_id: ParticipantId | None = None
+    labels: Labels = Field(default_factory=dict)
+    config: ConfigObject = Field(default_factory=dict)
+    """Set at create and never changed after."""
+    usage: Usage = Field(default_factory=Usage)
+    forked_from: ForkOrigin | None = None
 
     @model_validator(mode="before")
     @classmethod

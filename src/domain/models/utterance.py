@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from src.domain.models.json_value import OpenJson, compact_json
+from src.domain.models.json import OpenJson, compact_json
 from src.domain.models.session import MAX_COUNT, SessionId, UtcDatetime
 
 __all__ = [

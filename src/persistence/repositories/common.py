@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any, Protocol
@@ -10,33 +11,30 @@ from pydantic import ValidationError
 
 from src.core.errors import (
     InvalidTransitionError,
-    SessionEndedError,
     SessionError,
-    SessionMismatchError,
     SessionNotFoundError,
     StaleSessionError,
     StorageDamagedError,
 )
-from src.domain.lifecycle import FINAL_STATUSES, can_transition, statuses_leading_to
+from src.domain.lifecycle import can_transition, statuses_leading_to
 from src.domain.models.session import (
     MAX_COUNT,
-    SESSION_STATE_IDENTITY,
     Session,
-    SessionState,
     SessionStatus,
 )
 from src.persistence.pagination import check_limit, encode_cursor
 from src.persistence.repositories.protocol import SessionPage
 
 __all__ = [
+    "INTERVIEW_COLUMNS",
     "SESSION_COLUMNS",
     "UTTERANCE_COLUMNS",
     "Row",
     "bindable_version",
+    "label_parameters",
     "list_filters",
     "page_from_rows",
     "session_from_row",
-    "state_refusal",
     "transition_refusal",
     "transition_sources",
 ]
@@ -58,6 +56,21 @@ SESSION_COLUMNS = (
 )
 """The order in which every query of either backend returns a session's columns."""
 
+INTERVIEW_COLUMNS = (
+    "study_id",
+    "participant_id",
+    "labels",
+    "config",
+    "usage_turns",
+    "usage_input_tokens",
+    "usage_output_tokens",
+    "usage_cost_usd",
+    "usage_latency_ms",
+    "forked_from_id",
+    "forked_from_turn",
+)
+"""The columns every query returns after SESSION_COLUMNS; a read adds state.data's text last."""
+
 UTTERANCE_COLUMNS = "session_id, turn_number, speaker, text, metadata, created_at"
 """The order in which every query returns an utterance's columns."""
 
@@ -75,21 +88,53 @@ class Row(Protocol):
 _validate_session = Session.__pydantic_validator__.validate_python
 
 
-def session_from_row(row: Row) -> Session:
-    """The Session a `sessions` row stores, its columns in SESSION_COLUMNS order.
+def session_from_row(
+    row: Row, data: dict[str, Any] | None = None, *, checked_data: dict[str, Any] | None = None
+) -> Session:
+    """The Session a `sessions` row stores: SESSION_COLUMNS, INTERVIEW_COLUMNS, then
+    state.data's JSON text unless `data` is given.
+
+    checked_data: state.data as a write just validated and stored it; it is not
+    validated again (a 256 KiB state would otherwise be measured twice per write).
 
     Raises:
         StorageDamagedError: the row holds what no Session can (written by hand, say).
     """
     try:
-        return _session_from_row(row)
-    except (ValidationError, ValueError, TypeError) as exc:
+        if checked_data is None:
+            return _session_from_row(row, data)
+        session = _session_from_row(row, {})
+        # The state's own dict, so that validate_assignment does not check it again.
+        session.state.__dict__["data"] = dict(checked_data)
+        return session
+    except (ValidationError, ValueError, TypeError, RecursionError) as exc:
         raise StorageDamagedError(str(row[0])) from exc
 
 
-def _session_from_row(row: Row) -> Session:
+_FIRST_INTERVIEW_COLUMN = len(SESSION_COLUMNS)
+_DATA_COLUMN = _FIRST_INTERVIEW_COLUMN + len(INTERVIEW_COLUMNS)
+
+
+def _session_from_row(row: Row, data: dict[str, Any] | None) -> Session:
     # Unpacked by position, once: a name lookup in sqlite3.Row scans its
     # columns each time, and this runs for every row of every page.
+    values = tuple(row)
+    (
+        study_id,
+        participant_id,
+        labels,
+        config,
+        usage_turns,
+        usage_input_tokens,
+        usage_output_tokens,
+        usage_cost_usd,
+        usage_latency_ms,
+        forked_from_id,
+        forked_from_turn,
+    ) = values[_FIRST_INTERVIEW_COLUMN:_DATA_COLUMN]
+    if data is None:
+        data_text = values[_DATA_COLUMN]
+        data = {} if data_text is None else json.loads(data_text)
     (
         session_id,
         methodology,
@@ -103,7 +148,7 @@ def _session_from_row(row: Row) -> Session:
         created_at,
         updated_at,
         ended_at,
-    ) = row
+    ) = values[:_FIRST_INTERVIEW_COLUMN]
     if isinstance(created_at, str):
         # SQLite keeps fixed-format UTC text; fromisoformat reads it as stdlib UTC.
         created_at = datetime.fromisoformat(created_at)
@@ -120,6 +165,20 @@ def _session_from_row(row: Row) -> Session:
             "created_at": created_at,
             "updated_at": updated_at,
             "ended_at": ended_at,
+            "study_id": study_id,
+            "participant_id": participant_id,
+            "labels": json.loads(labels),
+            "config": json.loads(config),
+            "usage": {
+                "turns": usage_turns,
+                "input_tokens": usage_input_tokens,
+                "output_tokens": usage_output_tokens,
+                "cost_usd": usage_cost_usd,
+                "latency_ms": usage_latency_ms,
+            },
+            "forked_from": None
+            if forked_from_id is None
+            else {"session_id": forked_from_id, "turn_number": forked_from_turn},
             "state": {
                 "methodology": methodology,
                 "concept_id": concept_id,
@@ -127,6 +186,7 @@ def _session_from_row(row: Row) -> Session:
                 "turn_count": turn_count,
                 "coverage_score": coverage_score,
                 "last_strategy": last_strategy,
+                "data": data,
             },
         }
     )
@@ -147,25 +207,6 @@ def bindable_version(expected_version: int | None) -> int | None:
 def _stale(current: Session, expected_version: int | None) -> StaleSessionError:
     expected = current.version if expected_version is None else expected_version
     return StaleSessionError(current.id, expected, current.version)
-
-
-def state_refusal(
-    session_id: str,
-    current: Session | None,
-    state: SessionState,
-    expected_version: int | None,
-) -> SessionError:
-    """Why a guarded state update matched no row, given the session as it is now."""
-    if current is None:
-        return SessionNotFoundError(session_id)
-    if current.status in FINAL_STATUSES:
-        return SessionEndedError(session_id, current.status.value)
-    for field in SESSION_STATE_IDENTITY:
-        if getattr(state, field) != getattr(current, field):
-            return SessionMismatchError(
-                session_id, field, getattr(current, field), getattr(state, field)
-            )
-    return _stale(current, expected_version)
 
 
 def transition_refusal(
@@ -197,19 +238,41 @@ def list_filters(
     methodology: str | None,
     concept_id: str | None,
     limit: int,
-) -> dict[str, str]:
-    """The listing's filters that are set, by column, always in the same order.
+    *,
+    study_id: str | None = None,
+    participant_id: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+) -> dict[str, Any]:
+    """The listing's filters that are set, by name, always in the same order.
 
     Raises:
-        ValueError: `limit` is outside 1..500 or `status` is not a status.
+        ValueError: `limit` is outside 1..500, `status` is not a status, or a
+            time has no timezone.
     """
     check_limit(limit)
+    for moment in (created_after, created_before):
+        if moment is not None and moment.utcoffset() is None:
+            raise ValueError("created_after and created_before need a timezone")
     values = {
         "status": None if status is None else SessionStatus(status).value,
         "methodology": methodology,
         "concept_id": concept_id,
+        "study_id": study_id,
+        "participant_id": participant_id,
+        "created_after": created_after,
+        "created_before": created_before,
     }
-    return {column: value for column, value in values.items() if value is not None}
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def label_parameters(labels: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """The bound values of the listing's label filters, numbered in order."""
+    parameters = {}
+    for number, (key, value) in enumerate(labels):
+        parameters[f"label_key_{number}"] = key
+        parameters[f"label_value_{number}"] = value
+    return parameters
 
 
 def page_from_rows(rows: Sequence[Row], limit: int, cursor_key: bytes) -> SessionPage:

@@ -13,20 +13,51 @@ their SQL in `statements`, and nothing to either backend.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+import json
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol, Self, TypeVar
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
 from src.core.errors import (
+    InvalidStateError,
     RepositoryClosedError,
+    SessionEndedError,
     SessionError,
     SessionExistsError,
+    SessionMismatchError,
     SessionNotFoundError,
     StaleSessionError,
     StorageUnavailableError,
+    StudyNotFoundError,
+    TurnNotRecordedError,
+    TurnRecordExistsError,
+    VersionNotFoundError,
 )
 from src.domain.lifecycle import FINAL_STATUSES, can_transition
-from src.domain.models.session import Session, SessionState, SessionStatus
+from src.domain.merge_patch import apply_merge_patch
+from src.domain.models.json import compact_json
+from src.domain.models.session import (
+    MAX_COUNT,
+    SESSION_STATE_IDENTITY,
+    Labels,
+    ParticipantId,
+    Session,
+    SessionState,
+    SessionStatus,
+    Usage,
+)
+from src.domain.models.study import StudySummary
+from src.domain.models.turn import (
+    Change,
+    NumberedTurnRecord,
+    RecordUsage,
+    SessionVersion,
+    Turn,
+    TurnRecordData,
+)
 from src.domain.models.utterance import NewUtterance, Speaker, Utterance, metadata_json
 from src.domain.search import parse_search_query
 from src.persistence.pagination import check_limit, decode_cursor, walk_pages
@@ -34,20 +65,23 @@ from src.persistence.repositories import statements as sql
 from src.persistence.repositories.common import (
     Row,
     bindable_version,
+    label_parameters,
     list_filters,
     page_from_rows,
     session_from_row,
-    state_refusal,
     transition_refusal,
     transition_sources,
 )
 from src.persistence.repositories.protocol import (
     SearchPage,
     SessionPage,
+    TurnPage,
     TurnRecord,
     UtterancePage,
+    VersionPage,
 )
 from src.persistence.repositories.search import search_filters, search_page_from_rows, search_start
+from src.persistence.repositories.state_data import DataChange, data_change, replay_data
 from src.persistence.repositories.statements import Statement, Unit
 from src.persistence.repositories.transcript import (
     start_key,
@@ -56,7 +90,7 @@ from src.persistence.repositories.transcript import (
     utterance_refusal,
 )
 
-__all__ = ["Backend", "RepositoryCore", "session_insert", "state_update"]
+__all__ = ["Backend", "RepositoryCore", "session_insert"]
 
 T = TypeVar("T")
 
@@ -138,6 +172,210 @@ def _append_or_refuse(session_id: str, utterance: NewUtterance) -> Unit[Row]:
     raise utterance_refusal(session_id, (yield from _current(session_id)), utterance)
 
 
+class _Held:
+    """A session's row held for a write: what the write checks, read from the row as it
+    is, so that a write which needs no more builds no model on the writer's thread."""
+
+    __slots__ = ("concept_id", "concept_name", "id", "methodology", "row", "status", "version")
+
+    def __init__(self, row: Row) -> None:
+        self.row = row
+        values = tuple(row)
+        self.id, self.methodology, self.concept_id, self.concept_name, self.status = values[:5]
+        self.version: int = values[8]
+
+    @property
+    def data(self) -> dict[str, Any]:
+        text = self.row[-1]
+        return {} if text is None else dict(json.loads(text))
+
+    def state(self) -> dict[str, Any]:
+        """The state as stored, as plain values: what a merge patch applies to."""
+        values = tuple(self.row)
+        return {
+            "methodology": self.methodology,
+            "concept_id": self.concept_id,
+            "concept_name": self.concept_name,
+            "turn_count": values[5],
+            "coverage_score": values[6],
+            "last_strategy": values[7],
+            "data": self.data,
+        }
+
+    def session(self) -> Session:
+        return session_from_row(self.row)
+
+
+def _locked(session_id: str) -> Unit[_Held]:
+    """The session's row as it is, held until the unit ends (FOR UPDATE on PostgreSQL).
+
+    Raises:
+        SessionNotFoundError: no session has this id.
+    """
+    rows = yield Statement(sql.SELECT_FOR_WRITE, {"id": session_id})
+    if not rows:
+        raise SessionNotFoundError(session_id)
+    return _Held(rows[0])
+
+
+def _check_writable(current: _Held, expected_version: int | None) -> None:
+    if current.status in FINAL_STATUSES:
+        raise SessionEndedError(current.id, current.status)
+    if expected_version is not None and expected_version != current.version:
+        raise StaleSessionError(current.id, expected_version, current.version)
+
+
+def _check_identity(current: _Held, state: Mapping[str, Any]) -> None:
+    for field in SESSION_STATE_IDENTITY:
+        if state.get(field) != getattr(current, field):
+            raise SessionMismatchError(
+                current.id, field, getattr(current, field), str(state.get(field))
+            )
+
+
+def _identity(state: SessionState) -> dict[str, str]:
+    return {field: getattr(state, field) for field in SESSION_STATE_IDENTITY}
+
+
+def _patched_state(current: _Held, patch: Any) -> tuple[SessionState, list[str] | None]:
+    """The state a merge patch makes of the session's, and the data keys it can have changed
+    (None: any).
+
+    Raises:
+        SessionMismatchError: the patch changes methodology or concept.
+        InvalidStateError: the result is not a valid state.
+    """
+    merged = apply_merge_patch(current.state(), patch)
+    if isinstance(merged, dict):
+        _check_identity(current, merged)
+    try:
+        state: SessionState = _validate_patched_state(merged)
+    except ValidationError as exc:
+        raise InvalidStateError(current.id, _field_errors(exc)) from exc
+    data_patch = patch.get("data") if isinstance(patch, dict) else None
+    keys = list(data_patch) if isinstance(data_patch, dict) else None
+    if isinstance(patch, dict) and "data" not in patch:
+        keys = []
+    return state, keys
+
+
+class _PatchedState(SessionState):
+    # A patch that adds a member the state does not have leaves an invalid state.
+    model_config = ConfigDict(extra="forbid")
+
+
+def _validate_patched_state(merged: Any) -> SessionState:
+    patched = _PatchedState.model_validate(merged)
+    return SessionState.model_construct(**dict(patched))
+
+
+def _field_errors(exc: ValidationError) -> list[dict[str, str]]:
+    return [
+        {"field": ".".join(str(part) for part in error["loc"]) or "state", "reason": error["msg"]}
+        for error in exc.errors()
+    ]
+
+
+def _version_row(
+    session_id: str, change: Change, turn_number: int | None, data: DataChange | None
+) -> Statement:
+    data_set, data_unset = (None, None) if data is None else data.history_columns()
+    return Statement(
+        sql.INSERT_VERSION,
+        {
+            "id": session_id,
+            "change": change.value,
+            "turn_number": turn_number,
+            "data_set": data_set,
+            "data_unset": data_unset,
+        },
+    )
+
+
+def _write_data(session_id: str, change: DataChange) -> Unit[None]:
+    for key, text in change.set.items():
+        yield Statement(sql.UPSERT_DATA, {"session_id": session_id, "key": key, "value": text})
+    for key in change.removed:
+        yield Statement(sql.DELETE_DATA, {"session_id": session_id, "key": key})
+
+
+def _write_state(
+    current: _Held,
+    state: SessionState,
+    *,
+    keys: Sequence[str] | None = None,
+    change: Change = Change.STATE,
+    turn_number: int | None = None,
+    usage: RecordUsage | None = None,
+) -> Unit[Row]:
+    """Store `state` over the held session's, its data keys that changed, and a version;
+    return the session's row (without its data, which is `state.data`)."""
+    data = data_change(current.data, state.data, keys)
+    rows = yield Statement(
+        sql.UPDATE_STATE,
+        {
+            "id": current.id,
+            "version": current.version,
+            "turn_count": state.turn_count,
+            "coverage_score": state.coverage_score,
+            "last_strategy": state.last_strategy,
+            "usage_turns": 0 if usage is None else 1,
+            "usage_input_tokens": 0 if usage is None else usage.input_tokens,
+            "usage_output_tokens": 0 if usage is None else usage.output_tokens,
+            "usage_cost_usd": 0.0 if usage is None else usage.cost_usd,
+            "usage_latency_ms": 0.0 if usage is None else usage.latency_ms,
+        },
+    )
+    if not rows:  # the row is held, so only a change of this program's own can get here
+        raise StaleSessionError(current.id, current.version, current.version + 1)
+    yield from _write_data(current.id, data)
+    yield _version_row(current.id, change, turn_number, data)
+    return rows[0]
+
+
+def _record_row(session_id: str, turn_number: int, record: TurnRecordData) -> Statement:
+    return Statement(
+        sql.INSERT_RECORD,
+        {
+            "session_id": session_id,
+            "turn_number": turn_number,
+            "strategy": record.strategy,
+            "scores": compact_json(record.scores),
+            "signals": compact_json(record.signals),
+            "model": record.usage.model,
+            "input_tokens": record.usage.input_tokens,
+            "output_tokens": record.usage.output_tokens,
+            "cost_usd": record.usage.cost_usd,
+            "latency_ms": record.usage.latency_ms,
+        },
+    )
+
+
+def _record_from_row(row: Row) -> NumberedTurnRecord:
+    (turn_number, strategy, scores, signals, model, input_tokens, output_tokens, cost, latency) = (
+        row
+    )
+    return NumberedTurnRecord.model_validate(
+        {
+            "turn_number": turn_number,
+            "strategy": strategy,
+            "scores": json.loads(scores),
+            "signals": json.loads(signals),
+            "usage": {
+                "model": model,
+                "input_tokens": input_tokens,
+                "output_tokens": output_tokens,
+                "cost_usd": cost,
+                "latency_ms": latency,
+            },
+        }
+    )
+
+
+def _moment(value: Any) -> datetime:
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
 def session_insert(session: Session) -> Statement:
     """The statement that stores a new session (the benchmark runs it bare, too)."""
     return Statement(
@@ -153,25 +391,65 @@ def session_insert(session: Session) -> Statement:
             "last_strategy": session.state.last_strategy,
             "ended_at": session.ended_at,
             "final": session.status in FINAL_STATUSES,
+            "study_id": session.study_id,
+            "participant_id": session.participant_id,
+            "labels": compact_json(session.labels),
+            "config": compact_json(session.config),
+            "usage_turns": session.usage.turns,
+            "usage_input_tokens": session.usage.input_tokens,
+            "usage_output_tokens": session.usage.output_tokens,
+            "usage_cost_usd": session.usage.cost_usd,
+            "usage_latency_ms": session.usage.latency_ms,
+            "forked_from_id": None
+            if session.forked_from is None
+            else session.forked_from.session_id,
+            "forked_from_turn": None
+            if session.forked_from is None
+            else session.forked_from.turn_number,
         },
     )
 
 
-def state_update(session_id: str, state: SessionState, expected_version: int | None) -> Statement:
-    """The statement that stores a session's new state (the benchmark runs it bare, too)."""
-    return Statement(
-        sql.UPDATE_STATE,
-        {
-            "id": session_id,
-            "methodology": state.methodology,
-            "concept_id": state.concept_id,
-            "concept_name": state.concept_name,
-            "turn_count": state.turn_count,
-            "coverage_score": state.coverage_score,
-            "last_strategy": state.last_strategy,
-            "expected_version": bindable_version(expected_version),
-        },
+def _create(session: Session) -> Unit[Session]:
+    rows = yield session_insert(session)
+    if not rows:
+        raise SessionExistsError(session.id)
+    data = data_change({}, session.state.data)
+    yield from _write_data(session.id, data)
+    yield _version_row(session.id, Change.CREATED, None, data)
+    return session_from_row(rows[0], checked_data=session.state.data)
+
+
+class _LabelsAndParticipant(BaseModel):
+    labels: Labels = Field(default_factory=dict)
+    participant_id: ParticipantId | None = None
+
+
+def _data_at(session_id: str, versions: Sequence[int]) -> Unit[dict[int, dict[str, Any]]]:
+    if not versions:
+        return {}
+    changes = yield Statement(sql.DATA_CHANGES, {"session_id": session_id, "version": versions[-1]})
+    return replay_data(changes, versions)
+
+
+def _turn_version(session_id: str, turn_number: int) -> Unit[int]:
+    """The version a turn left its session at; for a turn no turn write made, the
+    version the session was at when the turn's last utterance came."""
+    rows = yield Statement(
+        sql.LAST_TURN_VERSION, {"session_id": session_id, "turn_number": turn_number}
     )
+    if rows and rows[0][0] is not None:
+        return int(rows[0][0])
+    rows = yield Statement(sql.LAST_TURN, {"session_id": session_id, "turn_number": turn_number})
+    return (yield from _version_at(session_id, rows[0][1] if rows else None))
+
+
+def _version_at(session_id: str, moment: Any) -> Unit[int]:
+    if moment is None:
+        rows = yield Statement(sql.FIRST_VERSION, {"session_id": session_id})
+    else:
+        rows = yield Statement(sql.VERSION_AT, {"session_id": session_id, "at": _moment(moment)})
+    return int(rows[0][0])
 
 
 def _append(session_id: str, utterance: NewUtterance) -> Statement:
@@ -184,6 +462,56 @@ def _append(session_id: str, utterance: NewUtterance) -> Statement:
             "text": utterance.text,
             "metadata": metadata_json(utterance.metadata),
         },
+    )
+
+
+def _after_turn(after: int | None) -> int:
+    if after is not None and (isinstance(after, bool) or not 0 <= after <= MAX_COUNT):
+        raise ValueError(f"the page must start at 0 or more, not {after!r}")
+    return 0 if after is None else after
+
+
+def _at_version(session_id: str, version: int) -> Unit[Session]:
+    rows = yield Statement(sql.SESSION_AT_VERSION, {"session_id": session_id, "version": version})
+    if not rows:
+        raise VersionNotFoundError(session_id, version)
+    data = yield from _data_at(session_id, [version])
+    return session_from_row(rows[0], data[version])
+
+
+def _version_from_row(session: Session, row: Row, data: dict[str, Any]) -> SessionVersion:
+    (
+        version,
+        change,
+        turn_number,
+        status,
+        turn_count,
+        coverage_score,
+        last_strategy,
+        labels,
+        _participant_id,
+        *_usage,
+        updated_at,
+        _ended_at,
+    ) = row
+    return SessionVersion.model_validate(
+        {
+            "version": version,
+            "status": status,
+            "state": {
+                "methodology": session.methodology,
+                "concept_id": session.concept_id,
+                "concept_name": session.concept_name,
+                "turn_count": turn_count,
+                "coverage_score": coverage_score,
+                "last_strategy": last_strategy,
+                "data": data,
+            },
+            "labels": json.loads(labels),
+            "change": change,
+            "turn_number": turn_number,
+            "at": _moment(updated_at),
+        }
     )
 
 
@@ -220,11 +548,7 @@ class RepositoryCore:
         Raises:
             SessionExistsError: a session with this id exists; it is left as it was.
         """
-        insert = session_insert(session)
-        created = await self._write(lambda: _one_row(insert))
-        if created is None:
-            raise SessionExistsError(session.id)
-        return session_from_row(created)
+        return await self._write(lambda: _create(session), atomic=True)
 
     async def get(self, session_id: str) -> Session | None:
         """The session with this id, read from the database, or None."""
@@ -241,14 +565,81 @@ class RepositoryCore:
             SessionMismatchError: the state names another methodology or concept.
             StaleSessionError: `expected_version` is given and the session is at another.
         """
-        written = await self._write(
-            lambda: _guarded_write(
-                state_update(session_id, state, expected_version),
-                lambda current: state_refusal(session_id, current, state, expected_version),
-                expected_version,
+
+        def unit() -> Unit[Row]:
+            current = yield from _locked(session_id)
+            _check_writable(current, expected_version)
+            _check_identity(current, _identity(state))
+            return (yield from _write_state(current, state))
+
+        return session_from_row(await self._write(unit, atomic=True), checked_data=state.data)
+
+    async def patch_state(
+        self, session_id: str, patch: Any, *, expected_version: int | None = None
+    ) -> Session:
+        """Apply an RFC 7396 merge patch to the session's state, in one atomic write.
+
+        Raises:
+            SessionNotFoundError, SessionEndedError, StaleSessionError: as for update_state.
+            SessionMismatchError: the patch would change methodology or concept.
+            InvalidStateError: the patched state is not valid; nothing is stored.
+        """
+
+        def unit() -> Unit[tuple[Row, SessionState]]:
+            current = yield from _locked(session_id)
+            _check_writable(current, expected_version)
+            state, keys = _patched_state(current, patch)
+            return (yield from _write_state(current, state, keys=keys)), state
+
+        row, state = await self._write(unit, atomic=True)
+        return session_from_row(row, checked_data=state.data)
+
+    async def patch_session(
+        self,
+        session_id: str,
+        patch: Mapping[str, Any],
+        *,
+        expected_version: int | None = None,
+    ) -> Session:
+        """Apply a merge patch to the session's `labels` and `participant_id`; a version.
+
+        Raises:
+            ValueError: the patch names another field.
+            SessionNotFoundError: no session has this id.
+            StaleSessionError: `expected_version` is given and the session is at another.
+            InvalidStateError: the patched labels or participant are not valid.
+        """
+        others = set(patch) - {"labels", "participant_id"}
+        if others:
+            raise ValueError(f"only labels and participant_id may change, not {sorted(others)}")
+
+        def unit() -> Unit[Session]:
+            current = yield from _locked(session_id)
+            if expected_version is not None and expected_version != current.version:
+                raise StaleSessionError(session_id, expected_version, current.version)
+            held = current.session()
+            target = {"labels": held.labels, "participant_id": held.participant_id}
+            try:
+                patched = _LabelsAndParticipant.model_validate(
+                    apply_merge_patch(target, dict(patch))
+                )
+            except ValidationError as exc:
+                raise InvalidStateError(session_id, _field_errors(exc)) from exc
+            rows = yield Statement(
+                sql.UPDATE_LABELS,
+                {
+                    "id": session_id,
+                    "version": current.version,
+                    "labels": compact_json(patched.labels),
+                    "participant_id": patched.participant_id,
+                },
             )
-        )
-        return session_from_row(written)
+            if not rows:
+                raise StaleSessionError(session_id, current.version, current.version + 1)
+            yield _version_row(session_id, Change.LABELS, None, None)
+            return session_from_row(rows[0])
+
+        return await self._write(unit, atomic=True)
 
     async def transition(
         self,
@@ -278,14 +669,16 @@ class RepositoryCore:
             },
         )
 
-        written = await self._write(
-            lambda: _guarded_write(
+        def unit() -> Unit[Row]:
+            moved = yield from _guarded_write(
                 move,
                 lambda current: transition_refusal(session_id, current, target, expected_version),
                 expected_version,
             )
-        )
-        return session_from_row(written)
+            yield _version_row(session_id, Change.TRANSITION, None, None)
+            return moved
+
+        return session_from_row(await self._write(unit, atomic=True))
 
     async def list_active(self) -> list[Session]:
         """Every active session, newest first; prefer the bounded `list_sessions` for users."""
@@ -300,24 +693,104 @@ class RepositoryCore:
         status: SessionStatus | str | None = None,
         methodology: str | None = None,
         concept_id: str | None = None,
+        study_id: str | None = None,
+        participant_id: str | None = None,
+        labels: Sequence[tuple[str, str]] = (),
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
         limit: int = 50,
         cursor: str | None = None,
     ) -> SessionPage:
         """One page of sessions, newest first (ties by id), after `cursor` if given.
 
+        `labels` are (key, value) pairs a session's labels must all hold;
+        `created_after` and `created_before` are exclusive.
+
         Raises:
             InvalidCursorError: (a ValueError) the cursor was not handed out by a listing.
-            ValueError: `limit` is outside 1..500 or `status` is not a status.
+            ValueError: `limit` is outside 1..500, `status` is not a status, or a time
+                has no timezone.
         """
-        filters = list_filters(status, methodology, concept_id, limit)
+        filters = list_filters(
+            status,
+            methodology,
+            concept_id,
+            limit,
+            study_id=study_id,
+            participant_id=participant_id,
+            created_after=created_after,
+            created_before=created_before,
+        )
         key = await self._key()
-        parameters: dict[str, Any] = {**filters, "limit": limit + 1}
+        parameters: dict[str, Any] = {**filters, **label_parameters(labels), "limit": limit + 1}
         if cursor is not None:
             parameters["after_created_at"], parameters["after_id"] = decode_cursor(key, cursor)
-        listing = Statement(sql.list_query(tuple(filters), cursor is not None), parameters)
+        listing = Statement(
+            sql.list_query(tuple(filters), cursor is not None, len(labels)), parameters
+        )
 
         def unit() -> Unit[SessionPage]:
             return page_from_rows((yield listing), limit, key)
+
+        return await self._read(unit)
+
+    async def count_sessions(
+        self,
+        *,
+        status: SessionStatus | str | None = None,
+        methodology: str | None = None,
+        concept_id: str | None = None,
+        study_id: str | None = None,
+        participant_id: str | None = None,
+        labels: Sequence[tuple[str, str]] = (),
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+    ) -> int:
+        """How many sessions `list_sessions` with these filters lists over all its pages."""
+        filters = list_filters(
+            status,
+            methodology,
+            concept_id,
+            1,
+            study_id=study_id,
+            participant_id=participant_id,
+            created_after=created_after,
+            created_before=created_before,
+        )
+        count = Statement(
+            sql.count_query(tuple(filters), len(labels)), {**filters, **label_parameters(labels)}
+        )
+
+        def unit() -> Unit[int]:
+            ((total,),) = yield count
+            return int(total)
+
+        return await self._read(unit)
+
+    async def study_summary(self, study_id: str) -> StudySummary:
+        """The study's sessions counted by status, their usage totals, and when they ran.
+
+        Raises:
+            StudyNotFoundError: no session belongs to the study.
+        """
+
+        def unit() -> Unit[StudySummary]:
+            rows = yield Statement(sql.STUDY_SUMMARY, {"study_id": study_id})
+            if not rows:
+                raise StudyNotFoundError(study_id)
+            return StudySummary(
+                study_id=study_id,
+                sessions={str(row[0]): int(row[1]) for row in rows},
+                usage=Usage(
+                    turns=sum(int(row[2]) for row in rows),
+                    input_tokens=sum(int(row[3]) for row in rows),
+                    output_tokens=sum(int(row[4]) for row in rows),
+                    cost_usd=sum(float(row[5]) for row in rows),
+                    latency_ms=sum(float(row[6]) for row in rows),
+                ),
+                first_created_at=min(_moment(row[7]) for row in rows),
+                last_updated_at=max(_moment(row[8]) for row in rows),
+            )
 
         return await self._read(unit)
 
@@ -398,34 +871,253 @@ class RepositoryCore:
         self,
         session_id: str,
         utterances: Sequence[NewUtterance],
-        state: SessionState,
+        state: SessionState | None = None,
         *,
+        state_patch: Any = None,
+        record: TurnRecordData | None = None,
         expected_version: int | None = None,
     ) -> TurnRecord:
-        """Store a turn's utterances and the session's new state together, or neither.
+        """Store a turn in one transaction, or nothing of it: its utterances, the session's
+        new state (`state`, else the merge patch `state_patch`), its record if given, and
+        the record's usage added to the session's totals.
 
         Raises:
-            ValueError: `utterances` is empty.
+            ValueError: `utterances` is empty or names more than one turn.
             SessionNotFoundError, SessionEndedError, SessionMismatchError,
-            StaleSessionError, UtteranceExistsError: as their names say; nothing is stored.
+            StaleSessionError, UtteranceExistsError, TurnRecordExistsError,
+            InvalidStateError: as their names say; nothing is stored.
         """
         if not utterances:
             raise ValueError("a turn needs at least one utterance")
+        turn_numbers = {utterance.turn_number for utterance in utterances}
+        if len(turn_numbers) > 1:
+            raise ValueError(
+                f"a turn's utterances name one turn number, not {sorted(turn_numbers)}"
+            )
+        (turn_number,) = turn_numbers
 
-        def unit() -> Unit[tuple[Row, list[Row]]]:
-            session = yield from _guarded_write(
-                state_update(session_id, state, expected_version),
-                lambda current: state_refusal(session_id, current, state, expected_version),
-                expected_version,
+        def unit() -> Unit[tuple[Row, SessionState, list[Row]]]:
+            current = yield from _locked(session_id)
+            _check_writable(current, expected_version)
+            keys: list[str] | None = None
+            if state is None:
+                new_state, keys = _patched_state(current, state_patch)
+            else:
+                _check_identity(current, _identity(state))
+                new_state = state
+            if record is not None:
+                stored_record = yield _record_row(session_id, turn_number, record)
+                if not stored_record:
+                    raise TurnRecordExistsError(session_id, turn_number)
+            session = yield from _write_state(
+                current,
+                new_state,
+                keys=keys,
+                change=Change.TURN,
+                turn_number=turn_number,
+                usage=None if record is None else record.usage,
             )
             stored = []
             for utterance in utterances:
                 stored.append((yield from _append_or_refuse(session_id, utterance)))
-            return session, stored
+            return session, new_state, stored
 
-        # An utterance refused after the state update undoes it: atomic.
-        session, stored = await self._write(unit, atomic=True)
-        return TurnRecord(session_from_row(session), [utterance_from_row(row) for row in stored])
+        # A refusal anywhere in the unit undoes all of it: atomic.
+        row, new_state, stored = await self._write(unit, atomic=True)
+        return TurnRecord(
+            session_from_row(row, checked_data=new_state.data),
+            [utterance_from_row(row) for row in stored],
+            record,
+        )
+
+    async def list_turns(
+        self, session_id: str, *, after_turn: int | None = None, limit: int = 50
+    ) -> TurnPage:
+        """One page of the session's turns in turn order: every turn number with
+        utterances, with its record (or None) and the version it left the session at.
+
+        Raises:
+            SessionNotFoundError: no session has this id.
+            ValueError: `limit` is outside 1..500 or `after_turn` is negative.
+        """
+        check_limit(limit)
+        after = _after_turn(after_turn)
+
+        def unit() -> Unit[TurnPage]:
+            numbers = yield Statement(
+                sql.TURN_NUMBERS,
+                {"session_id": session_id, "after_turn": after, "limit": limit + 1},
+            )
+            if not numbers:
+                if not (yield from _exists(session_id)):
+                    raise SessionNotFoundError(session_id)
+                return TurnPage([], None)
+            page = numbers[:limit]
+            bounds = {"session_id": session_id, "first": page[0][0], "last": page[-1][0]}
+            utterances: dict[int, list[Utterance]] = {}
+            for row in (yield Statement(sql.UTTERANCES_IN_TURNS, bounds)):
+                utterance = utterance_from_row(row)
+                utterances.setdefault(utterance.turn_number, []).append(utterance)
+            records = {
+                record.turn_number: record
+                for record in map(_record_from_row, (yield Statement(sql.LIST_RECORDS, bounds)))
+            }
+            versions = {
+                int(number): int(version)
+                for number, version in (yield Statement(sql.TURN_VERSIONS, bounds))
+            }
+            turns = []
+            for number, first_at, last_at in page:
+                version = versions.get(number)
+                if version is None:
+                    version = yield from _version_at(session_id, last_at)
+                record = records.get(number)
+                turns.append(
+                    Turn(
+                        turn_number=number,
+                        utterances=utterances.get(number, []),
+                        record=None
+                        if record is None
+                        else TurnRecordData.model_validate(
+                            record.model_dump(exclude={"turn_number"})
+                        ),
+                        version=version,
+                        created_at=_moment(first_at),
+                    )
+                )
+            more = len(numbers) > limit
+            return TurnPage(turns, turns[-1].turn_number if more else None)
+
+        return await self._read(unit)
+
+    async def list_turn_records(
+        self, session_id: str, *, after_turn: int | None = None, limit: int = 100
+    ) -> list[NumberedTurnRecord]:
+        """Up to `limit` of the session's turn records after `after_turn`, in turn order."""
+        check_limit(limit)
+        after = _after_turn(after_turn)
+
+        def unit() -> Unit[list[NumberedTurnRecord]]:
+            rows = yield Statement(
+                sql.LIST_RECORDS,
+                {"session_id": session_id, "first": after + 1, "last": MAX_COUNT},
+            )
+            return [_record_from_row(row) for row in rows[:limit]]
+
+        return await self._read(unit)
+
+    async def list_versions(
+        self, session_id: str, *, after: int | None = None, limit: int = 50
+    ) -> VersionPage:
+        """One page of the session's history, oldest first: the session after each write.
+
+        Raises:
+            SessionNotFoundError: no session has this id.
+            ValueError: `limit` is outside 1..500 or `after` is negative.
+        """
+        check_limit(limit)
+        start = _after_turn(after)
+
+        def unit() -> Unit[VersionPage]:
+            session = yield from _current(session_id)
+            if session is None:
+                raise SessionNotFoundError(session_id)
+            rows = yield Statement(
+                sql.LIST_VERSIONS,
+                {"session_id": session_id, "after": start, "limit": limit + 1},
+            )
+            page = rows[:limit]
+            data = yield from _data_at(session_id, [int(row[0]) for row in page])
+            items = [_version_from_row(session, row, data[int(row[0])]) for row in page]
+            more = len(rows) > limit
+            return VersionPage(items, items[-1].version if more else None)
+
+        return await self._read(unit)
+
+    async def get_version(self, session_id: str, version: int) -> Session:
+        """The session exactly as the write that made `version` returned it.
+
+        Raises:
+            SessionNotFoundError: no session has this id.
+            VersionNotFoundError: its history holds no such version.
+        """
+
+        def unit() -> Unit[Session]:
+            if not 1 <= version <= MAX_COUNT:
+                raise VersionNotFoundError(session_id, version)
+            rows = yield Statement(
+                sql.SESSION_AT_VERSION, {"session_id": session_id, "version": version}
+            )
+            if not rows:
+                if not (yield from _exists(session_id)):
+                    raise SessionNotFoundError(session_id)
+                raise VersionNotFoundError(session_id, version)
+            data = yield from _data_at(session_id, [version])
+            return session_from_row(rows[0], data[version])
+
+        return await self._read(unit)
+
+    async def fork(
+        self,
+        session_id: str,
+        at_turn: int,
+        *,
+        new_id: str | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> Session:
+        """A new active session holding the source's turns up to `at_turn` (utterances and
+        records), its state as that turn left it (as created, for 0), its study,
+        participant and config, `labels` or else the source's, and `forked_from`.
+
+        Raises:
+            ValueError: `at_turn` is negative.
+            SessionNotFoundError: no session has this id.
+            TurnNotRecordedError: `at_turn` is past the source's last turn.
+            SessionExistsError: `new_id` is taken.
+        """
+        if isinstance(at_turn, bool) or not 0 <= at_turn <= MAX_COUNT:
+            raise ValueError(f"at_turn must be 0 or more, not {at_turn!r}")
+        fork_id = new_id if new_id is not None else str(uuid.uuid4())
+        up_to = {"session_id": session_id, "turn_number": at_turn}
+
+        def unit() -> Unit[Session]:
+            source = (yield from _locked(session_id)).session()
+            last = yield Statement(sql.LAST_TURN, {**up_to, "turn_number": MAX_COUNT})
+            last_turn = 0 if last[0][0] is None else int(last[0][0])
+            if at_turn > last_turn:
+                raise TurnNotRecordedError(session_id, at_turn, last_turn)
+            if at_turn == 0:
+                version = yield from _version_at(session_id, None)
+            else:
+                version = yield from _turn_version(session_id, at_turn)
+            then = yield from _at_version(session_id, version)
+            ((turns, input_tokens, output_tokens, cost, latency),) = yield Statement(
+                sql.USAGE_UP_TO, up_to
+            )
+            forked = Session.model_validate(
+                {
+                    **then.model_dump(exclude={"status", "ended_at", "version", "usage"}),
+                    "id": fork_id,
+                    "labels": source.labels if labels is None else dict(labels),
+                    "study_id": source.study_id,
+                    "participant_id": source.participant_id,
+                    "config": source.config,
+                    "usage": {
+                        "turns": int(turns),
+                        "input_tokens": int(input_tokens),
+                        "output_tokens": int(output_tokens),
+                        "cost_usd": float(cost),
+                        "latency_ms": float(latency),
+                    },
+                    "forked_from": {"session_id": session_id, "turn_number": at_turn},
+                }
+            )
+            created = yield from _create(forked)
+            yield Statement(sql.COPY_UTTERANCES, {**up_to, "new_id": fork_id})
+            yield Statement(sql.COPY_RECORDS, {**up_to, "new_id": fork_id})
+            return created
+
+        return await self._write(unit, atomic=True)
 
     async def list_idle(
         self, status: SessionStatus, *, idle_since: datetime, limit: int = 100
@@ -476,14 +1168,19 @@ class RepositoryCore:
         )
 
         def unit() -> Unit[Sequence[Row]]:
-            return (yield move)
+            moved = yield move
+            for row in moved:
+                yield _version_row(row[0], Change.TRANSITION, None, None)
+            return moved
 
-        return [session_from_row(row) for row in await self._write(unit)]
+        return [session_from_row(row) for row in await self._write(unit, atomic=True)]
 
     async def search(
         self,
         query: str,
         *,
+        study_id: str | None = None,
+        participant_id: str | None = None,
         speaker: Speaker | str | None = None,
         methodology: str | None = None,
         limit: int = 50,
@@ -501,7 +1198,9 @@ class RepositoryCore:
             ValueError: `limit` is outside 1..500 or `speaker` is not a speaker.
         """
         parsed = parse_search_query(query)
-        filters = search_filters(speaker, methodology, limit)
+        filters = search_filters(
+            speaker, methodology, limit, study_id=study_id, participant_id=participant_id
+        )
         key = await self._key()
         parameters: dict[str, Any] = {
             **filters,

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import NamedTuple, Protocol, Self
+from typing import Any, NamedTuple, Protocol, Self
 
 from src.domain.models.session import Session, SessionState, SessionStatus
+from src.domain.models.study import StudySummary
+from src.domain.models.turn import NumberedTurnRecord, SessionVersion, Turn, TurnRecordData
 from src.domain.models.utterance import NewUtterance, Speaker, Utterance
 from src.domain.search import SearchHit
 
-__all__ = ["SearchPage", "SessionPage", "SessionRepositoryProtocol", "TurnRecord", "UtterancePage"]
+__all__ = [
+    "SearchPage",
+    "SessionPage",
+    "SessionRepositoryProtocol",
+    "TurnPage",
+    "TurnRecord",
+    "UtterancePage",
+    "VersionPage",
+]
 
 
 class SessionPage(NamedTuple):
@@ -35,10 +45,25 @@ class SearchPage(NamedTuple):
 
 
 class TurnRecord(NamedTuple):
-    """What `record_turn` stored: the session after its state update, and the utterances."""
+    """What `record_turn` stored: the session after it, the utterances and the record."""
 
     session: Session
     utterances: list[Utterance]
+    record: TurnRecordData | None = None
+
+
+class TurnPage(NamedTuple):
+    """One page of a session's turns; `next_after_turn` is None on the last page."""
+
+    items: list[Turn]
+    next_after_turn: int | None
+
+
+class VersionPage(NamedTuple):
+    """One page of a session's history; `next_after` is None on the last page."""
+
+    items: list[SessionVersion]
+    next_after: int | None
 
 
 class SessionRepositoryProtocol(Protocol):
@@ -68,9 +93,64 @@ class SessionRepositoryProtocol(Protocol):
         status: SessionStatus | str | None = None,
         methodology: str | None = None,
         concept_id: str | None = None,
+        study_id: str | None = None,
+        participant_id: str | None = None,
+        labels: Sequence[tuple[str, str]] = (),
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
         limit: int = 50,
         cursor: str | None = None,
     ) -> SessionPage: ...
+
+    async def count_sessions(
+        self,
+        *,
+        status: SessionStatus | str | None = None,
+        methodology: str | None = None,
+        concept_id: str | None = None,
+        study_id: str | None = None,
+        participant_id: str | None = None,
+        labels: Sequence[tuple[str, str]] = (),
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+    ) -> int: ...
+
+    async def study_summary(self, study_id: str) -> StudySummary: ...
+
+    async def patch_session(
+        self,
+        session_id: str,
+        patch: Mapping[str, Any],
+        *,
+        expected_version: int | None = None,
+    ) -> Session: ...
+
+    async def patch_state(
+        self, session_id: str, patch: Any, *, expected_version: int | None = None
+    ) -> Session: ...
+
+    async def list_turns(
+        self, session_id: str, *, after_turn: int | None = None, limit: int = 50
+    ) -> TurnPage: ...
+
+    async def list_turn_records(
+        self, session_id: str, *, after_turn: int | None = None, limit: int = 100
+    ) -> list[NumberedTurnRecord]: ...
+
+    async def list_versions(
+        self, session_id: str, *, after: int | None = None, limit: int = 50
+    ) -> VersionPage: ...
+
+    async def get_version(self, session_id: str, version: int) -> Session: ...
+
+    async def fork(
+        self,
+        session_id: str,
+        at_turn: int,
+        *,
+        new_id: str | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> Session: ...
 
     async def delete(self, session_id: str) -> bool: ...
 
@@ -91,8 +171,10 @@ class SessionRepositoryProtocol(Protocol):
         self,
         session_id: str,
         utterances: Sequence[NewUtterance],
-        state: SessionState,
+        state: SessionState | None = None,
         *,
+        state_patch: Any = None,
+        record: TurnRecordData | None = None,
         expected_version: int | None = None,
     ) -> TurnRecord: ...
 
@@ -113,6 +195,8 @@ class SessionRepositoryProtocol(Protocol):
         self,
         query: str,
         *,
+        study_id: str | None = None,
+        participant_id: str | None = None,
         speaker: Speaker | str | None = None,
         methodology: str | None = None,
         limit: int = 50,

@@ -18,7 +18,12 @@ __all__ = ["search_filters", "search_page_from_rows", "search_start"]
 
 
 def search_filters(
-    speaker: Speaker | str | None, methodology: str | None, limit: int
+    speaker: Speaker | str | None,
+    methodology: str | None,
+    limit: int,
+    *,
+    study_id: str | None = None,
+    participant_id: str | None = None,
 ) -> dict[str, str]:
     """The search's filters that are set, by name, always in the same order.
 
@@ -27,6 +32,8 @@ def search_filters(
     """
     check_limit(limit)
     values = {
+        "study_id": study_id,
+        "participant_id": participant_id,
         "speaker": None if speaker is None else Speaker(speaker).value,
         "methodology": methodology,
     }

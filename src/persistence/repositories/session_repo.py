@@ -66,11 +66,20 @@ def _parameters(statement: Statement, now: str | None) -> Mapping[str, Any]:
 
 def _run(database: sqlite3.Connection, unit: Unit[T], atomic: bool) -> T:
     """Drive a write unit on the connection's thread: inside a batch's transaction, or alone
-    with each statement committing as it goes; a savepoint makes an atomic unit one."""
-    # One moment for the whole unit, taken as it runs, so writes are stamped in commit order.
-    now = to_text(utc_now())
-    if atomic:
+    with each statement committing as it goes; a savepoint makes an atomic unit one.
+
+    An atomic unit run alone begins its own transaction with BEGIN IMMEDIATE: it may
+    read before it writes, and a deferred transaction that another process's commit
+    overtook between its read and its write would be refused at once, not waited for.
+    """
+    own_transaction = atomic and not database.in_transaction
+    if own_transaction:
+        database.execute("BEGIN IMMEDIATE")
+    elif atomic:
         database.execute("SAVEPOINT unit")
+    # One moment for the whole unit, taken once it holds the write lock, so writes are
+    # stamped in commit order.
+    now = to_text(utc_now())
     try:
         statement = next(unit)
         while True:
@@ -78,14 +87,28 @@ def _run(database: sqlite3.Connection, unit: Unit[T], atomic: bool) -> T:
             statement = unit.send(rows)
     except StopIteration as done:
         result: T = done.value
+        if own_transaction:
+            _commit(database)
     except BaseException:
-        if atomic and database.in_transaction:
+        if own_transaction and database.in_transaction:
+            database.execute("ROLLBACK")
+        elif atomic and database.in_transaction:
             database.execute("ROLLBACK TO unit")
             database.execute("RELEASE unit")
         raise
-    if atomic:
+    if atomic and not own_transaction:
         database.execute("RELEASE unit")
     return result
+
+
+def _commit(database: sqlite3.Connection) -> None:
+    try:
+        database.execute("COMMIT")
+    except BaseException:
+        # A commit that failed (a full disk, say) leaves nothing of the unit behind.
+        if database.in_transaction:
+            database.execute("ROLLBACK")
+        raise
 
 
 def _unavailable(exc: sqlite3.DatabaseError) -> StorageUnavailableError | None:

@@ -17,7 +17,12 @@ from functools import cache
 from typing import Any, NamedTuple, TypeVar
 
 from src.domain.search import MARK_END, MARK_START
-from src.persistence.repositories.common import SESSION_COLUMNS, UTTERANCE_COLUMNS, Row
+from src.persistence.repositories.common import (
+    INTERVIEW_COLUMNS,
+    SESSION_COLUMNS,
+    UTTERANCE_COLUMNS,
+    Row,
+)
 
 __all__ = [
     "APPEND_UTTERANCE",
@@ -46,6 +51,20 @@ T = TypeVar("T")
 # A named parameter: a colon not part of a `::` cast, then a name.
 _PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 _TIMESTAMP = "timestamptz"
+
+# state.data read back as one JSON object, its members' stored text joined
+# as it is (no JSON function reparses a value), so a read returns exactly
+# what was written; NULL when the session has no data. The only place the
+# dialects differ in a read, so a query names it with this token.
+_DATA = "{state_data}"
+_DATA_SQLITE = (
+    "(SELECT '{' || group_concat(json_quote(key) || ':' || value, ',') || '}'"
+    " FROM state_data WHERE state_data.session_id = sessions.id)"
+)
+_DATA_POSTGRES = (
+    "(SELECT '{' || string_agg(to_json(key)::text || ':' || value, ',') || '}'"
+    " FROM state_data WHERE state_data.session_id = sessions.id)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,9 +99,10 @@ def query(
         cast = f"::{types[name]}" if name in types else ""
         return f"${names.index(name) + 1}{cast}"
 
-    converted = _PARAMETER.sub(number, text if postgres is None else postgres)
+    postgres_text = (text if postgres is None else postgres).replace(_DATA, _DATA_POSTGRES)
+    converted = _PARAMETER.sub(number, postgres_text)
     timestamps = tuple(name for name, kind in types.items() if kind == _TIMESTAMP)
-    return Query(text, converted, tuple(names), timestamps)
+    return Query(text.replace(_DATA, _DATA_SQLITE), converted, tuple(names), timestamps)
 
 
 class Statement(NamedTuple):
@@ -96,38 +116,70 @@ Unit = Generator[Statement, Sequence[Row], T]
 """A unit of work: it yields statements, receives each one's rows, and returns
 its result or raises a domain error to refuse (which undoes the unit)."""
 
-_SESSION = ", ".join(SESSION_COLUMNS)
+_SESSION = ", ".join(SESSION_COLUMNS + INTERVIEW_COLUMNS)
+"""A session's columns, without state.data: what a write that knows the data returns."""
+_READ = f"{_SESSION}, {_DATA}"
+"""A session's columns and its state.data: what a read returns."""
 
 INSERT = query(
     f"""
 INSERT INTO sessions ({_SESSION}) VALUES (
     :id, :methodology, :concept_id, :concept_name, :status, :turn_count, :coverage_score,
     :last_strategy, 1, :now, :now,
-    CASE WHEN :ended_at IS NULL AND :final THEN :now ELSE :ended_at END
+    CASE WHEN :ended_at IS NULL AND :final THEN :now ELSE :ended_at END,
+    :study_id, :participant_id, :labels, :config, :usage_turns, :usage_input_tokens,
+    :usage_output_tokens, :usage_cost_usd, :usage_latency_ms, :forked_from_id, :forked_from_turn
 )
 ON CONFLICT (id) DO NOTHING
 RETURNING {_SESSION}
 """,  # noqa: S608
-    types={"ended_at": _TIMESTAMP},
+    types={
+        "ended_at": _TIMESTAMP,
+        "usage_cost_usd": "double precision",
+        "usage_latency_ms": "double precision",
+        "forked_from_turn": "integer",
+    },
 )
 
-SELECT_BY_ID = query(f"SELECT {_SESSION} FROM sessions WHERE id = :id")  # noqa: S608
+SELECT_BY_ID = query(f"SELECT {_READ} FROM sessions WHERE id = :id")  # noqa: S608
 
-# The WHERE clause carries every precondition (the session is open, names
-# this methodology and concept, is at the expected version), so a write that
-# goes through is one statement; when no row comes back, the unit reads why.
-_VERSION = {"expected_version": "integer"}
+# A write that changes a session's state first takes its row (FOR UPDATE on
+# PostgreSQL; SQLite's writer holds the database from BEGIN IMMEDIATE), reads
+# it, works out the new state and why it may refuse, then writes.
+SELECT_FOR_WRITE = query(
+    f"SELECT {_READ} FROM sessions WHERE id = :id",  # noqa: S608
+    postgres=f"SELECT {_READ} FROM sessions WHERE id = :id FOR UPDATE",  # noqa: S608
+)
+
+# The version it read is checked again, so a write never lands on a row it did not read.
+_USAGE = {
+    "usage_cost_usd": "double precision",
+    "usage_latency_ms": "double precision",
+}
 UPDATE_STATE = query(
     f"""
 UPDATE sessions
 SET turn_count = :turn_count, coverage_score = :coverage_score, last_strategy = :last_strategy,
-    version = version + 1, updated_at = :now
-WHERE id = :id AND status IN ('active', 'paused')
-  AND methodology = :methodology AND concept_id = :concept_id AND concept_name = :concept_name
-  AND (:expected_version IS NULL OR version = :expected_version)
+    version = version + 1, updated_at = :now,
+    usage_turns = usage_turns + :usage_turns,
+    usage_input_tokens = usage_input_tokens + :usage_input_tokens,
+    usage_output_tokens = usage_output_tokens + :usage_output_tokens,
+    usage_cost_usd = usage_cost_usd + :usage_cost_usd,
+    usage_latency_ms = usage_latency_ms + :usage_latency_ms
+WHERE id = :id AND version = :version
 RETURNING {_SESSION}
 """,  # noqa: S608
-    types=_VERSION,
+    types={**_USAGE, "version": "integer"},
+)
+
+UPDATE_LABELS = query(
+    f"""
+UPDATE sessions
+SET labels = :labels, participant_id = :participant_id, version = version + 1, updated_at = :now
+WHERE id = :id AND version = :version
+RETURNING {_READ}
+""",  # noqa: S608
+    types={"version": "integer"},
 )
 
 
@@ -156,11 +208,11 @@ SET status = :to_status, version = version + 1, updated_at = :now,
 WHERE id = :id
   AND status IN (:from_status_1, :from_status_2)
   AND (:expected_version IS NULL OR version = :expected_version)
-RETURNING {_SESSION}
+RETURNING {_READ}
 """  # noqa: S608
 TRANSITION = query(
     _TRANSITION,
-    types=_VERSION,
+    types={"expected_version": "integer"},
     postgres=_clock_after_lock(_TRANSITION, "SELECT id AS locked_id FROM sessions WHERE id = :id"),
 )
 
@@ -215,7 +267,7 @@ _IDLE = """status = :status AND updated_at < :idle_since
       SELECT 1 FROM utterances
       WHERE utterances.session_id = sessions.id AND utterances.created_at >= :idle_since
   )"""
-_OLDEST_IDLE = f"SELECT {_SESSION} FROM sessions WHERE {_IDLE} ORDER BY updated_at, id LIMIT :limit"  # noqa: S608
+_OLDEST_IDLE = f"SELECT {_READ} FROM sessions WHERE {_IDLE} ORDER BY updated_at, id LIMIT :limit"  # noqa: S608
 LIST_IDLE = query(_OLDEST_IDLE, types={"idle_since": _TIMESTAMP})
 # The move checks idleness again on the row it changes (PostgreSQL rechecks the
 # outer WHERE on a row written meanwhile), so a session written since stays.
@@ -224,39 +276,82 @@ UPDATE sessions
 SET status = :to_status, version = version + 1, updated_at = :now,
     ended_at = CASE WHEN :ends THEN :now ELSE ended_at END
 WHERE id IN (SELECT id FROM ({_OLDEST_IDLE}) AS oldest) AND {_IDLE}
-RETURNING {_SESSION}
+RETURNING {_READ}
 """  # noqa: S608
 MOVE_IDLE = query(
     _MOVE_IDLE,
     types={"idle_since": _TIMESTAMP},
     postgres=_clock_after_lock(
         _MOVE_IDLE.replace(f"id IN (SELECT id FROM ({_OLDEST_IDLE}) AS oldest) AND ", ""),  # noqa: S608
-        _OLDEST_IDLE.replace(f"SELECT {_SESSION}", "SELECT id AS locked_id"),
+        _OLDEST_IDLE.replace(f"SELECT {_READ}", "SELECT id AS locked_id"),
     ),
 )
 
 CURSOR_KEY = query("SELECT value FROM store_secrets WHERE name = 'cursor_key'")
 
 
-@cache
-def list_query(filtered: tuple[str, ...], after_key: bool) -> Query:
-    """The listing for these filter columns, after a (created_at, id) key if asked."""
+_RANGE = {
+    "created_after": "created_at > :created_after",
+    "created_before": "created_at < :created_before",
+}
+
+
+def _where(
+    filtered: tuple[str, ...], labels: int, dialect: str
+) -> tuple[list[str], dict[str, str]]:
     # Only column names from list_filters() are ever joined in; values are bound.
-    conditions = [f"{column} = :{column}" for column in filtered]
-    types = {}
-    if after_key:
-        conditions.append("(created_at, id) < (:after_created_at, :after_id)")
-        types = {"after_created_at": _TIMESTAMP, "after_id": "text"}
-    where = "WHERE " + " AND ".join(conditions) if conditions else ""
-    return query(
-        f"SELECT {_SESSION} FROM sessions {where} ORDER BY created_at DESC, id DESC LIMIT :limit",  # noqa: S608
-        types=types,
+    conditions = [_RANGE.get(column, f"{column} = :{column}") for column in filtered]
+    types = {column: _TIMESTAMP for column in filtered if column in _RANGE}
+    for number in range(labels):
+        key, value = f":label_key_{number}", f":label_value_{number}"
+        if dialect == "sqlite":
+            conditions.append(f"json_extract(labels, '$.' || json_quote({key})) = {value}")
+        else:
+            conditions.append(f"(labels::json ->> {key}) = {value}")
+        types[f"label_key_{number}"] = types[f"label_value_{number}"] = "text"
+    return conditions, types
+
+
+def _filtered_query(
+    select: str,
+    tail: str,
+    filtered: tuple[str, ...],
+    labels: int,
+    after_key: bool = False,
+) -> Query:
+    texts = {}
+    types: dict[str, str] = {}
+    for dialect in ("sqlite", "postgres"):
+        conditions, types = _where(filtered, labels, dialect)
+        if after_key:
+            conditions.append("(created_at, id) < (:after_created_at, :after_id)")
+            types |= {"after_created_at": _TIMESTAMP, "after_id": "text"}
+        where = "WHERE " + " AND ".join(conditions) if conditions else ""
+        texts[dialect] = f"{select} FROM sessions {where} {tail}".strip()
+    return query(texts["sqlite"], postgres=texts["postgres"], types=types)
+
+
+@cache
+def list_query(filtered: tuple[str, ...], after_key: bool, labels: int = 0) -> Query:
+    """The listing for these filters and `labels` label filters, after a (created_at, id)
+    key if asked."""
+    return _filtered_query(
+        f"SELECT {_READ}",
+        "ORDER BY created_at DESC, id DESC LIMIT :limit",
+        filtered,
+        labels,
+        after_key,
     )
 
 
 # The columns a search may filter on, as both dialects' search queries name
 # them: `u` is the utterance (its index row on SQLite), `s` its session.
-SEARCH_FILTER_COLUMNS = {"speaker": "u.speaker", "methodology": "s.methodology"}
+SEARCH_FILTER_COLUMNS = {
+    "study_id": "s.study_id",
+    "participant_id": "s.participant_id",
+    "speaker": "u.speaker",
+    "methodology": "s.methodology",
+}
 _SEARCH_ORDER = "rank DESC, session_id, turn_number, speaker"
 _AFTER_HIT = """WHERE rank < :after_rank OR (
     rank = :after_rank AND (session_id, turn_number, speaker)
@@ -268,7 +363,7 @@ _AFTER_HIT = """WHERE rank < :after_rank OR (
 # cursor's rank still sorts where it did while utterances are added between pages.
 _SQLITE_SEARCH = f"""
 SELECT session_id, study_id, participant_id, turn_number, speaker, snippet, rank FROM (
-    SELECT u.session_id, NULL AS study_id, NULL AS participant_id, u.turn_number, u.speaker,
+    SELECT u.session_id, s.study_id, s.participant_id, u.turn_number, u.speaker,
         snippet(utterance_search, 0, '{MARK_START}', '{MARK_END}', '…', 32) AS snippet,
         (length(highlight(utterance_search, 0, char(1), '')) - length(utterance_search.text))
             * 100.0 / (length(utterance_search.text) + 100) AS rank
@@ -294,7 +389,7 @@ WITH query AS (
         SELECT to_tsquery('utterance_search', prefix) FROM unnest(:prefixes::text[]) AS prefix
     ) AS parts
 ), hits AS (
-    SELECT u.session_id, NULL::text AS study_id, NULL::text AS participant_id, u.turn_number,
+    SELECT u.session_id, s.study_id, s.participant_id, u.turn_number,
         u.speaker, u.text, ts_rank(u.search_vector, query.terms)::float8 AS rank
     FROM query, utterances AS u
     JOIN sessions AS s ON s.id = u.session_id
@@ -327,3 +422,211 @@ def search_query(filtered: tuple[str, ...], after_key: bool) -> Query:
             "after_speaker": "text",
         },
     )
+
+
+@cache
+def count_query(filtered: tuple[str, ...], labels: int = 0) -> Query:
+    """How many sessions the listing with these filters holds over all its pages."""
+    return _filtered_query("SELECT count(*)", "", filtered, labels)
+
+
+# state.data, a row per top-level key: a write touches only the keys it changes.
+UPSERT_DATA = query(
+    """
+INSERT INTO state_data (session_id, key, value) VALUES (:session_id, :key, :value)
+ON CONFLICT (session_id, key) DO UPDATE SET value = excluded.value
+"""
+)
+DELETE_DATA = query("DELETE FROM state_data WHERE session_id = :session_id AND key = :key")
+
+# The history: the session's row as this write left it, with the data keys it
+# set and removed; one INSERT per write.
+_VERSION_COLUMNS = (
+    "version, change, turn_number, status, turn_count, coverage_score, last_strategy, labels,"
+    " participant_id, usage_turns, usage_input_tokens, usage_output_tokens, usage_cost_usd,"
+    " usage_latency_ms, updated_at, ended_at"
+)
+INSERT_VERSION = query(
+    f"""
+INSERT INTO session_versions (session_id, {_VERSION_COLUMNS}, data_set, data_unset)
+SELECT id, version, :change, :turn_number, status, turn_count, coverage_score, last_strategy,
+       labels, participant_id, usage_turns, usage_input_tokens, usage_output_tokens,
+       usage_cost_usd, usage_latency_ms, updated_at, ended_at, :data_set, :data_unset
+FROM sessions
+WHERE id = :id
+""",  # noqa: S608
+    types={"change": "text", "turn_number": "integer", "data_set": "text", "data_unset": "text"},
+)
+
+LIST_VERSIONS = query(
+    f"""
+SELECT {_VERSION_COLUMNS}
+FROM session_versions
+WHERE session_id = :session_id AND version > :after
+ORDER BY version
+LIMIT :limit
+"""  # noqa: S608
+)
+
+# The session as of a version: what never changes from its row, the rest from the history.
+_AT_VERSION = ", ".join(
+    f"v.{column}"
+    if column
+    in {
+        "status",
+        "turn_count",
+        "coverage_score",
+        "last_strategy",
+        "version",
+        "updated_at",
+        "ended_at",
+        "participant_id",
+        "labels",
+    }
+    or column.startswith("usage_")
+    else f"s.{column}"
+    for column in SESSION_COLUMNS + INTERVIEW_COLUMNS
+)
+SESSION_AT_VERSION = query(
+    f"""
+SELECT {_AT_VERSION}
+FROM session_versions AS v JOIN sessions AS s ON s.id = v.session_id
+WHERE v.session_id = :session_id AND v.version = :version
+"""  # noqa: S608
+)
+
+DATA_CHANGES = query(
+    """
+SELECT version, data_set, data_unset
+FROM session_versions
+WHERE session_id = :session_id AND version <= :version
+  AND (data_set IS NOT NULL OR data_unset IS NOT NULL)
+ORDER BY version
+"""
+)
+
+# Turn records: at most one per turn; a second finds the key taken and returns nothing.
+_RECORD_COLUMNS = (
+    "turn_number, strategy, scores, signals, model, input_tokens, output_tokens, cost_usd,"
+    " latency_ms"
+)
+INSERT_RECORD = query(
+    f"""
+INSERT INTO turn_records (session_id, {_RECORD_COLUMNS}, created_at)
+VALUES (:session_id, :turn_number, :strategy, :scores, :signals, :model, :input_tokens,
+        :output_tokens, :cost_usd, :latency_ms, :now)
+ON CONFLICT DO NOTHING
+RETURNING turn_number
+""",  # noqa: S608
+    types={"cost_usd": "double precision", "latency_ms": "double precision"},
+)
+
+LIST_RECORDS = query(
+    f"""
+SELECT {_RECORD_COLUMNS}
+FROM turn_records
+WHERE session_id = :session_id AND turn_number BETWEEN :first AND :last
+ORDER BY turn_number
+"""  # noqa: S608
+)
+
+# A page of turns: the turn numbers that have utterances, then what belongs to them.
+TURN_NUMBERS = query(
+    """
+SELECT turn_number, min(created_at), max(created_at)
+FROM utterances
+WHERE session_id = :session_id AND turn_number > :after_turn
+GROUP BY turn_number
+ORDER BY turn_number
+LIMIT :limit
+"""
+)
+
+UTTERANCES_IN_TURNS = query(
+    f"""
+SELECT {UTTERANCE_COLUMNS}
+FROM utterances
+WHERE session_id = :session_id AND turn_number BETWEEN :first AND :last
+ORDER BY turn_number, speaker
+"""  # noqa: S608
+)
+
+TURN_VERSIONS = query(
+    """
+SELECT turn_number, max(version)
+FROM session_versions
+WHERE session_id = :session_id AND change = 'turn' AND turn_number BETWEEN :first AND :last
+GROUP BY turn_number
+"""
+)
+
+# For a turn no turn write made (its utterances appended one by one): the
+# version the session was at when its last utterance came, else its first.
+VERSION_AT = query(
+    """
+SELECT coalesce(
+    (SELECT max(version) FROM session_versions
+     WHERE session_id = :session_id AND updated_at <= :at),
+    (SELECT min(version) FROM session_versions WHERE session_id = :session_id)
+)
+""",
+    types={"at": _TIMESTAMP},
+)
+
+FIRST_VERSION = query("SELECT min(version) FROM session_versions WHERE session_id = :session_id")
+
+LAST_TURN = query(
+    """
+SELECT max(turn_number), max(created_at)
+FROM utterances
+WHERE session_id = :session_id AND turn_number <= :turn_number
+"""
+)
+
+LAST_TURN_VERSION = query(
+    """
+SELECT max(version)
+FROM session_versions
+WHERE session_id = :session_id AND change = 'turn' AND turn_number = :turn_number
+"""
+)
+
+USAGE_UP_TO = query(
+    """
+SELECT count(*), coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0),
+       coalesce(sum(cost_usd), 0.0), coalesce(sum(latency_ms), 0.0)
+FROM turn_records
+WHERE session_id = :session_id AND turn_number <= :turn_number
+"""
+)
+
+COPY_UTTERANCES = query(
+    """
+INSERT INTO utterances (session_id, turn_number, speaker, text, metadata, created_at)
+SELECT :new_id, turn_number, speaker, text, metadata, created_at
+FROM utterances
+WHERE session_id = :session_id AND turn_number <= :turn_number
+""",
+    types={"new_id": "text"},
+)
+
+COPY_RECORDS = query(
+    f"""
+INSERT INTO turn_records (session_id, {_RECORD_COLUMNS}, created_at)
+SELECT :new_id, {_RECORD_COLUMNS}, created_at
+FROM turn_records
+WHERE session_id = :session_id AND turn_number <= :turn_number
+""",  # noqa: S608
+    types={"new_id": "text"},
+)
+
+STUDY_SUMMARY = query(
+    """
+SELECT status, count(*), sum(usage_turns), sum(usage_input_tokens), sum(usage_output_tokens),
+       sum(usage_cost_usd), sum(usage_latency_ms), min(created_at), max(updated_at)
+FROM sessions
+WHERE study_id = :study_id
+GROUP BY status
+ORDER BY status
+"""
+)

@@ -17,6 +17,7 @@ from src.core.errors import (
 )
 from src.domain.lifecycle import FINAL_STATUSES
 from src.domain.models.session import Session
+from src.domain.models.turn import NumberedTurnRecord
 from src.domain.models.utterance import NewUtterance, Speaker, Utterance
 from src.persistence.pagination import (
     check_limit,
@@ -33,6 +34,7 @@ __all__ = [
     "utterance_from_row",
     "utterance_page_from_rows",
     "utterance_refusal",
+    "walk_turn_records",
     "walk_utterances",
 ]
 
@@ -141,3 +143,19 @@ def walk_utterances(
     return walk_pages(
         lambda cursor: repository.list_utterances(session_id, limit=EXPORT_PAGE_SIZE, cursor=cursor)
     )
+
+
+async def walk_turn_records(
+    repository: SessionRepositoryProtocol, session_id: str
+) -> AsyncIterator[NumberedTurnRecord]:
+    """Every turn record of the session in turn order, read a page at a time."""
+    after: int | None = None
+    while True:
+        page = await repository.list_turn_records(
+            session_id, after_turn=after, limit=EXPORT_PAGE_SIZE
+        )
+        for record in page:
+            yield record
+        if len(page) < EXPORT_PAGE_SIZE:
+            return
+        after = page[-1].turn_number
