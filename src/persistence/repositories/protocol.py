@@ -6,9 +6,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import NamedTuple, Protocol, Self
 
+from src.domain.audit import AuditAction, AuditEntry
 from src.domain.models.session import Session, SessionState, SessionStatus
 from src.domain.models.utterance import NewUtterance, Speaker, Utterance
 from src.domain.search import SearchHit
+from src.persistence.repositories.audit import AuditPage
 
 __all__ = ["SearchPage", "SessionPage", "SessionRepositoryProtocol", "TurnRecord", "UtterancePage"]
 
@@ -126,3 +128,14 @@ class SessionRepositoryProtocol(Protocol):
     async def __aenter__(self) -> Self: ...
 
     async def __aexit__(self, *exc_info: object) -> None: ...
+
+    async def append_audit(self, entries: Sequence[AuditEntry]) -> None: ...
+
+    async def list_audit(
+        self,
+        *,
+        action: AuditAction | str | None = None,
+        key_name: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> AuditPage: ...
