@@ -11,13 +11,14 @@ from fastapi import FastAPI
 
 from src.api import metrics
 from src.api.api_key import OPEN_PATHS, ApiKeyMiddleware
+from src.api.audit import AuditRecorder
 from src.api.docs import install_docs
 from src.api.errors import install_error_handlers
 from src.api.head import HeadAsGet
 from src.api.observability import RequestObserver
 from src.api.path_guard import TrailingNewlineGuard
 from src.api.request_body import RequestBodyGuard
-from src.api.routes import health, search, sessions, transcript
+from src.api.routes import audit, health, search, sessions, transcript
 from src.core.config import Settings, get_settings
 from src.persistence.repositories.factory import create_repository
 from src.persistence.repositories.protocol import SessionRepositoryProtocol
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(HeadAsGet)
     app.add_middleware(RequestBodyGuard, settings=lambda: settings or get_settings())
     app.add_middleware(ApiKeyMiddleware, settings=lambda: settings or get_settings())
+    app.add_middleware(AuditRecorder)  # outside the key check: it records its 401s and 403s
     app.add_middleware(TrailingNewlineGuard)
     # Outermost, so that every answer is logged and counted, a 401 or 413 too.
     app.add_middleware(RequestObserver)
@@ -80,4 +82,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(metrics.router)
     install_docs(app, lambda: settings or get_settings(), OPEN_PATHS)
     app.include_router(search.router)
+    app.include_router(audit.router)
     return app

@@ -18,7 +18,12 @@ from tests.backends import postgres_schema
 from tests.servers import running_server
 
 EXAMPLES_PER_OPERATION = 40
-CURSOR_LISTINGS = {"GET /sessions", "GET /sessions/{session_id}/utterances", "GET /search"}
+CURSOR_LISTINGS = {
+    "GET /sessions",
+    "GET /sessions/{session_id}/utterances",
+    "GET /search",
+    "GET /audit",
+}
 
 schema = schemathesis.openapi.from_dict(create_app().openapi())
 
