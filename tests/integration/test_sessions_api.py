@@ -501,6 +501,7 @@ class TestHealthAndErrors:
             "/sessions/{session_id}/export",
             "/health",
             "/search",
+            "/audit",
         }
         assert set(paths["/sessions/{session_id}/resume"]) == {"get", "post"}
         put_state = paths["/sessions/{session_id}/state"]["put"]["responses"]
