@@ -33,7 +33,9 @@ __all__ = ["AuditRecorder", "AuditTrail", "note_erasure"]
 
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _REFUSALS = {401: AuditAction.UNAUTHORIZED, 403: AuditAction.FORBIDDEN}
-_COUNTS = "audit_counts"
+# Kept in the request's own scope, which every layer shares: its `state` may
+# be shared with other requests (asgi-lifespan hands each the same one).
+_COUNTS = "audit.counts"
 _MAX_METHOD_LENGTH = 16
 
 # An entry waits this long for others to share its write: at most one write
@@ -50,7 +52,7 @@ _log = structlog.get_logger(__name__)
 
 def note_erasure(request: Request, counts: Mapping[str, int]) -> None:
     """Give the erasure's audit entry what it erased, by kind (counts only, never whose)."""
-    request.state.audit_counts = dict(counts)
+    request.scope[_COUNTS] = dict(counts)
 
 
 class AuditTrail:
@@ -168,7 +170,7 @@ class AuditRecorder:
                 method=method[:_MAX_METHOD_LENGTH],
                 path=recorded_path(scope.get("raw_path", b"").decode("latin-1") or scope["path"]),
                 session_id=None if erasure else recorded_session_id(_session_id(scope)),
-                counts=state.get(_COUNTS) if erasure else None,
+                counts=scope.get(_COUNTS) if erasure else None,
             )
         )
 

@@ -8,15 +8,19 @@ A path under `/participants/` is kept as its template, with no participant id.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from src.domain.models.session import utc_now
+
 __all__ = [
     "MAX_AUDIT_PATH_LENGTH",
     "AuditAction",
     "AuditEntry",
+    "command_erasure",
     "recorded_path",
     "recorded_session_id",
 ]
@@ -55,7 +59,7 @@ class AuditEntry(BaseModel):
     )
     action: AuditAction
     method: Annotated[str, Field(min_length=1, max_length=16)] = Field(
-        description="The request's HTTP method"
+        description="The request's HTTP method; CLI for the command line"
     )
     path: Annotated[str, Field(min_length=1, max_length=MAX_AUDIT_PATH_LENGTH)] = Field(
         description="The request path as sent (no query); a participant's as its template"
@@ -81,3 +85,15 @@ def recorded_session_id(value: object) -> str | None:
     if not isinstance(value, str) or not 0 < len(value) <= _MAX_SESSION_ID_LENGTH:
         return None
     return None if _UNSTORABLE.search(value) else value
+
+
+def command_erasure(counts: Mapping[str, int]) -> AuditEntry:
+    """The audit entry of an erasure run from the command line, which carries no key."""
+    return AuditEntry(
+        at=utc_now(),
+        key_name=None,
+        action=AuditAction.ERASURE,
+        method="CLI",
+        path="interview-system erase",
+        counts=dict(counts),
+    )

@@ -216,7 +216,7 @@ async def test_bad_parameters_get_422(client: httpx.AsyncClient, keys: Keys, que
     assert response.headers["content-type"] == "application/problem+json"
 
 
-async def test_an_erasure_is_recorded_with_counts_and_without_the_participant(
+async def test_an_erasure_is_recorded_with_counts_and_without_the_participant_a_study_export_too(
     backend: SqliteBackend | PostgresBackend, keys: Keys, tmp_path: Path
 ) -> None:
     app = create_app(keyed(backend.settings(), tmp_path))
@@ -228,6 +228,11 @@ async def test_an_erasure_is_recorded_with_counts_and_without_the_participant(
         note_erasure(request, counts)
         return counts
 
+    # A study export, as any route whose last segment is `export`, is an export.
+    @app.get("/studies/{study_id}/export")
+    async def export_study(study_id: str) -> dict[str, str]:
+        return {"study_id": study_id}
+
     async with (
         LifespanManager(app) as manager,
         httpx.AsyncClient(
@@ -236,15 +241,17 @@ async def test_an_erasure_is_recorded_with_counts_and_without_the_participant(
     ):
         refused = await client.delete(f"/participants/{PARTICIPANT}", headers=keys.bearer("ingest"))
         erased = await client.delete(f"/participants/{PARTICIPANT}", headers=keys.bearer("auditor"))
-        entries = await audit_entries(client, keys, 2)
+        exported = await client.get("/studies/st-1/export", headers=keys.bearer("analyst"))
+        entries = await audit_entries(client, keys, 3)
 
-    assert (refused.status_code, erased.status_code) == (403, 200)
+    assert (refused.status_code, erased.status_code, exported.status_code) == (403, 200, 200)
     template = "/participants/{participant_id}"
     assert brief(entries) == [
+        ("analyst", "export", "GET", "/studies/st-1/export", None),
         ("auditor", "erasure", "DELETE", template, None),
         ("ingest", "forbidden", "DELETE", template, None),
     ]
-    assert entries[0]["counts"] == {"sessions": 2, "utterances": 14, "events": 9}
+    assert entries[1]["counts"] == {"sessions": 2, "utterances": 14, "events": 9}
     assert PARTICIPANT not in str(entries)
 
 

@@ -7,7 +7,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from src.core.errors import InvalidCursorError
-from src.domain.audit import AuditAction, AuditEntry, recorded_path, recorded_session_id
+from src.domain.audit import (
+    AuditAction,
+    AuditEntry,
+    command_erasure,
+    recorded_path,
+    recorded_session_id,
+)
 from src.persistence.pagination import walk_pages
 from src.persistence.repositories.protocol import SessionRepositoryProtocol
 from tests.backends import PostgresBackend, SqliteBackend, forge_cursor
@@ -55,6 +61,20 @@ async def test_an_erasure_keeps_its_counts(repo: Repo) -> None:
     (stored,) = (await repo.list_audit()).items
 
     assert stored == erasure
+
+
+async def test_an_erasure_from_the_command_line_is_kept_without_a_key(repo: Repo) -> None:
+    await repo.append_audit([command_erasure({"sessions": 1, "utterances": 3, "events": 2})])
+
+    (stored,) = (await repo.list_audit(action="erasure")).items
+
+    assert (stored.key_name, stored.method, stored.path, stored.session_id) == (
+        None,
+        "CLI",
+        "interview-system erase",
+        None,
+    )
+    assert stored.counts == {"sessions": 1, "utterances": 3, "events": 2}
 
 
 async def test_nothing_to_append_is_no_write(repo: Repo) -> None:
