@@ -151,7 +151,10 @@ class AuditRecorder:
             # An export whose stream broke has still sent part of the record.
             action = _action(scope, method, status)
             if action is not None:
-                self._record(scope, method, action)
+                try:
+                    self._record(scope, method, action)
+                except Exception as exc:  # the answer has gone: say so, never fail it late
+                    _log.error("audit_entry_not_recorded", action=action.value, error=repr(exc))
 
     def _record(self, scope: Scope, method: str, action: AuditAction) -> None:
         state: dict[str, Any] = scope.get("state", {})
@@ -168,7 +171,7 @@ class AuditRecorder:
                 key_name=None if caller is None else caller.name,
                 action=action,
                 method=method[:_MAX_METHOD_LENGTH],
-                path=recorded_path(scope.get("raw_path", b"").decode("latin-1") or scope["path"]),
+                path=recorded_path(_raw_path(scope)),
                 session_id=None if erasure else recorded_session_id(_session_id(scope)),
                 counts=scope.get(_COUNTS) if erasure else None,
             )
@@ -200,6 +203,12 @@ def _action(scope: Scope, method: str, status: int) -> AuditAction | None:
     if method == "GET" and _route_template(scope).rsplit("/", 1)[-1] == "export":
         return AuditAction.EXPORT
     return None
+
+
+def _raw_path(scope: Scope) -> str:
+    """The path as sent, still percent-encoded; never its query (a server may leave it on)."""
+    raw: bytes = scope.get("raw_path") or b""
+    return raw.partition(b"?")[0].decode("latin-1") or scope["path"]
 
 
 def _route_template(scope: Scope) -> str:
