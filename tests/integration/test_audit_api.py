@@ -328,3 +328,34 @@ async def test_the_audit_log_survives_a_restart(database: str, keys: Keys, tmp_p
         (None, "unauthorized", "GET", "/sessions", None),
         *[("ingest", "write", "POST", "/sessions", None)] * 3,
     ]
+
+
+async def test_the_audit_table_holds_no_key_no_body_and_no_participant(
+    backend: SqliteBackend | PostgresBackend, keys: Keys, tmp_path: Path
+) -> None:
+    wrong_key = "isk_" + "y" * 40
+    said = {"turn_number": 1, "speaker": "respondent", "text": PHRASE}
+    async with serve_in_process(keyed(backend.settings(), tmp_path)) as client:
+        created = await client.post(
+            f"/sessions?note={PHRASE}", json=NEW_SESSION_BODY, headers=keys.bearer("ingest")
+        )
+        utterances = f"/sessions/{created.json()['id']}/utterances"
+        await client.post(utterances, json=said, headers=keys.bearer("api_key"))
+        await client.post(utterances, json=said, headers=keys.bearer("analyst"))
+        await client.post(utterances, json=said, headers={"Authorization": f"Bearer {wrong_key}"})
+        await client.delete(f"/participants/{PARTICIPANT}", headers=keys.bearer("ingest"))
+        await audit_entries(client, keys, 5)
+
+    # Every column of every entry but its id and time, as one text.
+    counts = "counts::text" if isinstance(backend, PostgresBackend) else "counts"
+    joined = "string_agg" if isinstance(backend, PostgresBackend) else "group_concat"
+    columns = "coalesce(key_name, '') || path || action || method || coalesce(session_id, '')"
+    row = await backend.fetch_one(
+        f"SELECT count(*) AS n, {joined}({columns} || coalesce({counts}, ''), '|') AS stored"
+        " FROM audit_log"
+    )
+
+    assert row is not None and row["n"] == 5
+    for secret in (keys.ingest, keys.analyst, API_KEY, wrong_key, PARTICIPANT, "Okonkwo"):
+        assert secret not in row["stored"]
+    assert "api_key" in row["stored"] and "/participants/{participant_id}" in row["stored"]
