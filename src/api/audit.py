@@ -103,13 +103,15 @@ class AuditTrail:
     async def _write_pending(self) -> bool:
         """Write what waits, a batch at a time; False if a batch failed (it is kept)."""
         while self._pending:
-            batch = self._pending[:_MAX_BATCH]
+            # Taken out while it is written, so that what arrives meanwhile
+            # (or a trim of the oldest) cannot be confused with it.
+            batch, self._pending = self._pending[:_MAX_BATCH], self._pending[_MAX_BATCH:]
             try:
                 await self.repository.append_audit(batch)
             except Exception as exc:
                 _log.error("audit_write_failed", entries=len(batch), error=repr(exc))
+                self._pending[:0] = batch
                 return False
-            del self._pending[: len(batch)]
         return True
 
 
