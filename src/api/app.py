@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from src.api import metrics
 from src.api.api_key import OPEN_PATHS, ApiKeyMiddleware
+from src.api.audit import AuditRecorder
 from src.api.console.routes import FORM_PATHS, install_console
 from src.api.docs import install_docs
 from src.api.errors import install_error_handlers
@@ -18,7 +19,7 @@ from src.api.head import HeadAsGet
 from src.api.observability import RequestObserver
 from src.api.path_guard import TrailingNewlineGuard
 from src.api.request_body import RequestBodyGuard
-from src.api.routes import health, history, search, sessions, studies, transcript
+from src.api.routes import audit, health, history, search, sessions, studies, transcript
 from src.core.config import Settings, get_settings
 from src.persistence.repositories.factory import create_repository
 from src.persistence.repositories.protocol import SessionRepositoryProtocol
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         RequestBodyGuard, settings=lambda: settings or get_settings(), form_paths=FORM_PATHS
     )
     app.add_middleware(ApiKeyMiddleware, settings=lambda: settings or get_settings())
+    app.add_middleware(AuditRecorder)  # outside the key check: it records its 401s and 403s
     app.add_middleware(TrailingNewlineGuard)
     # Outermost, so that every answer is logged and counted, a 401 or 413 too.
     app.add_middleware(RequestObserver)
@@ -86,4 +88,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_docs(app, lambda: settings or get_settings(), OPEN_PATHS)
     app.include_router(search.router)
     install_console(app)
+    app.include_router(audit.router)
     return app

@@ -266,17 +266,23 @@ async def _check_schema(connection: aiosqlite.Connection, name: str, version: in
     """Refuse a schema that differs from what this program's migrations make at `version`."""
     expected = await _reference_schema(version)
     found = await _schema(connection)
-    for key in sorted(expected.keys() | found.keys()):
-        if key not in found:
-            difference = f"{key} is missing"
-        elif key not in expected:
-            difference = f"{key} is not one of this program's"
-        elif found[key] != expected[key]:
-            difference = f"{key} differs from this program's"
-        else:
-            continue
+    # A missing or foreign object is named first: it is the cause, and what
+    # depends on it (a search index without its table) may differ only because of it.
+    differences = [
+        *(f"{key} is missing" for key in sorted(expected.keys() - found.keys())),
+        *(f"{key} is not one of this program's" for key in sorted(found.keys() - expected.keys())),
+        *(
+            f"{key} differs from this program's"
+            # Tables before indexes, triggers and views, which may differ only through them.
+            for key in sorted(
+                expected.keys() & found.keys(), key=lambda k: (k.split()[0] != "table", k)
+            )
+            if found[key] != expected[key]
+        ),
+    ]
+    if differences:
         raise DatabaseFileError(
-            name, f"it is not a session database of schema version {version}: {difference}"
+            name, f"it is not a session database of schema version {version}: {differences[0]}"
         )
 
 

@@ -28,6 +28,7 @@ def get_paths() -> list[str]:
     return sorted(paths)
 
 
+STUDY = "head-study"
 # Routes that answer 422 without these.
 REQUIRED_QUERY = {"/search": "?q=coffee"}
 
@@ -37,7 +38,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]
     directory: Path = tmp_path_factory.mktemp("head")
     env = {"DATABASE_PATH": str(directory / "head.db"), "DATABASE_URL": ""}
     with running_server(directory, env) as url:
-        session_id = httpx.post(f"{url}/sessions", json=NEW_SESSION).json()["id"]
+        body = {**NEW_SESSION, "study_id": STUDY}
+        session_id = httpx.post(f"{url}/sessions", json=body).json()["id"]
         httpx.post(
             f"{url}/sessions/{session_id}/utterances",
             json={"turn_number": 1, "speaker": "interviewer", "text": "Why coffee?"},
@@ -52,7 +54,8 @@ def test_every_get_route_is_found() -> None:
 @pytest.mark.parametrize("path", get_paths())
 def test_head_answers_like_get_without_a_body(server: tuple[str, str], path: str) -> None:
     url, session_id = server
-    target = url + path.replace("{session_id}", session_id) + REQUIRED_QUERY.get(path, "")
+    filled = path.replace("{session_id}", session_id).replace("{version}", "1")
+    target = url + filled.replace("{study_id}", STUDY) + REQUIRED_QUERY.get(path, "")
 
     get = httpx.get(target)
     head = httpx.head(target)
@@ -88,7 +91,7 @@ def test_head_where_get_is_not_allowed_is_a_405(server: tuple[str, str]) -> None
 def test_the_allow_header_of_a_get_route_names_head(server: tuple[str, str]) -> None:
     url, session_id = server
 
-    response = httpx.patch(f"{url}/sessions/{session_id}")
+    response = httpx.put(f"{url}/sessions/{session_id}")
 
     assert response.status_code == 405
-    assert response.headers["allow"] == "DELETE, GET, HEAD"
+    assert response.headers["allow"] == "DELETE, GET, HEAD, PATCH"

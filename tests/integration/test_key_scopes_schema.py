@@ -26,7 +26,7 @@ pytestmark = pytest.mark.sqlite
 API_KEY = "api-key-" + "k" * 24
 NEW_SESSION = {"methodology": "mec", "concept_id": "c", "concept_name": "Coffee"}
 # Routes still to come, named here so that their rules are tested before they are.
-ADMIN_ROUTES = [("DELETE", "/participants/{participant_id}"), ("GET", "/audit")]
+ADMIN_ROUTES = [("DELETE", "/participants/{participant_id}")]
 
 
 @dataclass(frozen=True)
@@ -141,6 +141,7 @@ def session_id(server: Server) -> str:
 def test_the_schema_has_reads_and_writes_to_walk() -> None:
     assert len(READS) >= 5
     assert len(WRITES) >= 8
+    assert ("GET", "/audit") in [(op.method, op.path) for op in ADMINS]
 
 
 @pytest.mark.parametrize("op", WRITES + ADMINS, ids=ids(WRITES + ADMINS))

@@ -18,7 +18,12 @@ from tests.backends import postgres_schema
 from tests.servers import running_server
 
 EXAMPLES_PER_OPERATION = 40
-CURSOR_LISTINGS = {"GET /sessions", "GET /sessions/{session_id}/utterances", "GET /search"}
+CURSOR_LISTINGS = {
+    "GET /sessions",
+    "GET /sessions/{session_id}/utterances",
+    "GET /search",
+    "GET /audit",
+}
 # A turn's utterances name one turn number, and a merge patch is valid or not only
 # by what it leaves of the state: JSON Schema cannot say either.
 CROSS_CHECKED = {"POST /sessions/{session_id}/turns", "PATCH /sessions/{session_id}/state"}

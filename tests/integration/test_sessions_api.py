@@ -506,6 +506,7 @@ class TestHealthAndErrors:
             "/studies/{study_id}",
             "/health",
             "/search",
+            "/audit",
         }
         assert set(paths["/sessions/{session_id}/resume"]) == {"get", "post"}
         put_state = paths["/sessions/{session_id}/state"]["put"]["responses"]

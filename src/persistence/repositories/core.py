@@ -36,6 +36,7 @@ from src.core.errors import (
     TurnRecordExistsError,
     VersionNotFoundError,
 )
+from src.domain.audit import AuditAction, AuditEntry
 from src.domain.lifecycle import FINAL_STATUSES, can_transition
 from src.domain.merge_patch import apply_merge_patch
 from src.domain.models.json import compact_json
@@ -62,6 +63,13 @@ from src.domain.models.utterance import NewUtterance, Speaker, Utterance, metada
 from src.domain.search import parse_search_query
 from src.persistence.pagination import check_limit, decode_cursor, walk_pages
 from src.persistence.repositories import statements as sql
+from src.persistence.repositories.audit import (
+    AuditPage,
+    audit_filters,
+    audit_page_from_rows,
+    audit_start,
+    entries_json,
+)
 from src.persistence.repositories.common import (
     Row,
     bindable_version,
@@ -1271,3 +1279,38 @@ class RepositoryCore:
     async def _write(self, unit: Callable[[], Unit[T]], *, atomic: bool = False) -> T:
         backend = self._backend if self._opened and not self._closed else await self._ready()
         return await backend.write(unit, atomic=atomic)
+
+    async def append_audit(self, entries: Sequence[AuditEntry]) -> None:
+        """Add entries to the audit log, in their order, as one write."""
+        if not entries:
+            return
+        append = Statement(sql.AUDIT_APPEND, {"entries": entries_json(entries)})
+
+        def unit() -> Unit[None]:
+            yield append
+
+        await self._write(unit)
+
+    async def list_audit(
+        self,
+        *,
+        action: AuditAction | str | None = None,
+        key_name: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> AuditPage:
+        """One page of the audit log, newest first, after `cursor` if given.
+
+        Raises:
+            InvalidCursorError: (a ValueError) the cursor was not handed out by this listing.
+            ValueError: `limit` is outside 1..500 or `action` is not an action.
+        """
+        filters = audit_filters(action, key_name, limit)
+        key = await self._key()
+        parameters: dict[str, Any] = {**filters, **audit_start(cursor, key), "limit": limit + 1}
+        listing = Statement(sql.audit_list_query(tuple(filters), cursor is not None), parameters)
+
+        def unit() -> Unit[AuditPage]:
+            return audit_page_from_rows((yield listing), limit, key)
+
+        return await self._read(unit)

@@ -6,11 +6,13 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol, Self
 
+from src.domain.audit import AuditAction, AuditEntry
 from src.domain.models.session import Session, SessionState, SessionStatus
 from src.domain.models.study import StudySummary
 from src.domain.models.turn import NumberedTurnRecord, SessionVersion, Turn, TurnRecordData
 from src.domain.models.utterance import NewUtterance, Speaker, Utterance
 from src.domain.search import SearchHit
+from src.persistence.repositories.audit import AuditPage
 
 __all__ = [
     "SearchPage",
@@ -210,3 +212,14 @@ class SessionRepositoryProtocol(Protocol):
     async def __aenter__(self) -> Self: ...
 
     async def __aexit__(self, *exc_info: object) -> None: ...
+
+    async def append_audit(self, entries: Sequence[AuditEntry]) -> None: ...
+
+    async def list_audit(
+        self,
+        *,
+        action: AuditAction | str | None = None,
+        key_name: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> AuditPage: ...

@@ -17,6 +17,7 @@ from functools import cache
 from typing import Any, NamedTuple, TypeVar
 
 from src.domain.search import MARK_END, MARK_START
+from src.persistence.repositories.audit import AUDIT_COLUMNS
 from src.persistence.repositories.common import (
     INTERVIEW_COLUMNS,
     SESSION_COLUMNS,
@@ -26,6 +27,7 @@ from src.persistence.repositories.common import (
 
 __all__ = [
     "APPEND_UTTERANCE",
+    "AUDIT_APPEND",
     "CURSOR_KEY",
     "DELETE",
     "INSERT",
@@ -41,6 +43,7 @@ __all__ = [
     "Query",
     "Statement",
     "Unit",
+    "audit_list_query",
     "list_query",
     "query",
     "search_query",
@@ -630,3 +633,40 @@ GROUP BY status
 ORDER BY status
 """
 )
+
+
+# Audit entries arrive as one JSON array (see audit.entries_json): a batch is
+# one statement on either engine, inserted in the array's order.
+_AUDIT_FIELDS = "at, key_name, action, method, path, session_id, counts"
+AUDIT_APPEND = query(
+    f"""
+INSERT INTO audit_log ({_AUDIT_FIELDS})
+SELECT value ->> 'at', value ->> 'key_name', value ->> 'action', value ->> 'method',
+    value ->> 'path', value ->> 'session_id', json_extract(value, '$.counts')
+FROM json_each(:entries)
+ORDER BY key
+""",  # noqa: S608
+    types={"entries": "jsonb"},
+    postgres=f"""
+INSERT INTO audit_log ({_AUDIT_FIELDS})
+SELECT (value ->> 'at')::timestamptz, value ->> 'key_name', value ->> 'action',
+    value ->> 'method', value ->> 'path', value ->> 'session_id',
+    nullif(value -> 'counts', 'null'::jsonb)
+FROM jsonb_array_elements(:entries) WITH ORDINALITY AS entries (value, position)
+ORDER BY position
+""",  # noqa: S608
+)
+
+
+@cache
+def audit_list_query(filtered: tuple[str, ...], after_key: bool) -> Query:
+    """The audit listing for these filter columns, newest first, older than an id if asked."""
+    # Only column names from audit.audit_filters() are joined in; values are bound.
+    conditions = [f"{column} = :{column}" for column in filtered]
+    if after_key:
+        conditions.append("id < :after_id")
+    where = "WHERE " + " AND ".join(conditions) if conditions else ""
+    return query(
+        f"SELECT {AUDIT_COLUMNS} FROM audit_log {where} ORDER BY id DESC LIMIT :limit",  # noqa: S608
+        types={"after_id": "bigint"} if after_key else None,
+    )
