@@ -162,7 +162,7 @@ class TestAsyncClient:
         assert (patched.state.coverage_score, patched.state.data) == (0.5, {"focus": ["price"]})
         assert (removed.state.coverage_score, removed.state.data) == (0.0, {})
         assert mismatch.value.field == "concept_id"
-        assert [error["field"] for error in invalid.value.errors] == ["data"]  # type: ignore[attr-defined]
+        assert [error["field"] for error in invalid.value.errors] == ["data"]
         assert not_patchable.value.status == 422
 
     async def test_list_filters_counts_and_study_summaries(self, server: Server) -> None:
