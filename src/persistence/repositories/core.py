@@ -1271,3 +1271,14 @@ class RepositoryCore:
     async def _write(self, unit: Callable[[], Unit[T]], *, atomic: bool = False) -> T:
         backend = self._backend if self._opened and not self._closed else await self._ready()
         return await backend.write(unit, atomic=atomic)
+
+    async def count_by_status(self) -> dict[SessionStatus, int]:
+        """How many sessions there are in each status; a status without one counts 0."""
+
+        def unit() -> Unit[dict[SessionStatus, int]]:
+            rows = yield Statement(sql.SESSIONS_BY_STATUS, {})
+            counts = dict.fromkeys(SessionStatus, 0)
+            counts.update({SessionStatus(status): int(count) for status, count in rows})
+            return counts
+
+        return await self._read(unit)

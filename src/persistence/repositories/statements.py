@@ -630,3 +630,5 @@ GROUP BY status
 ORDER BY status
 """
 )
+
+SESSIONS_BY_STATUS = query("SELECT status, count(*) FROM sessions GROUP BY status")
