@@ -51,7 +51,8 @@ async def test_the_client_works_the_same_on_postgresql(
             exported = b"".join([piece async for piece in client.export_session(session.id)])
             with pytest.raises(StudyNotFoundError):
                 await client.get_study("none")
-        metrics = httpx.get(f"{url}/metrics").text
+            async with httpx.AsyncClient(base_url=url) as http:
+                metrics = (await http.get("/metrics")).text
 
     assert (turn.session.usage.input_tokens, turn.session.state.data) == (7, {"mode": "focused"})
     assert patched.participant_id == "p-1"
