@@ -38,11 +38,17 @@ from src.core.keys import (
     with_implied,
 )
 from src.core.logging import configure_logging
-from src.domain.export import ExportFormat, export_file_name
+from src.domain.export import ExportFormat
 from src.domain.models.session import SessionStatus
 from src.domain.models.utterance import Speaker
 from src.domain.redaction import Pseudonymizer
-from src.exporting import export_many, export_one, export_to_file, session_ids_with_status
+from src.exporting import (
+    export_many,
+    export_one,
+    export_path_in,
+    export_to_file,
+    session_ids_with_status,
+)
 from src.persistence.backup import backup_database, is_database_file, restore_database
 from src.persistence.presence import database_exists
 from src.persistence.repositories.factory import (
@@ -401,7 +407,9 @@ def _export_target(
 ) -> Path | None:
     if out is None:
         return None
-    target = out / export_file_name(session_id, export_format) if out.is_dir() else out
+    if out.is_dir():
+        return out  # the file in it is named after the session, once it is read
+    target = out
     if target.parent.exists() and not target.parent.is_dir():
         _bad_out(f"{target.parent} is a file, not a folder")
     if not target.parent.is_dir():
@@ -418,6 +426,9 @@ async def _export_session(
     pseudonymizer: Pseudonymizer | None,
 ) -> None:
     async with create_repository(settings) as repository:
+        if target is not None and await asyncio.to_thread(target.is_dir):
+            target = await export_path_in(repository, session_id, export_format, target)
+            _refuse_the_database(settings, target)
         if target is None:
             await export_one(
                 repository, session_id, export_format, sys.stdout, pseudonymizer=pseudonymizer

@@ -14,14 +14,20 @@ from pathlib import Path
 from typing import TextIO
 
 from src.core.errors import SessionNotFoundError
-from src.domain.export import ExportFormat, export_file_name, export_record
+from src.domain.export import ExportFormat, export_record, session_export_file_name
 from src.domain.models.session import SessionStatus
 from src.domain.redaction import Pseudonymizer
 from src.persistence.pagination import walk_pages
 from src.persistence.repositories.protocol import SessionRepositoryProtocol
 from src.persistence.repositories.transcript import walk_turn_records, walk_utterances
 
-__all__ = ["export_many", "export_one", "export_to_file", "session_ids_with_status"]
+__all__ = [
+    "export_many",
+    "export_one",
+    "export_path_in",
+    "export_to_file",
+    "session_ids_with_status",
+]
 
 # Pieces are gathered up to this size before each write, one thread hop each.
 _WRITE_SIZE = 256 * 1024
@@ -99,6 +105,23 @@ async def export_to_file(
         raise
 
 
+async def export_path_in(
+    repository: SessionRepositoryProtocol,
+    session_id: str,
+    export_format: ExportFormat,
+    folder: Path,
+) -> Path:
+    """The file in `folder` for the session's export, named as the HTTP download is.
+
+    Raises:
+        SessionNotFoundError: no session has this id.
+    """
+    session = await repository.get(session_id)
+    if session is None:
+        raise SessionNotFoundError(session_id)
+    return folder / session_export_file_name(session, export_format)
+
+
 async def session_ids_with_status(
     repository: SessionRepositoryProtocol, status: SessionStatus
 ) -> list[str]:
@@ -127,10 +150,14 @@ async def export_many(
     written: list[Path] = []
     taken: set[str] = set()
     for session_id in session_ids:
-        name = export_file_name(session_id, export_format)
+        try:
+            name = (await export_path_in(repository, session_id, export_format, directory)).name
+        except SessionNotFoundError:
+            on_each()
+            continue
         stem, dot, extension = name.rpartition(".")
         number = 1
-        while name in taken:  # two ids that differ only in unsafe characters
+        while name in taken:  # the same concept and day, ids that differ in unsafe characters
             number += 1
             name = f"{stem}-{number}{dot}{extension}"
         taken.add(name)

@@ -7,12 +7,20 @@
 
 Failures raise the store's own errors (`src.core.errors`): SessionNotFoundError
 for a 404, StaleSessionError (with `expected_version` and `actual_version`)
-for a 412, and so on; a refusal the store has no error for raises ApiError.
+for a 412, and so on; a refusal the store has no error for raises ApiError
+(InsufficientScopeError, a subclass, when the key lacks the route's scope).
 """
 
 from src.client.async_client import AsyncClient
 from src.client.calls import ResumeContext, TurnRecorded
-from src.client.errors import ApiError
+from src.client.errors import ApiError, InsufficientScopeError
 from src.client.sync_client import Client
 
-__all__ = ["ApiError", "AsyncClient", "Client", "ResumeContext", "TurnRecorded"]
+__all__ = [
+    "ApiError",
+    "AsyncClient",
+    "Client",
+    "InsufficientScopeError",
+    "ResumeContext",
+    "TurnRecorded",
+]

@@ -10,20 +10,28 @@ import httpx
 
 from src.core.errors import (
     InvalidCursorError,
+    InvalidSearchQueryError,
+    InvalidStateError,
     InvalidTransitionError,
+    PseudonymKeyMissingError,
     SessionEndedError,
     SessionError,
     SessionExistsError,
     SessionMismatchError,
     SessionNotFoundError,
     StaleSessionError,
+    StorageDamagedError,
     StorageError,
     StorageFullError,
     StorageUnavailableError,
+    StudyNotFoundError,
+    TurnNotRecordedError,
+    TurnRecordExistsError,
     UtteranceExistsError,
+    VersionNotFoundError,
 )
 
-__all__ = ["ApiError", "error_from_response"]
+__all__ = ["ApiError", "InsufficientScopeError", "error_from_response"]
 
 # The `code` of a problem body, as src.api.errors writes it, to the error it names.
 _DOMAIN_ERRORS: dict[str, type[SessionError]] = {
@@ -34,7 +42,15 @@ _DOMAIN_ERRORS: dict[str, type[SessionError]] = {
     "invalid_transition": InvalidTransitionError,
     "session_ended": SessionEndedError,
     "utterance_exists": UtteranceExistsError,
+    "turn_record_exists": TurnRecordExistsError,
+    "turn_not_recorded": TurnNotRecordedError,
+    "study_not_found": StudyNotFoundError,
+    "version_not_found": VersionNotFoundError,
+    "invalid_state": InvalidStateError,
     "invalid_cursor": InvalidCursorError,
+    "invalid_search_query": InvalidSearchQueryError,
+    "pseudonym_key_missing": PseudonymKeyMissingError,
+    "storage_damaged": StorageDamagedError,
     "storage_full": StorageFullError,
     "storage_unavailable": StorageUnavailableError,
     "storage": StorageError,
@@ -62,6 +78,14 @@ class ApiError(SessionError):
         self.errors = errors or []
 
 
+class InsufficientScopeError(ApiError):
+    """The key is valid but lacks the scope the route needs (403); `scope` names it."""
+
+    def __init__(self, code: str, detail: str, scope: str) -> None:
+        super().__init__(HTTPStatus.FORBIDDEN, code, detail)
+        self.scope = scope
+
+
 def _problem(response: httpx.Response) -> dict[str, Any]:
     try:
         body = json.loads(response.content)
@@ -79,6 +103,8 @@ def error_from_response(response: httpx.Response) -> SessionError:
     code = str(problem.get("code") or "")
     detail = str(problem.get("detail") or response.reason_phrase)
     kind = _DOMAIN_ERRORS.get(code) or _BY_STATUS.get(response.status_code)
+    if code == "insufficient_scope":
+        return InsufficientScopeError(code, detail, str(problem.get("scope") or ""))
     if kind is None:
         errors = problem.get("errors")
         return ApiError(
@@ -90,4 +116,7 @@ def error_from_response(response: httpx.Response) -> SessionError:
     for name, value in problem.items():
         if name not in _STANDARD_MEMBERS and name.isidentifier():
             setattr(error, name, value)
+    if isinstance(problem.get("errors"), list):
+        # Which fields were refused (an invalid patched state, a bad cursor).
+        error.errors = problem["errors"]  # type: ignore[attr-defined]
     return error

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -10,12 +11,16 @@ import httpx
 
 from src.client import calls
 from src.client.async_client import DEFAULT_URL
-from src.client.calls import Call, ResumeContext, TurnRecorded
+from src.client.calls import Call, ResumeContext, SessionFilters, TurnRecorded
 from src.client.errors import error_from_response
 from src.core.errors import StaleSessionError
+from src.domain.audit import AuditEntry
 from src.domain.export import ExportFormat
 from src.domain.models.session import Session, SessionState, SessionStatus
+from src.domain.models.study import StudySummary
+from src.domain.models.turn import SessionVersion, Turn, TurnRecordData
 from src.domain.models.utterance import NewUtterance, Utterance
+from src.domain.search import SearchHit
 
 __all__ = ["Client", "StateChange"]
 
@@ -83,9 +88,23 @@ class Client:
                 return
             response = self._http.get(next_page)
 
-    def create_session(self, *, methodology: str, concept_id: str, concept_name: str) -> Session:
-        """Start a session (`POST /sessions`)."""
-        return self._send(calls.create_session(methodology, concept_id, concept_name))
+    def create_session(
+        self,
+        *,
+        methodology: str,
+        concept_id: str,
+        concept_name: str,
+        study_id: str | None = None,
+        participant_id: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        config: Mapping[str, Any] | None = None,
+    ) -> Session:
+        """Start a session (`POST /sessions`); `config` is fixed for its whole life."""
+        return self._send(
+            calls.create_session(
+                methodology, concept_id, concept_name, study_id, participant_id, labels, config
+            )
+        )
 
     def get_session(self, session_id: str) -> Session:
         """Read a session. Raises SessionNotFoundError."""
@@ -97,16 +116,77 @@ class Client:
         status: SessionStatus | str | None = None,
         methodology: str | None = None,
         concept_id: str | None = None,
+        study_id: str | None = None,
+        participant_id: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
         page_size: int | None = None,
     ) -> Iterator[Session]:
-        """Every matching session, newest first, fetched a page at a time as you iterate."""
-        return self._pages(calls.list_sessions(status, methodology, concept_id, page_size))
+        """Every matching session, newest first, fetched a page at a time as you iterate.
+
+        `status` defaults to active on the server; `status="all"` lists every status.
+        `labels` must all match; `created_after` and `created_before` are exclusive.
+        """
+        filters = SessionFilters(
+            status,
+            methodology,
+            concept_id,
+            study_id,
+            participant_id,
+            labels,
+            created_after,
+            created_before,
+        )
+        return self._pages(calls.list_sessions(filters, page_size))
+
+    def count_sessions(
+        self,
+        *,
+        status: SessionStatus | str | None = None,
+        methodology: str | None = None,
+        concept_id: str | None = None,
+        study_id: str | None = None,
+        participant_id: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+    ) -> int:
+        """How many sessions `list_sessions` with the same filters would give."""
+        filters = SessionFilters(
+            status,
+            methodology,
+            concept_id,
+            study_id,
+            participant_id,
+            labels,
+            created_after,
+            created_before,
+        )
+        return self._send(calls.count_sessions(filters))
+
+    def patch_session(
+        self, session_id: str, patch: Mapping[str, Any], *, expected_version: int | None = None
+    ) -> Session:
+        """Merge-patch `labels` and `participant_id`: `{"labels": {"arm": "b", "old": None}}`
+        sets one label and removes another."""
+        return self._send(calls.patch_session(session_id, patch, expected_version))
 
     def update_state(
         self, session_id: str, state: SessionState, *, expected_version: int | None = None
     ) -> Session:
         """Replace the state. Raises StaleSessionError when `expected_version` is not current."""
         return self._send(calls.update_state(session_id, state, expected_version))
+
+    def patch_state(
+        self, session_id: str, patch: Mapping[str, Any], *, expected_version: int | None = None
+    ) -> Session:
+        """Apply an RFC 7396 merge patch to the state (typed fields and `data`) atomically.
+
+        A member set to None is removed; SessionMismatchError if it would change the
+        methodology or concept, InvalidStateError if the result is not a valid state.
+        """
+        return self._send(calls.patch_state(session_id, patch, expected_version))
 
     def modify_state(self, session_id: str, change: StateChange, *, attempts: int = 5) -> Session:
         """Read the session, compute its new state with `change`, write it if nobody wrote since.
@@ -165,22 +245,96 @@ class Client:
         self,
         session_id: str,
         utterances: Sequence[NewUtterance],
-        state: SessionState,
+        state: SessionState | None = None,
         *,
+        state_patch: Mapping[str, Any] | None = None,
+        record: TurnRecordData | Mapping[str, Any] | None = None,
         expected_version: int | None = None,
     ) -> TurnRecorded:
-        """Store a turn's utterances and the new state together, or neither."""
-        return self._send(calls.record_turn(session_id, utterances, state, expected_version))
+        """Store a turn's utterances, the new state (whole, or `state_patch` as a merge
+        patch) and its `record` together, or none of them. Give one of state and state_patch.
+        """
+        call = calls.record_turn(
+            session_id, utterances, state, state_patch, record, expected_version
+        )
+        return self._send(call)
+
+    def list_turns(
+        self, session_id: str, *, after_turn: int | None = None, page_size: int | None = None
+    ) -> Iterator[Turn]:
+        """Every turn with its utterances and record, in turn order, a page at a time."""
+        return self._pages(calls.list_turns(session_id, after_turn, page_size))
+
+    def list_versions(
+        self, session_id: str, *, after: int | None = None, page_size: int | None = None
+    ) -> Iterator[SessionVersion]:
+        """The session after every write that changed it, oldest first, a page at a time."""
+        return self._pages(calls.list_versions(session_id, after, page_size))
+
+    def get_version(self, session_id: str, version: int) -> Session:
+        """The session as of `version`. Raises VersionNotFoundError."""
+        return self._send(calls.get_version(session_id, version))
+
+    def fork_session(
+        self,
+        session_id: str,
+        *,
+        at_turn: int,
+        new_id: str | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> Session:
+        """A new active session holding this one's turns up to `at_turn`.
+
+        Raises TurnNotRecordedError past the last turn, SessionExistsError for a taken id.
+        """
+        return self._send(calls.fork_session(session_id, at_turn, new_id, labels))
+
+    def get_study(self, study_id: str) -> StudySummary:
+        """A study's sessions by status and usage totals. Raises StudyNotFoundError."""
+        return self._send(calls.get_study(study_id))
+
+    def search(
+        self,
+        q: str,
+        *,
+        study_id: str | None = None,
+        participant_id: str | None = None,
+        speaker: str | None = None,
+        methodology: str | None = None,
+        page_size: int | None = None,
+    ) -> Iterator[SearchHit]:
+        """Utterances matching `q`, best first, a page at a time. Raises
+        InvalidSearchQueryError for a query without a word."""
+        call = calls.search(q, study_id, participant_id, speaker, methodology, page_size)
+        return self._pages(call)
+
+    def list_audit(
+        self,
+        *,
+        action: str | None = None,
+        key_name: str | None = None,
+        page_size: int | None = None,
+    ) -> Iterator[AuditEntry]:
+        """The audit log, newest first, a page at a time (an admin key)."""
+        return self._pages(calls.list_audit(action, key_name, page_size))
 
     def resume_context(self, session_id: str, *, last: int | None = None) -> ResumeContext:
         """The session and its last utterances, to go on with an interview."""
         return self._send(calls.resume_context(session_id, last))
 
     def export_session(
-        self, session_id: str, export_format: ExportFormat | str = ExportFormat.JSON
+        self,
+        session_id: str,
+        export_format: ExportFormat | str = ExportFormat.JSON,
+        *,
+        pseudonymize: bool = False,
     ) -> Iterator[bytes]:
-        """The session's whole record in `export_format`, streamed in pieces."""
-        call = calls.export_session(session_id, export_format)
+        """The session's whole record in `export_format`, streamed in pieces.
+
+        `pseudonymize=True` replaces participant ids and contact details (the server
+        needs PSEUDONYM_KEY; PseudonymKeyMissingError without it).
+        """
+        call = calls.export_session(session_id, export_format, pseudonymize)
         with self._http.stream(call.method, call.path, params=call.params) as response:
             if response.is_error:
                 response.read()

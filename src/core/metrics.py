@@ -7,15 +7,18 @@ database errors; `GET /metrics` renders them all.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 __all__ = [
     "DATABASE_ERRORS",
     "GROUP_COMMIT_WRITES",
     "REQUESTS",
     "REQUEST_DURATION",
+    "SESSIONS",
     "observe_database_error",
+    "observe_sessions_by_status",
 ]
 
 REQUESTS = Counter(
@@ -46,3 +49,17 @@ def observe_database_error(error: Exception) -> None:
     """Count a request that failed because of the database, by the error's kind."""
     kind = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", type(error).__name__.removesuffix("Error"))
     DATABASE_ERRORS.labels(kind=kind.lower()).inc()
+
+
+SESSIONS = Gauge(
+    "interview_sessions",
+    "Sessions stored, by status; counted in the database when /metrics is scraped.",
+    ["status"],
+)
+
+
+def observe_sessions_by_status(counts: Iterable[tuple[str, int]] | None) -> None:
+    """Set the sessions gauge; None (the database could not be read) leaves it empty."""
+    SESSIONS.clear()
+    for status, count in counts or ():
+        SESSIONS.labels(status=str(status)).set(count)

@@ -27,7 +27,6 @@ __all__ = [
     "EXPORT_FORMAT_VERSION",
     "ExportFormat",
     "SessionExport",
-    "export_file_name",
     "export_record",
     "markdown_text",
     "parse_json_export",
@@ -337,12 +336,6 @@ _WRITERS: dict[
 
 
 _UNSAFE_IN_FILE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-def export_file_name(session_id: str, export_format: ExportFormat) -> str:
-    """A file name for the session's export that is safe on any file system and in headers."""
-    safe_id = _UNSAFE_IN_FILE_NAME.sub("_", session_id)[:100]
-    return f"session-{safe_id}.{export_format.extension}"
 
 
 def session_export_file_name(session: Session, export_format: ExportFormat) -> str:

@@ -16,6 +16,7 @@ from click.testing import CliRunner, Result
 
 from src.cli import cli
 from src.core.config import Settings
+from src.domain.export import ExportFormat, session_export_file_name
 from src.domain.models.session import Session
 from src.persistence.repositories.session_repo import SessionRepository
 from tests.builders import new_session
@@ -190,7 +191,7 @@ class TestExport:
         assert "exporting" in result.stderr  # the bar's label; the bar itself only on a terminal
         assert "sessions=3" in result.stderr
         assert sorted(p.name for p in out.iterdir()) == sorted(
-            f"session-{s.id}.json" for s in sessions
+            session_export_file_name(s, ExportFormat.JSON) for s in sessions
         )
 
     def test_export_to_standard_output(self, tmp_path: Path) -> None:

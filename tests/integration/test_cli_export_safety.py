@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from src.domain.export import parse_json_export
+from src.domain.export import ExportFormat, parse_json_export, session_export_file_name
 from src.domain.models.session import Session
 from src.persistence.repositories.session_repo import SessionRepository
 from tests.builders import new_session
@@ -108,7 +108,7 @@ def test_a_failed_export_leaves_an_older_file_as_it_was(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["interview.db", "kept.json"]
 
 
-def test_export_into_an_existing_folder_names_the_file_after_the_session(tmp_path: Path) -> None:
+def test_export_into_an_existing_folder_names_the_file_as_the_download_does(tmp_path: Path) -> None:
     db_path = tmp_path / "interview.db"
     session = stored(db_path)
     folder = tmp_path / "exports"
@@ -118,7 +118,7 @@ def test_export_into_an_existing_folder_names_the_file_after_the_session(tmp_pat
 
     assert result.returncode == 0, result.stderr
     (written,) = folder.iterdir()
-    assert written.name == f"session-{session.id}.json"
+    assert written.name == session_export_file_name(session, ExportFormat.JSON)
     exported, _ = parse_json_export(written.read_text(encoding="utf-8"))
     assert exported == session
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from src.domain.export import CSV_COLUMNS, parse_json_export
+from src.domain.export import CSV_COLUMNS, ExportFormat, parse_json_export, session_export_file_name
 from src.domain.models.session import Session
 from src.domain.models.utterance import NewUtterance, Speaker
 from src.persistence.repositories.session_repo import SessionRepository
@@ -70,7 +70,7 @@ async def test_export_every_completed_session_to_a_folder(tmp_path: Path) -> Non
     assert "sessions=2" in result.stderr
     files = sorted(out.iterdir())
     assert [f.name for f in files] == sorted(
-        f"session-{s.id}.csv" for s in sessions if s.status == "completed"
+        session_export_file_name(s, ExportFormat.CSV) for s in sessions if s.status == "completed"
     )
     for file in files:
         rows = list(csv.DictReader(io.StringIO(file.read_text(encoding="utf-8"), newline="")))

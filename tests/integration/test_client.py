@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -25,7 +26,7 @@ from tests.servers import running_server
 pytestmark = pytest.mark.sqlite
 
 KEY = "c" * 24
-COFFEE = {"methodology": "mec", "concept_id": "coffee-01", "concept_name": "Coffee"}
+COFFEE: dict[str, Any] = {"methodology": "mec", "concept_id": "coffee-01", "concept_name": "Coffee"}
 
 
 @pytest.fixture(scope="module")

@@ -77,6 +77,8 @@ def test_the_client_example_runs_as_written(tmp_path: Path) -> None:
         "respondent: I start work early.",
         "1 active sessions; this one at version 3",
         "turn 1 stored at version 2",
+        "history: created, turn, state, turn",
+        "2 sessions in the study; the fork has turns [1]",
     ]
 
 

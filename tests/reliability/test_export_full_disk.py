@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from src.domain.export import ExportFormat, session_export_file_name
+from src.domain.models.session import Session
 from src.domain.models.utterance import NewUtterance, Speaker
 from src.persistence.repositories.session_repo import SessionRepository
 from tests.builders import new_session
@@ -17,7 +19,7 @@ from tests.servers import SERVER
 pytestmark = pytest.mark.sqlite
 
 
-async def session_with_long_transcript(db_path: Path) -> str:
+async def session_with_long_transcript(db_path: Path) -> Session:
     async with SessionRepository(db_path) as repo:
         session = await repo.create(new_session())
         for number in range(1, 21):
@@ -25,7 +27,7 @@ async def session_with_long_transcript(db_path: Path) -> str:
                 session.id,
                 NewUtterance(turn_number=number, speaker=Speaker.RESPONDENT, text="x" * 20_000),
             )
-        return session.id
+        return session
 
 
 def fill(tmpfs: Tmpfs) -> None:
@@ -43,11 +45,11 @@ def test_an_export_onto_a_full_disk_blames_its_file_and_leaves_none(
     tmpfs: Tmpfs, tmp_path: Path, bulk: bool
 ) -> None:
     db_path = tmp_path / "interview.db"
-    session_id = asyncio.run(session_with_long_transcript(db_path))
+    session = asyncio.run(session_with_long_transcript(db_path))
     out = tmpfs.path / "exports"
     out.mkdir()
     fill(tmpfs)
-    args = ["--status", "active", "--out", str(out)] if bulk else [session_id, "--out", str(out)]
+    args = ["--status", "active", "--out", str(out)] if bulk else [session.id, "--out", str(out)]
 
     result = subprocess.run(
         [str(SERVER), "export", *args],
@@ -63,7 +65,8 @@ def test_an_export_onto_a_full_disk_blames_its_file_and_leaves_none(
     assert "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert last == (
-        f"interview-system: cannot write the export to {out / f'session-{session_id}.json'}: "
+        f"interview-system: cannot write the export to "
+        f"{out / session_export_file_name(session, ExportFormat.JSON)}: "
         "No space left on device"
     )
     assert list(out.iterdir()) == []

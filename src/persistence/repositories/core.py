@@ -1314,3 +1314,14 @@ class RepositoryCore:
             return audit_page_from_rows((yield listing), limit, key)
 
         return await self._read(unit)
+
+    async def count_by_status(self) -> dict[SessionStatus, int]:
+        """How many sessions there are in each status; a status without one counts 0."""
+
+        def unit() -> Unit[dict[SessionStatus, int]]:
+            rows = yield Statement(sql.SESSIONS_BY_STATUS, {})
+            counts = dict.fromkeys(SessionStatus, 0)
+            counts.update({SessionStatus(status): int(count) for status, count in rows})
+            return counts
+
+        return await self._read(unit)

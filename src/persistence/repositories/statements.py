@@ -670,3 +670,6 @@ def audit_list_query(filtered: tuple[str, ...], after_key: bool) -> Query:
         f"SELECT {AUDIT_COLUMNS} FROM audit_log {where} ORDER BY id DESC LIMIT :limit",  # noqa: S608
         types={"after_id": "bigint"} if after_key else None,
     )
+
+
+SESSIONS_BY_STATUS = query("SELECT status, count(*) FROM sessions GROUP BY status")
