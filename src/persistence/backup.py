@@ -6,6 +6,7 @@ import asyncio
 import os
 import shutil
 import sqlite3
+import stat
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -73,6 +74,10 @@ async def backup_database(db_path: str | os.PathLike[str], target: str | os.Path
             os.fspath(target), "it is the database itself, not a place for a copy"
         )
     problem = await asyncio.to_thread(database_path_problem, target_path)
+    if problem is None and not await asyncio.to_thread(_absent_or_regular, target_path):
+        # The copy is renamed over the target: over /dev/null, that would
+        # make the device a plain file for every process.
+        problem = "it is not a regular file (a device, FIFO, socket or symbolic link)"
     if problem is not None:
         raise DatabaseFileError(os.fspath(target), problem)
     await asyncio.to_thread(target_path.parent.mkdir, parents=True, exist_ok=True)
@@ -95,6 +100,13 @@ async def backup_database(db_path: str | os.PathLike[str], target: str | os.Path
         await asyncio.to_thread(partial.unlink, missing_ok=True)
         raise
     return int(count[0])
+
+
+def _absent_or_regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(path.lstat().st_mode)
+    except FileNotFoundError:
+        return True
 
 
 async def restore_database(
