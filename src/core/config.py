@@ -58,7 +58,7 @@ class Settings(BaseSettings):
     @classmethod
     def _expand_home(cls, value: Path) -> Path:
         # A shell expands `~` only at the start of a word, never in .env.
-        return value.expanduser()
+        return _home_expanded(value)
 
     @field_validator("log_format", "log_level", mode="before")
     @classmethod
@@ -76,6 +76,9 @@ class Settings(BaseSettings):
             return None
         if len(value.get_secret_value()) < 16:
             raise ValueError("must be at least 16 characters, or unset")
+        if value.get_secret_value() != value.get_secret_value().strip():
+            # A request's `Authorization: Bearer <key>` cannot carry them.
+            raise ValueError("must not begin or end with a space, tab or line break")
         return value
 
     @field_validator("api_keys", mode="before")
@@ -83,7 +86,7 @@ class Settings(BaseSettings):
     def _key_file(cls, value: object) -> object:
         if isinstance(value, str):
             # Blank is unset; `~` is the home folder, as in DATABASE_PATH.
-            return Path(value).expanduser() if value.strip() else None
+            return _home_expanded(Path(value)) if value.strip() else None
         return value
 
     @field_validator("database_url")
@@ -94,6 +97,13 @@ class Settings(BaseSettings):
         if not value.startswith(("postgresql://", "postgres://")):
             raise ValueError("must be a postgresql:// URL, or unset to use SQLite")
         return value
+
+
+def _home_expanded(path: Path) -> Path:
+    try:
+        return path.expanduser()
+    except RuntimeError as exc:  # `~name` of no user, or no home folder to be found
+        raise ValueError(f"{path}: {path.parts[0]} names no home folder") from exc
 
 
 def describe_settings_error(exc: ValidationError) -> str:

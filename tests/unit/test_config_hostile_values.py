@@ -1,0 +1,41 @@
+"""Settings an operator gets slightly wrong stop the start with a line naming the variable."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from src.core.config import Settings, describe_settings_error
+
+NO_SUCH_USER = "~no-such-user-of-this-machine"
+
+
+@pytest.mark.parametrize("variable", ["DATABASE_PATH", "API_KEYS"])
+def test_a_home_folder_of_no_user_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    monkeypatch.setenv(variable, f"{NO_SUCH_USER}/file")
+
+    with pytest.raises(ValidationError) as refused:
+        Settings()
+
+    line = describe_settings_error(refused.value)
+    assert line.startswith(f"invalid setting {variable}: ")
+    assert NO_SUCH_USER in line
+
+
+@pytest.mark.parametrize("api_key", [" " + "k" * 24, "k" * 24 + " ", "k" * 24 + "\t"])
+def test_an_api_key_with_spaces_around_it_is_refused(
+    monkeypatch: pytest.MonkeyPatch, api_key: str
+) -> None:
+    # `Authorization: Bearer <key>` cannot carry spaces around a key, so no
+    # request could ever present it: every request would get 401.
+    monkeypatch.setenv("API_KEY", api_key)
+
+    with pytest.raises(ValidationError) as refused:
+        Settings()
+
+    line = describe_settings_error(refused.value)
+    assert line.startswith("invalid setting API_KEY: ")
+    assert "space" in line
+    assert "k" * 24 not in line  # never the key itself
