@@ -8,6 +8,7 @@ import shutil
 import sqlite3
 import stat
 import tempfile
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -197,10 +198,24 @@ async def _swap_in(live: Path, staged: Path) -> Path | None:
             f"{live.name}.before-restore-{datetime.now(UTC):%Y%m%dT%H%M%S.%fZ}"
         )
         await asyncio.to_thread(_keep_safety_copy, live, safety_copy)
+        await asyncio.to_thread(_take_mode_and_owner, staged, live)
         await asyncio.to_thread(_move_into_place, staged, live)
     finally:
         await database.close()
     return safety_copy
+
+
+def _take_mode_and_owner(staged: Path, live: Path) -> None:
+    """Give `staged` the mode and owner of `live`, so that whoever could use it still can.
+
+    The staged file is private to whoever runs the restore; run by root for
+    a server that runs as its own user, it would lock the server out.
+    """
+    status = live.stat()
+    os.chmod(staged, stat.S_IMODE(status.st_mode))
+    if (status.st_uid, status.st_gid) != (os.geteuid(), os.getegid()):
+        with suppress(PermissionError):  # only root may give a file away
+            os.chown(staged, status.st_uid, status.st_gid)
 
 
 def _keep_safety_copy(live: Path, safety_copy: Path) -> None:
