@@ -11,6 +11,8 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PositiveDuration = Annotated[timedelta, Field(gt=timedelta(0))]
+# A sweep's cut-off is now minus the rule: it must stay a date (after year 1).
+RetentionRule = Annotated[timedelta, Field(gt=timedelta(0), le=timedelta(days=100 * 366))]
 
 
 class Settings(BaseSettings):
@@ -33,8 +35,8 @@ class Settings(BaseSettings):
     api_keys: Path | None = None  # the file of named keys with scopes (src/core/keys.py)
     max_body_bytes: Annotated[int, Field(ge=1)] = 1024 * 1024  # larger request bodies get 413
     # Retention, off unless set: ISO 8601 durations ("P7D", "PT30M") or seconds.
-    idle_pause_after: PositiveDuration | None = None
-    abandon_paused_after: PositiveDuration | None = None
+    idle_pause_after: RetentionRule | None = None
+    abandon_paused_after: RetentionRule | None = None
     retention_sweep_interval: PositiveDuration = timedelta(minutes=1)
     log_format: Literal["console", "json"] = "console"
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"

@@ -39,3 +39,24 @@ def test_an_api_key_with_spaces_around_it_is_refused(
     assert line.startswith("invalid setting API_KEY: ")
     assert "space" in line
     assert "k" * 24 not in line  # never the key itself
+
+
+@pytest.mark.parametrize("variable", ["IDLE_PAUSE_AFTER", "ABANDON_PAUSED_AFTER"])
+@pytest.mark.parametrize("duration", ["P999999D", "P740000D", "63900000000"])
+def test_a_retention_rule_reaching_before_year_one_is_refused(
+    monkeypatch: pytest.MonkeyPatch, variable: str, duration: str
+) -> None:
+    # The sweep's cut-off, now minus the duration, would not be a date: every
+    # sweep would fail, and `sweep` would end with an OverflowError.
+    monkeypatch.setenv(variable, duration)
+
+    with pytest.raises(ValidationError) as refused:
+        Settings()
+
+    assert describe_settings_error(refused.value).startswith(f"invalid setting {variable}: ")
+
+
+def test_a_retention_rule_of_a_century_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IDLE_PAUSE_AFTER", "P36500D")
+
+    assert Settings().idle_pause_after is not None
