@@ -6,6 +6,7 @@ from datetime import timedelta
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -98,6 +99,10 @@ class Settings(BaseSettings):
             return None
         if not value.startswith(("postgresql://", "postgres://")):
             raise ValueError("must be a postgresql:// URL, or unset to use SQLite")
+        try:
+            urlsplit(value).port  # noqa: B018 - reading it checks the host and port
+        except ValueError as exc:
+            raise ValueError(f"its server address cannot be read: {exc}") from exc
         return value
 
 

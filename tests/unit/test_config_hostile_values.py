@@ -60,3 +60,22 @@ def test_a_retention_rule_of_a_century_is_kept(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("IDLE_PAUSE_AFTER", "P36500D")
 
     assert Settings().idle_pause_after is not None
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://postgres@127.0.0.1:99999/test",
+        "postgresql://postgres@127.0.0.1:port/test",
+        "postgresql://postgres@[::1/test",
+    ],
+)
+def test_a_database_url_that_names_no_server_is_refused(
+    monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", url)
+
+    with pytest.raises(ValidationError) as refused:
+        Settings()
+
+    assert describe_settings_error(refused.value).startswith("invalid setting DATABASE_URL: ")
