@@ -133,7 +133,10 @@ async def restore_database(
     if await asyncio.to_thread(backup_path.is_dir):
         raise DatabaseFileError(name, "it is a folder, not a file")
     if not await asyncio.to_thread(backup_path.is_file):
-        raise DatabaseFileError(name, "there is no such file")
+        exists = await asyncio.to_thread(backup_path.exists)
+        raise DatabaseFileError(
+            name, "it is not a regular file" if exists else "there is no such file"
+        )
     if await asyncio.to_thread(is_database_file, backup_path, live):
         raise DatabaseFileError(name, "it is the database itself, not a copy of it")
     problem = await asyncio.to_thread(database_path_problem, live)

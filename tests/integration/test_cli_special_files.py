@@ -91,3 +91,15 @@ def test_export_of_a_status_into_a_folder_never_replaces_a_fifo_there(tmp_path: 
 
     assert stat.S_ISFIFO(target.lstat().st_mode), "the FIFO was replaced by a plain file"
     assert_refused_naming(result, target)
+
+
+def test_restore_from_a_fifo_says_what_it_is(tmp_path: Path) -> None:
+    db_path = tmp_path / "interview.db"
+    stored(db_path)
+    before = db_path.read_bytes()
+    source = fifo(tmp_path / "pipe")
+
+    result = run("restore", str(source), db_path=db_path)
+
+    assert_refused_naming(result, source)
+    assert db_path.read_bytes() == before
