@@ -227,6 +227,10 @@ class SameFileGuard:
             self._empty_log(database)
         raise StorageUnavailableError(problem)
 
+    def problem(self) -> str | None:
+        """Why a commit would be refused now (the file or its -wal is another); None if not."""
+        return self._problem(committing=True)
+
     def _problem(self, committing: bool) -> str | None:
         current = _identity(self._path)
         if current is None:
