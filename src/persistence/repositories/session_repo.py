@@ -142,6 +142,9 @@ class _SqliteBackend:
         connections, self.connections = self.connections, ()
         for connection in reversed(connections):
             await connection.close()
+        guard, self._guard = self._guard, None
+        if guard is not None:
+            await asyncio.to_thread(guard.close)
 
     # Every call passes through read or write: plain try/except, not a
     # context manager, keeps what each call costs on the event loop small.
