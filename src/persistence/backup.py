@@ -8,7 +8,8 @@ import shutil
 import sqlite3
 import stat
 import tempfile
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -88,19 +89,38 @@ async def backup_database(db_path: str | os.PathLike[str], target: str | os.Path
         try:
             copy = await aiosqlite.connect(partial, isolation_level=None)
             try:
-                await source.backup(copy, pages=-1)
+                with _blaming_the_copy(target):
+                    await source.backup(copy, pages=-1)
                 await _checked_version(copy, os.fspath(db_path))
                 (count,) = await copy.execute_fetchall("SELECT count(*) FROM sessions")
-                await _without_write_ahead_log(copy)
+                with _blaming_the_copy(target):
+                    await _without_write_ahead_log(copy)
             finally:
                 await copy.close()
         finally:
             await source.close()
         await asyncio.to_thread(_move_into_place, partial, target_path)
     except BaseException:
-        await asyncio.to_thread(partial.unlink, missing_ok=True)
+        await asyncio.to_thread(_remove_with_companions, partial)
         raise
     return int(count[0])
+
+
+def _remove_with_companions(path: Path) -> None:
+    # A write that failed (a full disk) leaves its journal beside the file.
+    for suffix in _COMPANION_SUFFIXES:
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+
+
+@contextmanager
+def _blaming_the_copy(target: str | os.PathLike[str]) -> Iterator[None]:
+    """A full disk while writing the copy is the copy's disk's, not the database's."""
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        if not getattr(exc, "sqlite_errorname", "").startswith("SQLITE_FULL"):
+            raise
+        raise DatabaseFileError(os.fspath(target), "the disk it is on is full") from exc
 
 
 def _absent_or_regular(path: Path) -> bool:
@@ -148,7 +168,7 @@ async def restore_database(
         sessions = await _stage(backup_path, staged, name)
         safety_copy = await _swap_in(live, staged)
     except BaseException:
-        await asyncio.to_thread(staged.unlink, missing_ok=True)
+        await asyncio.to_thread(_remove_with_companions, staged)
         raise
     return RestoreResult(sessions, safety_copy)
 
