@@ -7,7 +7,9 @@ place once complete, so a failed export leaves the target as it was.
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
+import stat
 import tempfile
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -82,6 +84,14 @@ async def export_to_file(
         SessionNotFoundError: no session has this id.
         OSError: the file cannot be written; its `filename` is `path`.
     """
+    if not await asyncio.to_thread(_absent_or_regular, path):
+        # The export is renamed over `path`: over /dev/null, that would make
+        # the device a plain file for every process.
+        raise OSError(
+            errno.EEXIST,
+            "it is not a regular file (a device, FIFO, socket or symbolic link)",
+            os.fspath(path),
+        )
     try:
         descriptor, name = await asyncio.to_thread(
             tempfile.mkstemp, dir=path.parent, prefix=f".{path.name}.", suffix=".partial"
@@ -120,6 +130,13 @@ async def export_path_in(
     if session is None:
         raise SessionNotFoundError(session_id)
     return folder / session_export_file_name(session, export_format)
+
+
+def _absent_or_regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(path.lstat().st_mode)
+    except FileNotFoundError:
+        return True
 
 
 async def session_ids_with_status(

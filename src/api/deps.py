@@ -40,10 +40,20 @@ def _entity_tag_list_schema(schema: dict[str, Any]) -> None:
     schema.update(type="string", pattern=_ENTITY_TAG_LIST)
 
 
-IfMatchHeader = Annotated[
-    str | None,
-    Header(
-        description='The version the write expects, as an entity tag: "3"',
-        json_schema_extra=_entity_tag_list_schema,
-    ),
-]
+async def _if_match(
+    request: Request,
+    if_match: Annotated[
+        str | None,
+        Header(
+            description='The version the write expects, as an entity tag: "3"',
+            json_schema_extra=_entity_tag_list_schema,
+        ),
+    ] = None,
+) -> str | None:
+    # Several If-Match lines are one comma-separated list (RFC 9110 5.3);
+    # the parameter above, which declares the header, holds only the first.
+    lines = request.headers.getlist("if-match")
+    return ", ".join(lines) if lines else None
+
+
+IfMatchHeader = Annotated[str | None, Depends(_if_match)]

@@ -49,6 +49,10 @@ _log = structlog.get_logger(__name__)
 
 _HTTP_METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
 
+MAX_FIELD_ERRORS = 50
+"""A 422 names at most this many errors, and says how many more there were."""
+_MAX_ERROR_TEXT = 256
+
 # Most specific first: the first entry the error is an instance of wins.
 _STATUS_BY_ERROR: tuple[tuple[type[SessionError], HTTPStatus], ...] = (
     (SessionNotFoundError, HTTPStatus.NOT_FOUND),
@@ -220,11 +224,22 @@ def _allowed_methods(request: Request) -> list[str]:
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError | ValidationError)
-    errors = _field_errors(exc.errors())
+    found = exc.errors()
+    # A body of thousands of bad members must not buy an answer many times its size.
+    errors = [
+        {name: _clipped(text) for name, text in error.items()}
+        for error in _field_errors(found[:MAX_FIELD_ERRORS])
+    ]
     summary = "; ".join(f"{error['field']}: {error['reason']}" for error in errors)
+    if len(found) > len(errors):
+        summary += f"; and {len(found) - len(errors)} more"
     return problem_response(
         HTTPStatus.UNPROCESSABLE_ENTITY, f"The request is not valid: {summary}", errors=errors
     )
+
+
+def _clipped(text: str) -> str:
+    return text if len(text) <= _MAX_ERROR_TEXT else text[: _MAX_ERROR_TEXT - 1] + "…"
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:

@@ -32,4 +32,10 @@ class HeadAsGet:
                 body_sent = True
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
 
-        await self.app({**scope, "method": "GET"}, receive, send_headers_only)
+        as_get = {**scope, "method": "GET"}
+        try:
+            await self.app(as_get, receive, send_headers_only)
+        finally:
+            # The route that answered, for the request's log line and metrics.
+            if "route" in as_get:
+                scope["route"] = as_get["route"]

@@ -16,7 +16,9 @@ from http import HTTPStatus
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 __all__ = [
+    "BODY_GRACE_S",
     "BODY_IDLE_TIMEOUT_S",
+    "BODY_MIN_BYTES_PER_S",
     "HEADER_TIMEOUT_S",
     "MAX_HEADER_BYTES",
     "GuardedHttpToolsProtocol",
@@ -27,6 +29,10 @@ HEADER_TIMEOUT_S = 10.0
 
 BODY_IDLE_TIMEOUT_S = 10.0
 """A request body may pause for at most this long between two pieces."""
+
+BODY_GRACE_S = 10.0
+BODY_MIN_BYTES_PER_S = 500
+"""Past BODY_GRACE_S, a body must keep up this average rate since its headers ended."""
 
 MAX_HEADER_BYTES = 64 * 1024
 """The request line and headers together; more gets 431."""
@@ -51,6 +57,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._reading_headers = True
         self._raw_header_bytes = 0  # bytes received since the request began, headers unfinished
         self._header_bytes = 0  # the request line and headers, as parsed
+        self._body_allowed_until = 0.0  # loop time by which the body so far had to arrive
+        self._body_too_slow = False
 
     # Connection events
 
@@ -102,11 +110,15 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._reading_headers = False
         self._raw_header_bytes = 0
-        self._arm(BODY_IDLE_TIMEOUT_S, self._body_timed_out)
+        self._body_allowed_until = self.loop.time() + BODY_GRACE_S
+        self._arm_body_timer()
         super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:
-        self._arm(BODY_IDLE_TIMEOUT_S, self._body_timed_out)
+        # Each piece earns the time it takes at the least rate: a client that
+        # sends a byte just under the idle timeout still runs out of time.
+        self._body_allowed_until += len(body) / BODY_MIN_BYTES_PER_S
+        self._arm_body_timer()
         super().on_body(body)
 
     def on_message_complete(self) -> None:
@@ -131,6 +143,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._disarm()
         self._timer = self.loop.call_later(delay, callback)
 
+    def _arm_body_timer(self) -> None:
+        left = self._body_allowed_until - self.loop.time()
+        self._body_too_slow = left < BODY_IDLE_TIMEOUT_S  # the timer then fires for the rate
+        self._arm(max(0.0, min(BODY_IDLE_TIMEOUT_S, left)), self._body_timed_out)
+
     def _disarm(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
@@ -151,12 +168,22 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._timer = None
         if self.flow.read_paused:
             # The app has not read what came so far; the client is not the one waiting.
-            self._arm(BODY_IDLE_TIMEOUT_S, self._body_timed_out)
+            self._body_allowed_until = max(
+                self._body_allowed_until, self.loop.time() + BODY_IDLE_TIMEOUT_S
+            )
+            self._arm_body_timer()
             return
         if self.cycle is not None and self.cycle.response_started:
             self.transport.close()
             return
-        self._refuse(HTTPStatus.REQUEST_TIMEOUT, "The request body stopped arriving.")
+        if self._body_too_slow:
+            detail = (
+                f"The request body arrived too slowly: under {BODY_MIN_BYTES_PER_S} bytes "
+                f"a second, {BODY_GRACE_S:g} s after the headers."
+            )
+        else:
+            detail = "The request body stopped arriving."
+        self._refuse(HTTPStatus.REQUEST_TIMEOUT, detail)
 
     def _refuse(self, status: HTTPStatus, detail: str) -> None:
         """Answer with a problem+json body and close the connection."""

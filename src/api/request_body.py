@@ -26,10 +26,13 @@ def is_json_media_type(content_type: str | None) -> bool:
 
 
 class _Refused(Exception):
-    def __init__(self, status: HTTPStatus, detail: str) -> None:
+    def __init__(
+        self, status: HTTPStatus, detail: str, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
+        self.headers = headers
 
 
 class RequestBodyGuard:
@@ -65,7 +68,8 @@ class RequestBodyGuard:
         try:
             body = await self._read(headers, receive, scope["path"] in self._form_paths)
         except _Refused as refused:
-            await problem_response(refused.status, refused.detail)(scope, receive, send)
+            response = problem_response(refused.status, refused.detail, headers=refused.headers)
+            await response(scope, receive, send)
             return
         replayed = False
 
@@ -92,6 +96,7 @@ class RequestBodyGuard:
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             raise too_large
+        _refuse_content_codings(headers)
         if declared.isdigit() and not readable(headers.get("content-type")):
             raise _unsupported_media_type(headers)
         chunks: list[bytes] = []
@@ -119,6 +124,24 @@ class RequestBodyGuard:
                 "send JSON as UTF-8 text.",
             ) from exc
         return body
+
+
+def _refuse_content_codings(headers: Headers) -> None:
+    # A coded body (gzip, say) would otherwise be read as its raw bytes: a
+    # 400 "not UTF-8" for real gzip, and stored as sent when it was not.
+    codings = [
+        coding.strip().lower()
+        for value in headers.getlist("content-encoding")
+        for coding in value.split(",")
+    ]
+    if any(coding not in ("", "identity") for coding in codings):
+        raise _Refused(
+            HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+            f"The request body came with Content-Encoding "
+            f"{', '.join(headers.getlist('content-encoding'))!r}; this server reads bodies "
+            "only as sent, with no Content-Encoding.",
+            headers={"Accept-Encoding": "identity"},
+        )
 
 
 def _unsupported_media_type(headers: Headers) -> _Refused:

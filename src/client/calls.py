@@ -65,8 +65,10 @@ def _if_match(expected_version: int | None) -> dict[str, str]:
 
 
 def _session_path(session_id: str, *rest: str) -> str:
-    # An id may hold any character but a control one; "/" must not split the path.
-    return "/".join(("/sessions", quote(session_id, safe=""), *rest))
+    # An id may hold any character but a control one; "/" must not split the
+    # path, and an id "." or ".." must not be read as a dot segment, which
+    # httpx removes from a path (the server decodes %2E as ".").
+    return "/".join(("/sessions", quote(session_id, safe="").replace(".", "%2E"), *rest))
 
 
 def _query(**values: QueryValue | None) -> dict[str, QueryValue]:

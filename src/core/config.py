@@ -6,11 +6,14 @@ from datetime import timedelta
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PositiveDuration = Annotated[timedelta, Field(gt=timedelta(0))]
+# A sweep's cut-off is now minus the rule: it must stay a date (after year 1).
+RetentionRule = Annotated[timedelta, Field(gt=timedelta(0), le=timedelta(days=100 * 366))]
 
 
 class Settings(BaseSettings):
@@ -35,8 +38,8 @@ class Settings(BaseSettings):
     # The key of participants' pseudonyms in pseudonymised exports; unset refuses them.
     pseudonym_key: SecretStr | None = None
     # Retention, off unless set: ISO 8601 durations ("P7D", "PT30M") or seconds.
-    idle_pause_after: PositiveDuration | None = None
-    abandon_paused_after: PositiveDuration | None = None
+    idle_pause_after: RetentionRule | None = None
+    abandon_paused_after: RetentionRule | None = None
     retention_sweep_interval: PositiveDuration = timedelta(minutes=1)
     log_format: Literal["console", "json"] = "console"
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
@@ -60,7 +63,7 @@ class Settings(BaseSettings):
     @classmethod
     def _expand_home(cls, value: Path) -> Path:
         # A shell expands `~` only at the start of a word, never in .env.
-        return value.expanduser()
+        return _home_expanded(value)
 
     @field_validator("log_format", "log_level", mode="before")
     @classmethod
@@ -78,6 +81,9 @@ class Settings(BaseSettings):
             return None
         if len(value.get_secret_value()) < 16:
             raise ValueError("must be at least 16 characters, or unset")
+        if value.get_secret_value() != value.get_secret_value().strip():
+            # A request's `Authorization: Bearer <key>` cannot carry them.
+            raise ValueError("must not begin or end with a space, tab or line break")
         return value
 
     @field_validator("api_keys", mode="before")
@@ -85,7 +91,7 @@ class Settings(BaseSettings):
     def _key_file(cls, value: object) -> object:
         if isinstance(value, str):
             # Blank is unset; `~` is the home folder, as in DATABASE_PATH.
-            return Path(value).expanduser() if value.strip() else None
+            return _home_expanded(Path(value)) if value.strip() else None
         return value
 
     @field_validator("database_url")
@@ -95,7 +101,18 @@ class Settings(BaseSettings):
             return None
         if not value.startswith(("postgresql://", "postgres://")):
             raise ValueError("must be a postgresql:// URL, or unset to use SQLite")
+        try:
+            urlsplit(value).port  # noqa: B018 - reading it checks the host and port
+        except ValueError as exc:
+            raise ValueError(f"its server address cannot be read: {exc}") from exc
         return value
+
+
+def _home_expanded(path: Path) -> Path:
+    try:
+        return path.expanduser()
+    except RuntimeError as exc:  # `~name` of no user, or no home folder to be found
+        raise ValueError(f"{path}: {path.parts[0]} names no home folder") from exc
 
 
 def describe_settings_error(exc: ValidationError) -> str:

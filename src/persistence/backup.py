@@ -6,7 +6,10 @@ import asyncio
 import os
 import shutil
 import sqlite3
+import stat
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -73,6 +76,10 @@ async def backup_database(db_path: str | os.PathLike[str], target: str | os.Path
             os.fspath(target), "it is the database itself, not a place for a copy"
         )
     problem = await asyncio.to_thread(database_path_problem, target_path)
+    if problem is None and not await asyncio.to_thread(_absent_or_regular, target_path):
+        # The copy is renamed over the target: over /dev/null, that would
+        # make the device a plain file for every process.
+        problem = "it is not a regular file (a device, FIFO, socket or symbolic link)"
     if problem is not None:
         raise DatabaseFileError(os.fspath(target), problem)
     await asyncio.to_thread(target_path.parent.mkdir, parents=True, exist_ok=True)
@@ -82,19 +89,45 @@ async def backup_database(db_path: str | os.PathLike[str], target: str | os.Path
         try:
             copy = await aiosqlite.connect(partial, isolation_level=None)
             try:
-                await source.backup(copy, pages=-1)
+                with _blaming_the_copy(target):
+                    await source.backup(copy, pages=-1)
                 await _checked_version(copy, os.fspath(db_path))
                 (count,) = await copy.execute_fetchall("SELECT count(*) FROM sessions")
-                await _without_write_ahead_log(copy)
+                with _blaming_the_copy(target):
+                    await _without_write_ahead_log(copy)
             finally:
                 await copy.close()
         finally:
             await source.close()
         await asyncio.to_thread(_move_into_place, partial, target_path)
     except BaseException:
-        await asyncio.to_thread(partial.unlink, missing_ok=True)
+        await asyncio.to_thread(_remove_with_companions, partial)
         raise
     return int(count[0])
+
+
+def _remove_with_companions(path: Path) -> None:
+    # A write that failed (a full disk) leaves its journal beside the file.
+    for suffix in _COMPANION_SUFFIXES:
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+
+
+@contextmanager
+def _blaming_the_copy(target: str | os.PathLike[str]) -> Iterator[None]:
+    """A full disk while writing the copy is the copy's disk's, not the database's."""
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        if not getattr(exc, "sqlite_errorname", "").startswith("SQLITE_FULL"):
+            raise
+        raise DatabaseFileError(os.fspath(target), "the disk it is on is full") from exc
+
+
+def _absent_or_regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(path.lstat().st_mode)
+    except FileNotFoundError:
+        return True
 
 
 async def restore_database(
@@ -120,7 +153,10 @@ async def restore_database(
     if await asyncio.to_thread(backup_path.is_dir):
         raise DatabaseFileError(name, "it is a folder, not a file")
     if not await asyncio.to_thread(backup_path.is_file):
-        raise DatabaseFileError(name, "there is no such file")
+        exists = await asyncio.to_thread(backup_path.exists)
+        raise DatabaseFileError(
+            name, "it is not a regular file" if exists else "there is no such file"
+        )
     if await asyncio.to_thread(is_database_file, backup_path, live):
         raise DatabaseFileError(name, "it is the database itself, not a copy of it")
     problem = await asyncio.to_thread(database_path_problem, live)
@@ -132,7 +168,7 @@ async def restore_database(
         sessions = await _stage(backup_path, staged, name)
         safety_copy = await _swap_in(live, staged)
     except BaseException:
-        await asyncio.to_thread(staged.unlink, missing_ok=True)
+        await asyncio.to_thread(_remove_with_companions, staged)
         raise
     return RestoreResult(sessions, safety_copy)
 
@@ -185,10 +221,24 @@ async def _swap_in(live: Path, staged: Path) -> Path | None:
             f"{live.name}.before-restore-{datetime.now(UTC):%Y%m%dT%H%M%S.%fZ}"
         )
         await asyncio.to_thread(_keep_safety_copy, live, safety_copy)
+        await asyncio.to_thread(_take_mode_and_owner, staged, live)
         await asyncio.to_thread(_move_into_place, staged, live)
     finally:
         await database.close()
     return safety_copy
+
+
+def _take_mode_and_owner(staged: Path, live: Path) -> None:
+    """Give `staged` the mode and owner of `live`, so that whoever could use it still can.
+
+    The staged file is private to whoever runs the restore; run by root for
+    a server that runs as its own user, it would lock the server out.
+    """
+    status = live.stat()
+    os.chmod(staged, stat.S_IMODE(status.st_mode))
+    if (status.st_uid, status.st_gid) != (os.geteuid(), os.getegid()):
+        with suppress(PermissionError):  # only root may give a file away
+            os.chown(staged, status.st_uid, status.st_gid)
 
 
 def _keep_safety_copy(live: Path, safety_copy: Path) -> None:

@@ -6,6 +6,8 @@ import asyncio
 import os
 import re
 import sqlite3
+import subprocess
+import sys
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -195,6 +197,19 @@ def _identity(path: str) -> _FileIdentity | None:
     return (status.st_dev, status.st_ino)
 
 
+_SHM_GONE = "The database's -shm file was deleted or replaced; restart the server."
+# Run by the process that holds the database open: until its standard input
+# closes (when this process ends, however it ends).
+_HOLD_OPEN = """
+import sqlite3, sys
+database = sqlite3.connect(sys.argv[1])
+database.execute("SELECT 1 FROM sqlite_schema LIMIT 1").fetchall()
+print("open", flush=True)
+sys.stdin.read()
+database.close()
+"""
+
+
 class SameFileGuard:
     """Raises StorageUnavailableError once the path no longer names the files opened.
 
@@ -204,28 +219,50 @@ class SameFileGuard:
     another file, or none, nothing may be acknowledged. Before a commit the
     -wal file is checked too: while a connection is open SQLite never
     deletes it, and a commit into a deleted one is lost at the next crash.
-    A stat takes about 2 microseconds: one after reads, two before a commit.
+    The -shm file, the index of the log that every process shares, is
+    checked after reads and before commits: the connections go on with the
+    index they mapped, while the next process to open the database makes a
+    new one, and two processes writing one log with two indexes lose each
+    other's commits. A stat takes about 2 microseconds: two after reads,
+    three before a commit.
     """
 
     def __init__(self, db_path: str | os.PathLike[str]) -> None:
         self._path = os.path.abspath(db_path)
         self._wal_path = f"{self._path}-wal"
+        self._shm_path = f"{self._path}-shm"
         opened = _identity(self._path)
         if opened is None:
             raise StorageUnavailableError("The database file is missing.")
         self._file = opened
         # A new database has no -wal until its first write: taken when first seen.
         self._wal = _identity(self._wal_path)
+        self._shm = _identity(self._shm_path)
         self._log_emptied = False
+        self._keeper: subprocess.Popen[bytes] | None = None
 
     def __call__(self, database: sqlite3.Connection, committing: bool) -> None:
         problem = self._problem(committing)
         if problem is None:
             self._log_emptied = False  # back in place: empty the log again next time
             return
-        if not self._log_emptied:
+        if problem == _SHM_GONE:
+            self._keep_the_log()
+        elif not self._log_emptied:
             self._empty_log(database)
         raise StorageUnavailableError(problem)
+
+    def close(self) -> None:
+        """Let the process that holds the database open go; call it after closing the rest."""
+        keeper, self._keeper = self._keeper, None
+        if keeper is not None:
+            assert keeper.stdin is not None
+            keeper.stdin.close()
+            keeper.wait()
+
+    def problem(self) -> str | None:
+        """Why a commit would be refused now (the file or its -wal is another); None if not."""
+        return self._problem(committing=True)
 
     def _problem(self, committing: bool) -> str | None:
         current = _identity(self._path)
@@ -233,6 +270,11 @@ class SameFileGuard:
             return "The database file is missing."
         if current != self._file:
             return "The database file was replaced; restart the server to use the new file."
+        shm = _identity(self._shm_path)
+        if self._shm is None:
+            self._shm = shm
+        elif shm != self._shm:
+            return _SHM_GONE
         if not committing:
             return None
         wal = _identity(self._wal_path)
@@ -241,6 +283,35 @@ class SameFileGuard:
         elif wal != self._wal:
             return "The database's -wal file was deleted or replaced; restart the server."
         return None
+
+    def _keep_the_log(self) -> None:
+        """Have another process hold the database open on the shared index, until close().
+
+        This process's index of the log is out of date, so none of its
+        connections may checkpoint it; yet the last connection to close
+        checkpoints the log and deletes it, and with this index it would
+        copy old pages over newer ones and delete commits it does not know
+        of. While another process has the database open, no connection here
+        is the last; that process, closed last, checkpoints with the index
+        that is right. (A connection of this process would share its index.)
+        """
+        if self._keeper is not None:
+            return
+        keeper = subprocess.Popen(
+            [sys.executable, "-c", _HOLD_OPEN, self._path],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        assert keeper.stdin is not None and keeper.stdout is not None
+        with keeper.stdout:
+            opened = keeper.stdout.readline() == b"open\n"
+        if not opened:
+            keeper.kill()
+            keeper.wait()
+            keeper.stdin.close()
+            return  # tried again at the next refusal
+        self._keeper = keeper
 
     def _empty_log(self, database: sqlite3.Connection) -> None:
         """Move what the log holds into the file the connection opened, and empty the log.

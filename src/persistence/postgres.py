@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -32,9 +32,25 @@ def describe_dsn(dsn: str) -> str:
     return f"postgresql://{host}{port}{parts.path}"
 
 
+LOCK_TIMEOUT_MS = 5000
+"""How long a statement waits for a lock, as SQLite's busy timeout; then it fails (503)."""
+
+
 async def create_pool(dsn: str, size: int) -> asyncpg.Pool:
-    """A pool of up to `size` connections, bound to the running event loop."""
-    pool: asyncpg.Pool = await asyncpg.create_pool(dsn, min_size=1, max_size=size)
+    """A pool of up to `size` connections, bound to the running event loop.
+
+    A statement waits at most LOCK_TIMEOUT_MS for a lock (a `LOCK TABLE` or
+    an `ALTER TABLE` elsewhere), unless the DSN sets `lock_timeout` itself:
+    without it, every request behind such a lock would wait as long as it is held.
+    """
+    settings = (
+        {}
+        if "lock_timeout" in parse_qs(urlsplit(dsn).query)
+        else {"lock_timeout": str(LOCK_TIMEOUT_MS)}
+    )
+    pool: asyncpg.Pool = await asyncpg.create_pool(
+        dsn, min_size=1, max_size=size, server_settings=settings
+    )
     return pool
 
 
@@ -54,6 +70,8 @@ async def migrate_postgres(
         async with connection.transaction():
             # One lock per schema: processes starting together take turns, and
             # each step is recorded in the transaction that applies it.
+            # Processes starting together wait for each other's migrations, however long.
+            await connection.execute("SET LOCAL lock_timeout = 0")
             await connection.execute(
                 "SELECT pg_advisory_xact_lock(hashtext('interview-system:' || current_schema()))"
             )

@@ -25,6 +25,7 @@ Connection = asyncpg.Connection | PoolConnectionProxy
 # connections), operator intervention (shutdown, recovery), system errors.
 _UNAVAILABLE_CLASSES = ("08", "53", "57", "58")
 _DISK_FULL = "53100"
+_LOCK_NOT_AVAILABLE = "55P03"  # lock_timeout ran out
 
 
 def _arguments(statement: Statement) -> list[Any] | None:
@@ -157,6 +158,8 @@ class _PostgresBackend:
         except asyncpg.PostgresError as exc:
             if exc.sqlstate == _DISK_FULL:
                 raise StorageFullError() from exc
+            if exc.sqlstate == _LOCK_NOT_AVAILABLE:
+                raise StorageUnavailableError("The database is busy; try again shortly.") from exc
             if not exc.sqlstate.startswith(_UNAVAILABLE_CLASSES):
                 raise
             raise StorageUnavailableError("The database cannot serve this request now.") from exc

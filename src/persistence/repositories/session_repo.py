@@ -20,6 +20,7 @@ from src.core.errors import (
 from src.domain.models.session import utc_now
 from src.persistence.batching import StatementBatcher
 from src.persistence.database import (
+    SameFileGuard,
     Synchronous,
     database_file_guard,
     database_file_problem,
@@ -133,6 +134,7 @@ class _SqliteBackend:
         self.synchronous = synchronous
         self.connections: tuple[aiosqlite.Connection, ...] = ()
         self._writes: StatementBatcher | None = None
+        self._guard: SameFileGuard | None = None
         self._reads: StatementBatcher | None = None
         self._closed = False
 
@@ -150,6 +152,7 @@ class _SqliteBackend:
                 await connection.close()
             raise
         self.connections = tuple(opened)
+        self._guard = same_file
         self._writes = StatementBatcher(writer, guard=same_file)
         self._reads = StatementBatcher(opened[-1], guard=same_file)
 
@@ -162,6 +165,9 @@ class _SqliteBackend:
         connections, self.connections = self.connections, ()
         for connection in reversed(connections):
             await connection.close()
+        guard, self._guard = self._guard, None
+        if guard is not None:
+            await asyncio.to_thread(guard.close)
 
     # Every call passes through read or write: plain try/except, not a
     # context manager, keeps what each call costs on the event loop small.
@@ -201,7 +207,11 @@ class _SqliteBackend:
     async def storage_problem(self) -> str | None:
         if self.db_path == ":memory:":
             return None
-        return await asyncio.to_thread(database_file_problem, self.db_path)
+        # What refuses every write until a restart first: the file, or its -wal,
+        # is no longer the one the connections opened.
+        guard = self._guard
+        refused = None if guard is None else await asyncio.to_thread(guard.problem)
+        return refused or await asyncio.to_thread(database_file_problem, self.db_path)
 
     def _domain_error(self, exc: sqlite3.DatabaseError | ValueError) -> SessionError | None:
         """The store's own error for a driver error that is not a bug; None for a bug."""
