@@ -99,7 +99,12 @@ def _storable_text(value: object) -> str:
 
 def encode_cursor(key: bytes, last: Session) -> str:
     """The cursor that resumes a listing of sessions after `last`."""
-    return _encode(key, [last.created_at.isoformat(), last.id])
+    return encode_session_key(key, last.created_at, last.id)
+
+
+def encode_session_key(key: bytes, created_at: datetime, session_id: str) -> str:
+    """The cursor that resumes a listing of sessions after the one with this key."""
+    return _encode(key, [created_at.isoformat(), session_id])
 
 
 def decode_cursor(key: bytes, cursor: str) -> tuple[datetime, str]:

@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+import structlog
 from pydantic import ValidationError
 
 from src.core.errors import (
@@ -22,7 +23,7 @@ from src.domain.models.session import (
     Session,
     SessionStatus,
 )
-from src.persistence.pagination import check_limit, encode_cursor
+from src.persistence.pagination import check_limit, encode_cursor, encode_session_key
 from src.persistence.repositories.protocol import SessionPage
 
 __all__ = [
@@ -38,6 +39,8 @@ __all__ = [
     "transition_refusal",
     "transition_sources",
 ]
+
+_log = structlog.get_logger("interview_system")
 
 
 SESSION_COLUMNS = (
@@ -276,7 +279,40 @@ def label_parameters(labels: Sequence[tuple[str, str]]) -> dict[str, str]:
 
 
 def page_from_rows(rows: Sequence[Row], limit: int, cursor_key: bytes) -> SessionPage:
-    """A page from up to `limit + 1` rows: the extra row only says that more remain."""
-    items = [session_from_row(row) for row in rows[:limit]]
-    more = len(rows) > limit
-    return SessionPage(items, encode_cursor(cursor_key, items[-1]) if more else None)
+    """A page from up to `limit + 1` rows: the extra row only says that more remain.
+
+    A row this program cannot show is left out and logged, so one damaged
+    session does not take the listing of every other down with it; reading
+    that session itself still says it is damaged.
+
+    Raises:
+        StorageDamagedError: the last row of a page followed by more holds no
+            key to resume after.
+    """
+    items: list[Session] = []
+    for row in rows[:limit]:
+        try:
+            items.append(session_from_row(row))
+        except StorageDamagedError as exc:
+            _log.error("storage_damaged", session_id=exc.session_id, detail=exc.detail)
+    if len(rows) <= limit:
+        return SessionPage(items, None)
+    last = rows[limit - 1]
+    if items and items[-1].id == last[_ID]:
+        return SessionPage(items, encode_cursor(cursor_key, items[-1]))
+    return SessionPage(items, encode_session_key(cursor_key, _created_at(last), last[_ID]))
+
+
+_ID = SESSION_COLUMNS.index("id")
+_CREATED_AT = SESSION_COLUMNS.index("created_at")
+
+
+def _created_at(row: Row) -> datetime:
+    """The key a damaged row sorts by, to resume a listing after it."""
+    created_at = row[_CREATED_AT]
+    try:
+        return (
+            created_at if isinstance(created_at, datetime) else datetime.fromisoformat(created_at)
+        )
+    except (TypeError, ValueError) as exc:
+        raise StorageDamagedError(str(row[_ID])) from exc
