@@ -339,10 +339,14 @@ _UNSAFE_IN_FILE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def session_export_file_name(session: Session, export_format: ExportFormat) -> str:
-    """`<concept>_<day it began, UTC>_<id>.<ext>`, safe on any file system and in headers."""
-    concept = _file_name_part(session.concept_id, 64)
-    day = session.created_at.astimezone(UTC).date().isoformat()
-    return f"{concept}_{day}_{_file_name_part(session.id, 100)}.{export_format.extension}"
+    """`<concept>[_<participant>]_<day it began, UTC>_<id>.<ext>`, safe on any file
+    system and in headers."""
+    parts = [_file_name_part(session.concept_id, 64)]
+    if session.participant_id is not None:
+        parts.append(_file_name_part(session.participant_id, 64))
+    parts.append(session.created_at.astimezone(UTC).date().isoformat())
+    parts.append(_file_name_part(session.id, 100))
+    return "_".join(parts) + f".{export_format.extension}"
 
 
 def _file_name_part(text: str, limit: int) -> str:

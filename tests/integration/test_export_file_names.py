@@ -1,4 +1,5 @@
-"""The file name an export downloads as: the concept, the day the session began, its id."""
+"""The file name an export downloads as: the concept, the participant (if any), the day the
+session began, its id."""
 
 from __future__ import annotations
 
@@ -12,11 +13,11 @@ _FILE_NAME = re.compile(r'attachment; filename="([^"]+)"')
 
 
 async def _download_name(
-    client: httpx.AsyncClient, concept_id: str, export_format: str
+    client: httpx.AsyncClient, concept_id: str, export_format: str, **more: str
 ) -> tuple[str, dict[str, str]]:
     created = await client.post(
         "/sessions",
-        json={"methodology": "mec", "concept_id": concept_id, "concept_name": "Coffee"},
+        json={"methodology": "mec", "concept_id": concept_id, "concept_name": "Coffee", **more},
     )
     assert created.status_code == 201
     session = created.json()
@@ -50,3 +51,12 @@ async def test_a_concept_id_that_is_unsafe_in_a_file_name_is_made_safe(
     assert re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9._-]*", name), name
     assert len(name.encode()) <= 200
     assert name.endswith(f"_{session['id']}.csv")
+
+
+async def test_the_file_name_carries_the_participant_when_there_is_one(
+    client: httpx.AsyncClient,
+) -> None:
+    name, session = await _download_name(client, "coffee-01", "csv", participant_id="p 017/x")
+
+    day = datetime.fromisoformat(session["created_at"]).date().isoformat()
+    assert name == f"coffee-01_p_017_x_{day}_{session['id']}.csv"
