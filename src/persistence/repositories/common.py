@@ -118,6 +118,12 @@ _FIRST_INTERVIEW_COLUMN = len(SESSION_COLUMNS)
 _DATA_COLUMN = _FIRST_INTERVIEW_COLUMN + len(INTERVIEW_COLUMNS)
 
 
+def _object(text: str | None) -> Any:
+    """A JSON object column's value; NULL (no state data) and the common "{}" without
+    the decoder's Python overhead."""
+    return {} if text is None or text == "{}" else json.loads(text)
+
+
 def _session_from_row(row: Row, data: dict[str, Any] | None) -> Session:
     # Unpacked by position, once: a name lookup in sqlite3.Row scans its
     # columns each time, and this runs for every row of every page.
@@ -136,8 +142,7 @@ def _session_from_row(row: Row, data: dict[str, Any] | None) -> Session:
         forked_from_turn,
     ) = values[_FIRST_INTERVIEW_COLUMN:_DATA_COLUMN]
     if data is None:
-        data_text = values[_DATA_COLUMN]
-        data = {} if data_text is None else json.loads(data_text)
+        data = _object(values[_DATA_COLUMN])
     (
         session_id,
         methodology,
@@ -170,8 +175,8 @@ def _session_from_row(row: Row, data: dict[str, Any] | None) -> Session:
             "ended_at": ended_at,
             "study_id": study_id,
             "participant_id": participant_id,
-            "labels": json.loads(labels),
-            "config": json.loads(config),
+            "labels": _object(labels),
+            "config": _object(config),
             "usage": {
                 "turns": usage_turns,
                 "input_tokens": usage_input_tokens,

@@ -418,14 +418,13 @@ def session_insert(session: Session) -> Statement:
     )
 
 
-def _create(session: Session) -> Unit[Session]:
+def _create(session: Session, data: DataChange) -> Unit[Row]:
     rows = yield session_insert(session)
     if not rows:
         raise SessionExistsError(session.id)
-    data = data_change({}, session.state.data)
     yield from _write_data(session.id, data)
     yield _version_row(session.id, Change.CREATED, None, data)
-    return session_from_row(rows[0], checked_data=session.state.data)
+    return rows[0]
 
 
 class _LabelsAndParticipant(BaseModel):
@@ -556,7 +555,10 @@ class RepositoryCore:
         Raises:
             SessionExistsError: a session with this id exists; it is left as it was.
         """
-        return await self._write(lambda: _create(session), atomic=True)
+        # The data's JSON text is worked out here, on the event loop, not on the writer's thread.
+        data = data_change({}, session.state.data)
+        row = await self._write(lambda: _create(session, data), atomic=True)
+        return session_from_row(row, checked_data=session.state.data)
 
     async def get(self, session_id: str) -> Session | None:
         """The session with this id, read from the database, or None."""
@@ -1120,7 +1122,8 @@ class RepositoryCore:
                     "forked_from": {"session_id": session_id, "turn_number": at_turn},
                 }
             )
-            created = yield from _create(forked)
+            row = yield from _create(forked, data_change({}, forked.state.data))
+            created = session_from_row(row, checked_data=forked.state.data)
             yield Statement(sql.COPY_UTTERANCES, {**up_to, "new_id": fork_id})
             yield Statement(sql.COPY_RECORDS, {**up_to, "new_id": fork_id})
             return created
