@@ -38,6 +38,7 @@ from src.core.errors import (
 )
 from src.domain.lifecycle import FINAL_STATUSES, can_transition
 from src.domain.merge_patch import apply_merge_patch
+from src.domain.models.event import Event, EventType
 from src.domain.models.json import compact_json
 from src.domain.models.session import (
     MAX_COUNT,
@@ -72,7 +73,10 @@ from src.persistence.repositories.common import (
     transition_refusal,
     transition_sources,
 )
+from src.persistence.repositories.events import event_from_row, session_event, utterances_data
 from src.persistence.repositories.protocol import (
+    EventBounds,
+    EventWatch,
     SearchPage,
     SessionPage,
     TurnPage,
@@ -123,6 +127,9 @@ class Backend(Protocol):
 
     async def storage_problem(self) -> str | None:
         """What is wrong with the storage that a query cannot see; None if nothing."""
+
+    async def watch(self) -> EventWatch:
+        """A watch that wakes when any process may have written events."""
 
 
 def _current(session_id: str) -> Unit[Session | None]:
@@ -417,7 +424,25 @@ def _create(session: Session) -> Unit[Session]:
     data = data_change({}, session.state.data)
     yield from _write_data(session.id, data)
     yield _version_row(session.id, Change.CREATED, None, data)
+    forked_from = None if session.forked_from is None else session.forked_from.model_dump()
+    yield session_event(
+        EventType.CREATED,
+        session.id,
+        {"status": session.status.value, "forked_from": forked_from},
+    )
     return session_from_row(rows[0], checked_data=session.state.data)
+
+
+def _state_event(session_id: str, state: SessionState) -> Statement:
+    return session_event(
+        EventType.STATE_UPDATED,
+        session_id,
+        {
+            "turn_count": state.turn_count,
+            "coverage_score": state.coverage_score,
+            "last_strategy": state.last_strategy,
+        },
+    )
 
 
 class _LabelsAndParticipant(BaseModel):
@@ -570,7 +595,9 @@ class RepositoryCore:
             current = yield from _locked(session_id)
             _check_writable(current, expected_version)
             _check_identity(current, _identity(state))
-            return (yield from _write_state(current, state))
+            written = yield from _write_state(current, state)
+            yield _state_event(session_id, state)
+            return written
 
         return session_from_row(await self._write(unit, atomic=True), checked_data=state.data)
 
@@ -589,7 +616,9 @@ class RepositoryCore:
             current = yield from _locked(session_id)
             _check_writable(current, expected_version)
             state, keys = _patched_state(current, patch)
-            return (yield from _write_state(current, state, keys=keys)), state
+            written = yield from _write_state(current, state, keys=keys)
+            yield _state_event(session_id, state)
+            return written, state
 
         row, state = await self._write(unit, atomic=True)
         return session_from_row(row, checked_data=state.data)
@@ -637,6 +666,7 @@ class RepositoryCore:
             if not rows:
                 raise StaleSessionError(session_id, current.version, current.version + 1)
             yield _version_row(session_id, Change.LABELS, None, None)
+            yield session_event(EventType.LABELS_CHANGED, session_id, {"labels": patched.labels})
             return session_from_row(rows[0])
 
         return await self._write(unit, atomic=True)
@@ -676,6 +706,7 @@ class RepositoryCore:
                 expected_version,
             )
             yield _version_row(session_id, Change.TRANSITION, None, None)
+            yield session_event(EventType.STATUS_CHANGED, session_id, {"status": target.value})
             return moved
 
         return session_from_row(await self._write(unit, atomic=True))
@@ -798,9 +829,11 @@ class RepositoryCore:
         """Delete the session; True if it existed."""
 
         def unit() -> Unit[bool]:
+            # Its event first: the study and version are read from the row.
+            yield session_event(EventType.DELETED, session_id, {})
             return bool((yield Statement(sql.DELETE, {"id": session_id})))
 
-        return await self._write(unit)
+        return await self._write(unit, atomic=True)
 
     async def append_utterance(self, session_id: str, utterance: NewUtterance) -> Utterance:
         """Append one utterance to an active or paused session's record.
@@ -811,9 +844,14 @@ class RepositoryCore:
             UtteranceExistsError: the session has this speaker's utterance in this turn.
         """
 
-        return utterance_from_row(
-            await self._write(lambda: _append_or_refuse(session_id, utterance))
-        )
+        def unit() -> Unit[Utterance]:
+            stored = utterance_from_row((yield from _append_or_refuse(session_id, utterance)))
+            yield session_event(
+                EventType.UTTERANCE_ADDED, session_id, {"utterance": utterances_data([stored])[0]}
+            )
+            return stored
+
+        return await self._write(unit, atomic=True)
 
     async def list_utterances(
         self,
@@ -920,6 +958,14 @@ class RepositoryCore:
             stored = []
             for utterance in utterances:
                 stored.append((yield from _append_or_refuse(session_id, utterance)))
+            yield session_event(
+                EventType.TURN_RECORDED,
+                session_id,
+                {
+                    "turn_number": turn_number,
+                    "utterances": utterances_data([utterance_from_row(row) for row in stored]),
+                },
+            )
             return session, new_state, stored
 
         # A refusal anywhere in the unit undoes all of it: atomic.
@@ -1171,6 +1217,7 @@ class RepositoryCore:
             moved = yield move
             for row in moved:
                 yield _version_row(row[0], Change.TRANSITION, None, None)
+                yield session_event(EventType.STATUS_CHANGED, row[0], {"status": target.value})
             return moved
 
         return [session_from_row(row) for row in await self._write(unit, atomic=True)]
@@ -1216,6 +1263,65 @@ class RepositoryCore:
             return search_page_from_rows((yield search), limit, key)
 
         return await self._read(unit)
+
+    async def list_events(
+        self,
+        *,
+        after: int,
+        session_id: str | None = None,
+        study_id: str | None = None,
+        limit: int = 500,
+    ) -> list[Event]:
+        """Up to `limit` events after the id `after`, oldest first, of one session or study
+        if given. Ids become visible in increasing order, so a reader that resumes after
+        the last id it saw misses none.
+
+        Raises:
+            ValueError: `limit` is outside 1..500 or `after` is negative.
+        """
+        check_limit(limit)
+        if isinstance(after, bool) or not 0 <= after < 2**63:
+            raise ValueError(f"events start after an id of 0 or more, not {after!r}")
+        listing = Statement(
+            sql.LIST_EVENTS,
+            {"after": after, "session_id": session_id, "study_id": study_id, "limit": limit},
+        )
+
+        def unit() -> Unit[list[Event]]:
+            return [event_from_row(row) for row in (yield listing)]
+
+        return await self._read(unit)
+
+    async def event_bounds(self) -> EventBounds:
+        """The newest id trimmed from the log and the newest written."""
+
+        def unit() -> Unit[EventBounds]:
+            ((trimmed, newest),) = yield Statement(sql.EVENT_BOUNDS, {})
+            trimmed = int(trimmed)
+            return EventBounds(trimmed, trimmed if newest is None else max(int(newest), trimmed))
+
+        return await self._read(unit)
+
+    async def trim_events(self, before: datetime, *, limit: int = 1000) -> int:
+        """Drop up to `limit` of the oldest events written before `before`; return the newest
+        id now trimmed (0 if none ever was). A reader resuming before it gets told so."""
+        if limit < 1:
+            raise ValueError(f"limit must be 1 or more, not {limit}")
+
+        def unit() -> Unit[int]:
+            ((through,),) = yield Statement(sql.OLD_EVENTS_END, {"before": before, "limit": limit})
+            if through is not None:
+                yield Statement(sql.MARK_TRIMMED, {"through": int(through)})
+                yield Statement(sql.TRIM_EVENTS, {"through": int(through)})
+            ((trimmed, _newest),) = yield Statement(sql.EVENT_BOUNDS, {})
+            return int(trimmed)
+
+        return await self._write(unit, atomic=True)
+
+    async def watch_events(self) -> EventWatch:
+        """A watch that wakes when any process on this database may have written events;
+        close it when done. A wake is a hint: read the log to know."""
+        return await (await self._ready()).watch()
 
     async def ping(self) -> None:
         """Check that the database is there and answers.

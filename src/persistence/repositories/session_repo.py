@@ -26,7 +26,9 @@ from src.persistence.database import (
     migrate,
     open_connection,
 )
+from src.persistence.event_watch import DataVersionWatch
 from src.persistence.repositories.core import RepositoryCore
+from src.persistence.repositories.protocol import EventWatch
 from src.persistence.repositories.statements import Statement, Unit
 
 __all__ = ["SessionRepository", "to_text"]
@@ -202,6 +204,11 @@ class _SqliteBackend:
         if self.db_path == ":memory:":
             return None
         return await asyncio.to_thread(database_file_problem, self.db_path)
+
+    async def watch(self) -> EventWatch:
+        if self.db_path == ":memory:":
+            return DataVersionWatch(None)
+        return DataVersionWatch(await open_connection(self.db_path, self.synchronous))
 
     def _domain_error(self, exc: sqlite3.DatabaseError | ValueError) -> SessionError | None:
         """The store's own error for a driver error that is not a bug; None for a bug."""
