@@ -74,7 +74,11 @@ async def events(
     study_id: StudyId | None = None,
     session_id: SessionId | None = None,
     after: Annotated[
-        str | None, Query(description="Resume after this event id (`Last-Event-ID` wins).")
+        str | None,
+        Query(
+            description="Resume after this event id (`Last-Event-ID` wins); not a number: 400.",
+            json_schema_extra={"pattern": _EVENT_ID.pattern},
+        ),
     ] = None,
     last_event_id: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> EventSourceResponse:
