@@ -15,6 +15,7 @@ import asyncio
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import suppress
+from typing import NamedTuple
 
 import structlog
 
@@ -22,10 +23,24 @@ from src.core.errors import EventsTrimmedError, StorageError
 from src.domain.models.event import Event
 from src.persistence.repositories.protocol import EventWatch, SessionRepositoryProtocol
 
-__all__ = ["EventHub", "Subscription"]
+__all__ = ["EventHub", "Published", "Subscription"]
 
 _log = structlog.get_logger(__name__)
 _PAGE = 500
+
+
+class Published(NamedTuple):
+    """An event and its Server-Sent Events message (`id:` its id, `event:` its type,
+    `data:` the event as JSON), encoded once however many subscribers it goes to."""
+
+    event: Event
+    message: bytes
+
+
+def published(event: Event) -> Published:
+    # The JSON holds no line break (it escapes them), so it is one `data:` line.
+    text = f"id: {event.id}\r\nevent: {event.type.value}\r\ndata: {event.model_dump_json()}\r\n\r\n"
+    return Published(event, text.encode())
 
 
 class Subscription:
@@ -36,7 +51,7 @@ class Subscription:
         self.study_id = study_id
         self.dropped = False
         self._limit = limit
-        self._pending: deque[Event] = deque()
+        self._pending: deque[Published] = deque()
         self._ready = asyncio.Event()
 
     def matches(self, event: Event) -> bool:
@@ -44,7 +59,7 @@ class Subscription:
             self.study_id is None or event.study_id == self.study_id
         )
 
-    def offer(self, event: Event) -> None:
+    def offer(self, event: Published) -> None:
         """Queue `event`, or drop the subscription if it is too far behind."""
         if self.dropped:
             return
@@ -55,14 +70,16 @@ class Subscription:
             self._pending.append(event)
         self._ready.set()
 
-    async def next(self) -> Event | None:
-        """The next event; None once the subscription was dropped."""
+    async def next(self) -> list[Published] | None:
+        """The events queued since the last call (at least one); None once dropped."""
         while not self._pending:
             if self.dropped:
                 return None
             self._ready.clear()
             await self._ready.wait()
-        return self._pending.popleft()
+        queued = list(self._pending)
+        self._pending.clear()
+        return queued
 
 
 class EventHub:
@@ -86,9 +103,10 @@ class EventHub:
 
     async def stream(
         self, after: int | None, *, session_id: str | None = None, study_id: str | None = None
-    ) -> AsyncIterator[Event | None]:
+    ) -> AsyncIterator[list[Published] | None]:
         """The events after the id `after` (None: after the newest), then each new one as it
-        is written; a final None if the client fell too far behind.
+        is written, in batches (what was queued while the client was busy); a final None if
+        the client fell too far behind.
 
         Raises (before the first event):
             EventsTrimmedError: events after `after` are no longer kept.
@@ -108,7 +126,7 @@ class EventHub:
 
     async def _events(
         self, subscription: Subscription, after: int, handed_out: int
-    ) -> AsyncIterator[Event | None]:
+    ) -> AsyncIterator[list[Published] | None]:
         last = after
         try:
             while last < handed_out:
@@ -118,11 +136,10 @@ class EventHub:
                     study_id=subscription.study_id,
                     limit=_PAGE,
                 )
-                for event in page:
-                    if event.id > handed_out:
-                        break
-                    yield event
-                    last = event.id
+                batch = [published(event) for event in page if event.id <= handed_out]
+                if batch:
+                    yield batch
+                    last = batch[-1].event.id
                 if len(page) < _PAGE or page[-1].id > handed_out:
                     break
             while True:
@@ -130,9 +147,10 @@ class EventHub:
                 if live is None:
                     yield None
                     return
-                if live.id > last:
-                    yield live
-                    last = live.id
+                fresh = [message for message in live if message.event.id > last]
+                if fresh:
+                    yield fresh
+                    last = fresh[-1].event.id
         finally:
             self._subscriptions.discard(subscription)
 
@@ -159,9 +177,10 @@ class EventHub:
         while True:
             page = await self._repository.list_events(after=self._position, limit=_PAGE)
             for event in page:
+                message = published(event)
                 for subscription in tuple(self._subscriptions):
                     if subscription.matches(event):
-                        subscription.offer(event)
+                        subscription.offer(message)
                 self._position = event.id
             if len(page) < _PAGE:
                 return

@@ -23,9 +23,9 @@ async def test_a_subscriber_too_far_behind_is_dropped_while_others_get_everythin
         for turn in range(1, 21):
             said = NewUtterance(turn_number=turn, speaker=Speaker.RESPONDENT, text="yes")
             await sqlite_repo.append_utterance(session.id, said)
-            event = await asyncio.wait_for(anext(fast), 5)
-            assert event is not None
-            received.append(event)
+            batch = await asyncio.wait_for(anext(fast), 5)
+            assert batch is not None
+            received.extend(message.event for message in batch)
 
         # The slow one read nothing all along: it is told to resume, and nothing else.
         assert await asyncio.wait_for(anext(slow), 5) is None
@@ -44,6 +44,6 @@ async def test_a_stream_with_no_id_starts_after_the_newest_event(
         later = await sqlite_repo.create(new_session())
         first = await asyncio.wait_for(anext(stream), 5)
         assert first is not None
-        assert first.session_id == later.id
+        assert [message.event.session_id for message in first] == [later.id]
     finally:
         await hub.stop()

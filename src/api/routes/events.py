@@ -11,9 +11,8 @@ from fastapi.exceptions import RequestValidationError
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from src.api.errors import problem_responses
-from src.api.event_hub import EventHub
+from src.api.event_hub import EventHub, Published
 from src.core.errors import InvalidEventIdError
-from src.domain.models.event import Event
 from src.domain.models.session import SessionId, StudyId
 
 __all__ = ["RESUME_EVENT", "router"]
@@ -49,12 +48,11 @@ def _check_parameters(request: Request) -> None:
         )
 
 
-def _message(event: Event | None, last: str | None) -> ServerSentEvent:
-    if event is None:
-        return ServerSentEvent(
-            {"resume_after": None if last is None else int(last)}, event=RESUME_EVENT
-        )
-    return ServerSentEvent(event.model_dump_json(), id=str(event.id), event=event.type.value)
+def _messages(batch: list[Published] | None, last: int | None) -> ServerSentEvent | bytes:
+    if batch is None:
+        return ServerSentEvent({"resume_after": last}, event=RESUME_EVENT)
+    # One write for the batch: a busy stream sends fewer, larger chunks.
+    return b"".join(published.message for published in batch)
 
 
 @router.get(
@@ -91,12 +89,12 @@ async def events(
         None if resume is None else _event_id(resume), session_id=session_id, study_id=study_id
     )
 
-    async def messages() -> AsyncIterator[ServerSentEvent]:
-        last = resume
-        async for event in stream:
-            yield _message(event, last)
-            if event is not None:
-                last = str(event.id)
+    async def messages() -> AsyncIterator[ServerSentEvent | bytes]:
+        last = None if resume is None else int(resume)
+        async for batch in stream:
+            yield _messages(batch, last)
+            if batch is not None:
+                last = batch[-1].event.id
 
     heartbeat = cast(float, request.state.event_heartbeat_seconds)
     return EventSourceResponse(messages(), ping=heartbeat, headers={"Cache-Control": "no-store"})
