@@ -6,9 +6,9 @@ Writes go to one server; subscribers listen on it (SQLite) or on a second
 server on the same database (PostgreSQL, so every event crosses servers by
 LISTEN/NOTIFY). Prints JSON: write throughput without and with subscribers,
 and the write-to-delivery latency (from the write's acknowledgement to a
-subscriber reading its event; 0 when the event came first) at p50 and p99. A few subscribers time what they read;
-the rest only drain their streams, in a process of their own, so that the
-writers' process stays light.
+subscriber reading its event; 0 when the event came first) at p50 and p99.
+A few subscribers time what they read; the rest only drain their streams,
+in a process of their own, so that the writers' process stays light.
 """
 
 from __future__ import annotations
