@@ -274,8 +274,8 @@ def main() -> None:
         command = [sys.executable, "-m", "bench.events", engine, store, "--port", str(port)]
         if quick:
             command.append("--quick")
-        output = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
-        facts["events"][engine] = json.loads(output.stdout)
+        ran = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
+        facts["events"][engine] = json.loads(ran.stdout)
         if engine == "postgres":
             asyncio.run(postgres_schema(f"bench_events_{suffix}", drop=True))
     print(f"bench: events done at {time.perf_counter() - started:.0f} s", file=sys.stderr)
