@@ -168,10 +168,14 @@ class EventHub:
         assert self._watch is not None
         while True:
             await self._watch.wait(self._poll_seconds)
+            # Whatever fails, the reader goes on at the next wake: a reader that
+            # ended would leave every stream on this server silent until a restart.
             try:
                 await self._hand_out()
             except StorageError as exc:
                 _log.warning("event_log_unreadable", error=exc.detail)
+            except Exception as exc:
+                _log.error("event_log_unreadable", error=str(exc) or repr(exc), exc_info=exc)
 
     async def _hand_out(self) -> None:
         while True:

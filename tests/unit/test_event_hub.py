@@ -47,3 +47,13 @@ async def test_a_stream_with_no_id_starts_after_the_newest_event(
         assert [message.event.session_id for message in first] == [later.id]
     finally:
         await hub.stop()
+
+
+def test_a_dropped_stream_ends_with_the_id_to_resume_after() -> None:
+    from sse_starlette.event import ensure_bytes
+
+    from src.api.routes.events import RESUME_EVENT, _messages
+
+    last = ensure_bytes(_messages(None, 7), "\r\n")
+
+    assert last == f'event: {RESUME_EVENT}\r\ndata: {{"resume_after": 7}}\r\n\r\n'.encode()

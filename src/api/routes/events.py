@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator
 from typing import Annotated, cast
@@ -50,7 +51,7 @@ def _check_parameters(request: Request) -> None:
 
 def _messages(batch: list[Published] | None, last: int | None) -> ServerSentEvent | bytes:
     if batch is None:
-        return ServerSentEvent({"resume_after": last}, event=RESUME_EVENT)
+        return ServerSentEvent(json.dumps({"resume_after": last}), event=RESUME_EVENT)
     # One write for the batch: a busy stream sends fewer, larger chunks.
     return b"".join(published.message for published in batch)
 
