@@ -73,7 +73,12 @@ from src.persistence.repositories.common import (
     transition_refusal,
     transition_sources,
 )
-from src.persistence.repositories.events import event_from_row, session_event, utterances_data
+from src.persistence.repositories.events import (
+    deleted_event,
+    event_from_row,
+    session_event,
+    utterances_data,
+)
 from src.persistence.repositories.protocol import (
     EventBounds,
     EventWatch,
@@ -829,9 +834,12 @@ class RepositoryCore:
         """Delete the session; True if it existed."""
 
         def unit() -> Unit[bool]:
-            # Its event first: the study and version are read from the row.
-            yield session_event(EventType.DELETED, session_id, {})
-            return bool((yield Statement(sql.DELETE, {"id": session_id})))
+            deleted = yield Statement(sql.DELETE, {"id": session_id})
+            if not deleted:
+                return False
+            ((_id, study_id, version),) = deleted
+            yield deleted_event(session_id, study_id, int(version))
+            return True
 
         return await self._write(unit, atomic=True)
 

@@ -18,26 +18,47 @@ from src.persistence.repositories import statements as sql
 from src.persistence.repositories.common import Row
 from src.persistence.repositories.statements import Statement
 
-__all__ = ["event_from_row", "participant_erased_event", "session_event", "utterances_data"]
+__all__ = [
+    "deleted_event",
+    "event_from_row",
+    "participant_erased_event",
+    "session_event",
+    "utterances_data",
+]
 
 
 def session_event(type_: EventType, session_id: str, data: Mapping[str, Any]) -> Statement:
     """The insert of a session's event, its study and version read from the session's row
-    as the write left it; yield it after the write (before a delete)."""
-    return Statement(
-        sql.INSERT_EVENT,
-        {"type": type_.value, "session_id": session_id, "data": compact_json(data)},
-    )
+    as the write left it; yield it last in the unit (see statements.INSERT_EVENT)."""
+    parameters = {"type": type_.value, "session_id": session_id, "data": compact_json(data)}
+    return Statement(sql.INSERT_EVENT, parameters)
+
+
+def deleted_event(session_id: str, study_id: str | None, version: int) -> Statement:
+    """The insert of `session.deleted`, from the row the delete returned."""
+    return _event_values(EventType.DELETED, session_id, study_id, version, {})
 
 
 def participant_erased_event(study_id: str | None, counts: Mapping[str, int]) -> Statement:
     """The insert of `participant.erased`: counts only, never who or what they said."""
+    return _event_values(EventType.PARTICIPANT_ERASED, None, study_id, None, dict(counts))
+
+
+def _event_values(
+    type_: EventType,
+    session_id: str | None,
+    study_id: str | None,
+    version: int | None,
+    data: Mapping[str, Any],
+) -> Statement:
     return Statement(
-        sql.INSERT_STUDY_EVENT,
+        sql.INSERT_EVENT_VALUES,
         {
-            "type": EventType.PARTICIPANT_ERASED.value,
+            "type": type_.value,
+            "session_id": session_id,
             "study_id": study_id,
-            "data": compact_json(dict(counts)),
+            "version": version,
+            "data": compact_json(data),
         },
     )
 

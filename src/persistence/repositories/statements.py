@@ -216,7 +216,7 @@ TRANSITION = query(
     postgres=_clock_after_lock(_TRANSITION, "SELECT id AS locked_id FROM sessions WHERE id = :id"),
 )
 
-DELETE = query("DELETE FROM sessions WHERE id = :id RETURNING id")
+DELETE = query("DELETE FROM sessions WHERE id = :id RETURNING id, study_id, version")
 
 PING = query("SELECT 1 FROM sessions LIMIT 1")
 
@@ -641,7 +641,13 @@ ORDER BY status
 EVENT_CHANNEL = "session_events"
 _EVENT_LOCK = "hashtext('interview-system-events:' || current_schema())"
 _EVENT_COLUMNS = "type, session_id, study_id, version, at, data"
-_EVENT_TYPES = {"type": "text", "data": "text", "study_id": "text"}
+_EVENT_TYPES = {
+    "type": "text",
+    "data": "text",
+    "session_id": "text",
+    "study_id": "text",
+    "version": "integer",
+}
 
 
 def _event_insert(source: str) -> Query:
@@ -655,15 +661,18 @@ def _event_insert(source: str) -> Query:
     return query(text, types=_EVENT_TYPES, postgres=postgres)
 
 
+# A unit inserts its event last, once it holds every row it writes: the
+# event lock is then always taken after row locks, never before, so two
+# writes cannot each hold what the other waits for.
 INSERT_EVENT = _event_insert(
     "SELECT :type, id, study_id, version, :now, :data FROM sessions WHERE id = :session_id"
 )
-"""One event of a session's write, inserted after the write (before a delete)."""
+"""One event of a session's write, its study and version read from the row it left."""
 
-INSERT_STUDY_EVENT = _event_insert(
-    "SELECT :type, NULL, :study_id, NULL, :now, :data FROM event_log"
+INSERT_EVENT_VALUES = _event_insert(
+    "SELECT :type, :session_id, :study_id, :version, :now, :data FROM event_log"
 )
-"""An event of no one session (a participant's erasure): counts only in its data."""
+"""An event whose session row is gone (a delete) or that names none (an erasure)."""
 
 _EVENT_READ = f"SELECT id, {_EVENT_COLUMNS} FROM events"  # noqa: S608
 LIST_EVENTS = query(
