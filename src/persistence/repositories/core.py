@@ -429,13 +429,20 @@ def _create(session: Session) -> Unit[Session]:
     data = data_change({}, session.state.data)
     yield from _write_data(session.id, data)
     yield _version_row(session.id, Change.CREATED, None, data)
-    forked_from = None if session.forked_from is None else session.forked_from.model_dump()
-    yield session_event(
-        EventType.CREATED,
-        session.id,
-        {"status": session.status.value, "forked_from": forked_from},
-    )
     return session_from_row(rows[0], checked_data=session.state.data)
+
+
+def _created_event(session: Session) -> Statement:
+    forked_from = None if session.forked_from is None else session.forked_from.model_dump()
+    return session_event(
+        EventType.CREATED, session.id, {"status": session.status.value, "forked_from": forked_from}
+    )
+
+
+def _create_with_event(session: Session) -> Unit[Session]:
+    created = yield from _create(session)
+    yield _created_event(session)
+    return created
 
 
 def _state_event(session_id: str, state: SessionState) -> Statement:
@@ -578,7 +585,7 @@ class RepositoryCore:
         Raises:
             SessionExistsError: a session with this id exists; it is left as it was.
         """
-        return await self._write(lambda: _create(session), atomic=True)
+        return await self._write(lambda: _create_with_event(session), atomic=True)
 
     async def get(self, session_id: str) -> Session | None:
         """The session with this id, read from the database, or None."""
@@ -1169,6 +1176,7 @@ class RepositoryCore:
             created = yield from _create(forked)
             yield Statement(sql.COPY_UTTERANCES, {**up_to, "new_id": fork_id})
             yield Statement(sql.COPY_RECORDS, {**up_to, "new_id": fork_id})
+            yield _created_event(forked)
             return created
 
         return await self._write(unit, atomic=True)
