@@ -262,6 +262,24 @@ def main() -> None:
                 server.stop()
         facts["two_processes"] = {**median_runs(totals), "server_errors": errors}
 
+    # GET /events: 200 subscribers while 64 clients record turns, on each engine.
+    facts["events"] = {}
+    for engine in ("sqlite", "postgres"):
+        if engine == "postgres" and pg_version is None:
+            continue
+        store = str(work / "events.db")
+        if engine == "postgres":
+            store = asyncio.run(postgres_schema(f"bench_events_{suffix}"))
+        port += 3
+        command = [sys.executable, "-m", "bench.events", engine, store, "--port", str(port)]
+        if quick:
+            command.append("--quick")
+        ran = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
+        facts["events"][engine] = json.loads(ran.stdout)
+        if engine == "postgres":
+            asyncio.run(postgres_schema(f"bench_events_{suffix}", drop=True))
+    print(f"bench: events done at {time.perf_counter() - started:.0f} s", file=sys.stderr)
+
     for engine, size_name in stores:
         if engine == "postgres":
             asyncio.run(postgres_schema(f"bench_{size_name}_{suffix}", drop=True))

@@ -150,6 +150,35 @@ def _targets(facts: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
                 worst <= 1.1,
             )
         )
+    rows += _event_targets(facts.get("events", {}))
+    return rows
+
+
+def _event_targets(events: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
+    """GET /events: 200 subscribers while 64 clients record turns (bench/events.py)."""
+    rows: list[tuple[str, str, str, bool]] = []
+    for engine, limit, where in (("sqlite", 100, "one server"), ("postgres", 250, "two servers")):
+        if engine not in events:
+            continue
+        measured = events[engine]
+        p99 = measured["delivery_p99_ms"]
+        ratio = measured["throughput_ratio"]
+        rows.append(
+            (
+                f"{engine}: write-to-delivery p99, {where}",
+                f"{p99:.0f} ms",
+                f"< {limit} ms",
+                p99 < limit,
+            )
+        )
+        rows.append(
+            (
+                f"{engine}: writes/s with 200 subscribers vs none",
+                f"{ratio:.2f}x",
+                ">= 0.9x",
+                ratio >= 0.9,
+            )
+        )
     return rows
 
 

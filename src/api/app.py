@@ -15,15 +15,16 @@ from src.api.audit import AuditRecorder
 from src.api.console.routes import FORM_PATHS, install_console
 from src.api.docs import install_docs
 from src.api.errors import install_error_handlers
+from src.api.event_hub import EventHub
 from src.api.head import HeadAsGet
 from src.api.observability import RequestObserver
 from src.api.path_guard import TrailingNewlineGuard
 from src.api.request_body import RequestBodyGuard
-from src.api.routes import audit, health, history, search, sessions, studies, transcript
+from src.api.routes import audit, events, health, history, search, sessions, studies, transcript
 from src.core.config import Settings, get_settings
 from src.persistence.repositories.factory import create_repository
 from src.persistence.repositories.protocol import SessionRepositoryProtocol
-from src.persistence.retention import keep_sweeping
+from src.persistence.retention import keep_sweeping, keep_trimming_events
 
 __all__ = ["create_app"]
 
@@ -33,14 +34,21 @@ class AppState(TypedDict):
 
     repository: SessionRepositoryProtocol
     settings: Settings
+    events: EventHub
+    event_heartbeat_seconds: float
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, event_heartbeat_seconds: float = 15.0
+) -> FastAPI:
     """Build the API; it opens its repository on start-up and closes it on shutdown.
 
-    When retention is configured, a background task sweeps while the app runs.
+    A background task trims the event log; when retention is configured,
+    another sweeps idle sessions while the app runs.
 
     Without `settings`, they are read from the environment when the app starts.
+    `event_heartbeat_seconds`: how long an idle event stream waits between
+    heartbeats (CONTRACT: at most 15 s; shorter only for tests).
     """
 
     @asynccontextmanager
@@ -49,16 +57,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Entering the repository connects and migrates, so a database that
         # cannot be opened stops start-up instead of failing the first request.
         async with create_repository(resolved) as repository:
-            if not resolved.retention_enabled:
-                yield {"repository": repository, "settings": resolved}
-                return
-            sweeper = asyncio.create_task(keep_sweeping(repository, resolved))
+            hub = EventHub(repository)
+            tasks = [asyncio.create_task(keep_trimming_events(repository, resolved))]
+            if resolved.retention_enabled:
+                tasks.append(asyncio.create_task(keep_sweeping(repository, resolved)))
             try:
-                yield {"repository": repository, "settings": resolved}
+                yield {
+                    "repository": repository,
+                    "settings": resolved,
+                    "events": hub,
+                    "event_heartbeat_seconds": event_heartbeat_seconds,
+                }
             finally:
-                sweeper.cancel()
-                with suppress(asyncio.CancelledError):
-                    await sweeper
+                for task in tasks:
+                    task.cancel()
+                for task in tasks:
+                    with suppress(asyncio.CancelledError):
+                        await task
+                await hub.stop()
 
     app = FastAPI(
         title="Interview session store",
@@ -87,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(metrics.router)
     install_docs(app, lambda: settings or get_settings(), OPEN_PATHS)
     app.include_router(search.router)
+    app.include_router(events.router)
     install_console(app)
     app.include_router(audit.router)
     return app

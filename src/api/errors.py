@@ -16,7 +16,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from src.core.errors import (
+    EventsTrimmedError,
     InvalidCursorError,
+    InvalidEventIdError,
     InvalidSearchQueryError,
     InvalidStateError,
     InvalidTransitionError,
@@ -69,6 +71,8 @@ _STATUS_BY_ERROR: tuple[tuple[type[SessionError], HTTPStatus], ...] = (
     (StaleSessionError, HTTPStatus.PRECONDITION_FAILED),
     (InvalidCursorError, HTTPStatus.UNPROCESSABLE_ENTITY),
     (InvalidSearchQueryError, HTTPStatus.UNPROCESSABLE_ENTITY),
+    (InvalidEventIdError, HTTPStatus.BAD_REQUEST),
+    (EventsTrimmedError, HTTPStatus.GONE),
     (PseudonymKeyMissingError, HTTPStatus.CONFLICT),
     (StorageDamagedError, HTTPStatus.INTERNAL_SERVER_ERROR),
     (StorageFullError, HTTPStatus.INSUFFICIENT_STORAGE),
@@ -79,6 +83,7 @@ _STATUS_BY_ERROR: tuple[tuple[type[SessionError], HTTPStatus], ...] = (
 # Attributes of domain errors that a client may act on; nothing else of an
 # error (paths, SQL, driver messages) ever reaches a response.
 _PUBLIC_ATTRIBUTES = (
+    "trimmed_through",
     "session_id",
     "expected_version",
     "actual_version",

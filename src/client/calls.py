@@ -17,6 +17,7 @@ from pydantic import BaseModel, TypeAdapter
 from src.api.schemas import ResumeContext, TurnRecorded
 from src.domain.audit import AuditEntry
 from src.domain.export import ExportFormat
+from src.domain.models.event import Event, EventType
 from src.domain.models.session import Session, SessionState, SessionStatus
 from src.domain.models.study import StudySummary
 from src.domain.models.turn import SessionVersion, Turn, TurnRecordData
@@ -34,6 +35,7 @@ _TURNS = TypeAdapter(list[Turn])
 _VERSIONS = TypeAdapter(list[SessionVersion])
 _HITS = TypeAdapter(list[SearchHit])
 _AUDIT = TypeAdapter(list[AuditEntry])
+EVENT_TYPES = frozenset(EventType)
 
 MERGE_PATCH = "application/merge-patch+json"
 # A query value; a list repeats the parameter (label=a:1&label=b:2).
@@ -318,6 +320,21 @@ def list_audit(
 ) -> Call[list[AuditEntry]]:
     params = _query(action=action, key_name=key_name, limit=limit)
     return Call("GET", "/audit", lambda r: _AUDIT.validate_json(r.content), params=params)
+
+
+def events(session_id: str | None, study_id: str | None, after: int | None) -> Call[None]:
+    """Streamed by the clients (Server-Sent Events); `read` is not used."""
+    params = _query(session_id=session_id, study_id=study_id, after=after)
+    return Call("GET", "/events", _nothing, params=params)
+
+
+def event_from_lines(lines: Sequence[str]) -> Event | None:
+    """The event one Server-Sent Events message carries; None for a heartbeat or a notice."""
+    data = "\n".join(line[5:].removeprefix(" ") for line in lines if line.startswith("data:"))
+    kind = next((line[6:].strip() for line in lines if line.startswith("event:")), None)
+    if not data or kind is None or kind not in EVENT_TYPES:
+        return None
+    return Event.model_validate_json(data)
 
 
 def export_session(

@@ -16,6 +16,7 @@ from src.client.errors import error_from_response
 from src.core.errors import StaleSessionError
 from src.domain.audit import AuditEntry
 from src.domain.export import ExportFormat
+from src.domain.models.event import Event
 from src.domain.models.session import Session, SessionState, SessionStatus
 from src.domain.models.study import StudySummary
 from src.domain.models.turn import SessionVersion, Turn, TurnRecordData
@@ -321,6 +322,34 @@ class Client:
     def resume_context(self, session_id: str, *, last: int | None = None) -> ResumeContext:
         """The session and its last utterances, to go on with an interview."""
         return self._send(calls.resume_context(session_id, last))
+
+    def events(
+        self,
+        *,
+        session_id: str | None = None,
+        study_id: str | None = None,
+        after: int | None = None,
+    ) -> Iterator[Event]:
+        """Every event after `after` (else from now on), as it is written; runs until closed.
+
+        Pass the last event's id as `after` to resume where a stream ended.
+        """
+        call = calls.events(session_id, study_id, after)
+        with self._http.stream(
+            call.method, call.path, params=call.params, timeout=None
+        ) as response:
+            if response.is_error:
+                response.read()
+                raise error_from_response(response)
+            lines: list[str] = []
+            for line in response.iter_lines():
+                if line:
+                    lines.append(line)
+                    continue
+                event = calls.event_from_lines(lines)
+                lines = []
+                if event is not None:
+                    yield event
 
     def export_session(
         self,

@@ -41,11 +41,17 @@ class Settings(BaseSettings):
     idle_pause_after: RetentionRule | None = None
     abandon_paused_after: RetentionRule | None = None
     retention_sweep_interval: PositiveDuration = timedelta(minutes=1)
+    # How long the event log (GET /events) keeps events; older ones are trimmed.
+    event_retention: PositiveDuration = timedelta(days=7)
     log_format: Literal["console", "json"] = "console"
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
 
     @field_validator(
-        "idle_pause_after", "abandon_paused_after", "retention_sweep_interval", mode="before"
+        "idle_pause_after",
+        "abandon_paused_after",
+        "retention_sweep_interval",
+        "event_retention",
+        mode="before",
     )
     @classmethod
     def _seconds_or_iso_duration(cls, value: object) -> object:

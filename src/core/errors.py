@@ -18,6 +18,8 @@ Every error derives from ``SessionError``; none of them knows about HTTP
     ├── VersionNotFoundError
     ├── InvalidCursorError          (also a ValueError)
     ├── InvalidSearchQueryError     (also a ValueError)
+    ├── InvalidEventIdError         (also a ValueError)
+    ├── EventsTrimmedError
     ├── PseudonymKeyMissingError
     └── StorageError
         ├── StorageUnavailableError
@@ -38,7 +40,9 @@ from pathlib import Path
 __all__ = [
     "DatabaseFileError",
     "DatabaseInUseError",
+    "EventsTrimmedError",
     "InvalidCursorError",
+    "InvalidEventIdError",
     "InvalidSearchQueryError",
     "InvalidStateError",
     "InvalidTransitionError",
@@ -208,6 +212,24 @@ class InvalidCursorError(SessionError, ValueError):
 
 class InvalidSearchQueryError(SessionError, ValueError):
     """A search query that cannot be searched for: blank, too long, or without a word."""
+
+
+class InvalidEventIdError(SessionError, ValueError):
+    """An event id to resume after that is not a whole number of 0 or more."""
+
+    def __init__(self) -> None:
+        super().__init__("The event id to resume after must be a whole number of 0 or more.")
+
+
+class EventsTrimmedError(SessionError):
+    """The events after the asked-for id are no longer all kept (EVENT_RETENTION)."""
+
+    def __init__(self, after: int, trimmed_through: int) -> None:
+        super().__init__(
+            f"Events after id {after} are no longer kept: the log starts after id"
+            f" {trimmed_through}. Reload what you show, then listen without an id."
+        )
+        self.trimmed_through = trimmed_through
 
 
 class PseudonymKeyMissingError(SessionError):

@@ -18,7 +18,7 @@ from src.core.errors import StorageError
 from src.domain.models.session import SessionStatus, utc_now
 from src.persistence.repositories.protocol import SessionRepositoryProtocol
 
-__all__ = ["SweepResult", "keep_sweeping", "sweep"]
+__all__ = ["SweepResult", "keep_sweeping", "keep_trimming_events", "sweep", "trim_events"]
 
 _PAGE = 100
 _log = structlog.get_logger(__name__)
@@ -109,4 +109,39 @@ async def keep_sweeping(
             _log.warning("retention_sweep_failed", error=exc.detail)
         except Exception as exc:
             _log.error("retention_sweep_failed", error=str(exc) or repr(exc), exc_info=exc)
+        await asyncio.sleep(settings.retention_sweep_interval.total_seconds())
+
+
+async def trim_events(
+    repository: SessionRepositoryProtocol, keep: timedelta, *, now: datetime | None = None
+) -> int:
+    """Drop the events written more than `keep` before `now`, a page at a time; return the
+    newest id trimmed (0 if none ever was)."""
+    before = (now or utc_now()) - keep
+    trimmed = -1
+    while True:
+        through = await repository.trim_events(before, limit=_TRIM_PAGE)
+        if through == trimmed:
+            return through
+        trimmed = through
+
+
+_TRIM_PAGE = 1000
+
+
+async def keep_trimming_events(
+    repository: SessionRepositoryProtocol,
+    settings: Settings,
+    *,
+    clock: Callable[[], datetime] = utc_now,
+) -> None:
+    """Trim the event log to EVENT_RETENTION every `retention_sweep_interval` until
+    cancelled; a failure is logged and tried again at the next interval, as sweeps are."""
+    while True:
+        try:
+            await trim_events(repository, settings.event_retention, now=clock())
+        except StorageError as exc:
+            _log.warning("event_trim_failed", error=exc.detail)
+        except Exception as exc:
+            _log.error("event_trim_failed", error=str(exc) or repr(exc), exc_info=exc)
         await asyncio.sleep(settings.retention_sweep_interval.total_seconds())

@@ -349,3 +349,18 @@ async def test_the_audit_log_pages_newest_first_for_an_admin_key(server: Server)
         pytest.raises(InsufficientScopeError),
     ):
         list(reader.list_audit())
+
+
+async def test_the_event_stream_resumes_after_the_last_id_it_gave(server: Server) -> None:
+    async with AsyncClient(server.url, api_key=KEY) as client:
+        session = await client.create_session(**COFFEE)
+        stream = client.events(session_id=session.id, after=0)
+        created = await anext(stream)
+        await stream.aclose()
+        await client.pause(session.id)
+        resumed = client.events(session_id=session.id, after=created.id)
+        moved = await asyncio.wait_for(anext(resumed), timeout=10)
+        await resumed.aclose()
+
+    assert (created.type, created.session_id) == ("session.created", session.id)
+    assert moved.type == "session.status_changed" and moved.id > created.id

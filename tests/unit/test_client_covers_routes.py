@@ -31,6 +31,7 @@ METHOD_OF_OPERATION = {
     ("GET", "/health"): "health",
     ("GET", "/search"): "search",
     ("GET", "/audit"): "list_audit",
+    ("GET", "/events"): "events",
 }
 
 

@@ -39,6 +39,7 @@ from src.core.errors import (
 from src.domain.audit import AuditAction, AuditEntry
 from src.domain.lifecycle import FINAL_STATUSES, can_transition
 from src.domain.merge_patch import apply_merge_patch
+from src.domain.models.event import Event, EventType
 from src.domain.models.json import compact_json
 from src.domain.models.session import (
     MAX_COUNT,
@@ -80,7 +81,15 @@ from src.persistence.repositories.common import (
     transition_refusal,
     transition_sources,
 )
+from src.persistence.repositories.events import (
+    deleted_event,
+    event_from_row,
+    session_event,
+    utterances_data,
+)
 from src.persistence.repositories.protocol import (
+    EventBounds,
+    EventWatch,
     SearchPage,
     SessionPage,
     TurnPage,
@@ -131,6 +140,9 @@ class Backend(Protocol):
 
     async def storage_problem(self) -> str | None:
         """What is wrong with the storage that a query cannot see; None if nothing."""
+
+    async def watch(self) -> EventWatch:
+        """A watch that wakes when any process may have written events."""
 
 
 def _current(session_id: str) -> Unit[Session | None]:
@@ -427,6 +439,31 @@ def _create(session: Session, data: DataChange) -> Unit[Row]:
     return rows[0]
 
 
+def _created_event(session: Session) -> Statement:
+    forked_from = None if session.forked_from is None else session.forked_from.model_dump()
+    return session_event(
+        EventType.CREATED, session.id, {"status": session.status.value, "forked_from": forked_from}
+    )
+
+
+def _create_with_event(session: Session, data: DataChange) -> Unit[Row]:
+    created = yield from _create(session, data)
+    yield _created_event(session)
+    return created
+
+
+def _state_event(session_id: str, state: SessionState) -> Statement:
+    return session_event(
+        EventType.STATE_UPDATED,
+        session_id,
+        {
+            "turn_count": state.turn_count,
+            "coverage_score": state.coverage_score,
+            "last_strategy": state.last_strategy,
+        },
+    )
+
+
 class _LabelsAndParticipant(BaseModel):
     labels: Labels = Field(default_factory=dict)
     participant_id: ParticipantId | None = None
@@ -557,7 +594,7 @@ class RepositoryCore:
         """
         # The data's JSON text is worked out here, on the event loop, not on the writer's thread.
         data = data_change({}, session.state.data)
-        row = await self._write(lambda: _create(session, data), atomic=True)
+        row = await self._write(lambda: _create_with_event(session, data), atomic=True)
         return session_from_row(row, checked_data=session.state.data)
 
     async def get(self, session_id: str) -> Session | None:
@@ -580,7 +617,9 @@ class RepositoryCore:
             current = yield from _locked(session_id)
             _check_writable(current, expected_version)
             _check_identity(current, _identity(state))
-            return (yield from _write_state(current, state))
+            written = yield from _write_state(current, state)
+            yield _state_event(session_id, state)
+            return written
 
         return session_from_row(await self._write(unit, atomic=True), checked_data=state.data)
 
@@ -599,7 +638,9 @@ class RepositoryCore:
             current = yield from _locked(session_id)
             _check_writable(current, expected_version)
             state, keys = _patched_state(current, patch)
-            return (yield from _write_state(current, state, keys=keys)), state
+            written = yield from _write_state(current, state, keys=keys)
+            yield _state_event(session_id, state)
+            return written, state
 
         row, state = await self._write(unit, atomic=True)
         return session_from_row(row, checked_data=state.data)
@@ -647,6 +688,7 @@ class RepositoryCore:
             if not rows:
                 raise StaleSessionError(session_id, current.version, current.version + 1)
             yield _version_row(session_id, Change.LABELS, None, None)
+            yield session_event(EventType.LABELS_CHANGED, session_id, {"labels": patched.labels})
             return session_from_row(rows[0])
 
         return await self._write(unit, atomic=True)
@@ -686,6 +728,7 @@ class RepositoryCore:
                 expected_version,
             )
             yield _version_row(session_id, Change.TRANSITION, None, None)
+            yield session_event(EventType.STATUS_CHANGED, session_id, {"status": target.value})
             return moved
 
         return session_from_row(await self._write(unit, atomic=True))
@@ -808,9 +851,14 @@ class RepositoryCore:
         """Delete the session; True if it existed."""
 
         def unit() -> Unit[bool]:
-            return bool((yield Statement(sql.DELETE, {"id": session_id})))
+            deleted = yield Statement(sql.DELETE, {"id": session_id})
+            if not deleted:
+                return False
+            ((_id, study_id, version),) = deleted
+            yield deleted_event(session_id, study_id, int(version))
+            return True
 
-        return await self._write(unit)
+        return await self._write(unit, atomic=True)
 
     async def append_utterance(self, session_id: str, utterance: NewUtterance) -> Utterance:
         """Append one utterance to an active or paused session's record.
@@ -821,9 +869,14 @@ class RepositoryCore:
             UtteranceExistsError: the session has this speaker's utterance in this turn.
         """
 
-        return utterance_from_row(
-            await self._write(lambda: _append_or_refuse(session_id, utterance))
-        )
+        def unit() -> Unit[Utterance]:
+            stored = utterance_from_row((yield from _append_or_refuse(session_id, utterance)))
+            yield session_event(
+                EventType.UTTERANCE_ADDED, session_id, {"utterance": utterances_data([stored])[0]}
+            )
+            return stored
+
+        return await self._write(unit, atomic=True)
 
     async def list_utterances(
         self,
@@ -930,6 +983,14 @@ class RepositoryCore:
             stored = []
             for utterance in utterances:
                 stored.append((yield from _append_or_refuse(session_id, utterance)))
+            yield session_event(
+                EventType.TURN_RECORDED,
+                session_id,
+                {
+                    "turn_number": turn_number,
+                    "utterances": utterances_data([utterance_from_row(row) for row in stored]),
+                },
+            )
             return session, new_state, stored
 
         # A refusal anywhere in the unit undoes all of it: atomic.
@@ -1126,6 +1187,7 @@ class RepositoryCore:
             created = session_from_row(row, checked_data=forked.state.data)
             yield Statement(sql.COPY_UTTERANCES, {**up_to, "new_id": fork_id})
             yield Statement(sql.COPY_RECORDS, {**up_to, "new_id": fork_id})
+            yield _created_event(forked)
             return created
 
         return await self._write(unit, atomic=True)
@@ -1182,6 +1244,7 @@ class RepositoryCore:
             moved = yield move
             for row in moved:
                 yield _version_row(row[0], Change.TRANSITION, None, None)
+                yield session_event(EventType.STATUS_CHANGED, row[0], {"status": target.value})
             return moved
 
         return [session_from_row(row) for row in await self._write(unit, atomic=True)]
@@ -1227,6 +1290,65 @@ class RepositoryCore:
             return search_page_from_rows((yield search), limit, key)
 
         return await self._read(unit)
+
+    async def list_events(
+        self,
+        *,
+        after: int,
+        session_id: str | None = None,
+        study_id: str | None = None,
+        limit: int = 500,
+    ) -> list[Event]:
+        """Up to `limit` events after the id `after`, oldest first, of one session or study
+        if given. Ids become visible in increasing order, so a reader that resumes after
+        the last id it saw misses none.
+
+        Raises:
+            ValueError: `limit` is outside 1..500 or `after` is negative.
+        """
+        check_limit(limit)
+        if isinstance(after, bool) or not 0 <= after < 2**63:
+            raise ValueError(f"events start after an id of 0 or more, not {after!r}")
+        listing = Statement(
+            sql.LIST_EVENTS,
+            {"after": after, "session_id": session_id, "study_id": study_id, "limit": limit},
+        )
+
+        def unit() -> Unit[list[Event]]:
+            return [event_from_row(row) for row in (yield listing)]
+
+        return await self._read(unit)
+
+    async def event_bounds(self) -> EventBounds:
+        """The newest id trimmed from the log and the newest written."""
+
+        def unit() -> Unit[EventBounds]:
+            ((trimmed, newest),) = yield Statement(sql.EVENT_BOUNDS, {})
+            trimmed = int(trimmed)
+            return EventBounds(trimmed, trimmed if newest is None else max(int(newest), trimmed))
+
+        return await self._read(unit)
+
+    async def trim_events(self, before: datetime, *, limit: int = 1000) -> int:
+        """Drop up to `limit` of the oldest events written before `before`; return the newest
+        id now trimmed (0 if none ever was). A reader resuming before it gets told so."""
+        if limit < 1:
+            raise ValueError(f"limit must be 1 or more, not {limit}")
+
+        def unit() -> Unit[int]:
+            ((through,),) = yield Statement(sql.OLD_EVENTS_END, {"before": before, "limit": limit})
+            if through is not None:
+                yield Statement(sql.MARK_TRIMMED, {"through": int(through)})
+                yield Statement(sql.TRIM_EVENTS, {"through": int(through)})
+            ((trimmed, _newest),) = yield Statement(sql.EVENT_BOUNDS, {})
+            return int(trimmed)
+
+        return await self._write(unit, atomic=True)
+
+    async def watch_events(self) -> EventWatch:
+        """A watch that wakes when any process on this database may have written events;
+        close it when done. A wake is a hint: read the log to know."""
+        return await (await self._ready()).watch()
 
     async def ping(self) -> None:
         """Check that the database is there and answers.

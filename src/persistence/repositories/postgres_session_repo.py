@@ -11,8 +11,10 @@ from asyncpg.exceptions import InternalClientError
 from asyncpg.pool import PoolConnectionProxy
 
 from src.core.errors import RepositoryClosedError, StorageFullError, StorageUnavailableError
+from src.persistence.event_watch import NotifyWatch
 from src.persistence.postgres import create_pool, describe_dsn, migrate_postgres
 from src.persistence.repositories.core import RepositoryCore
+from src.persistence.repositories.protocol import EventWatch
 from src.persistence.repositories.statements import Statement, Unit
 
 __all__ = ["PostgresSessionRepository"]
@@ -144,6 +146,9 @@ class _PostgresBackend:
 
     async def storage_problem(self) -> str | None:
         return None
+
+    async def watch(self) -> EventWatch:
+        return NotifyWatch(self.dsn)
 
     def _connected(self) -> asyncpg.Pool:
         if self._pool is None:  # closed since the call began

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any, NamedTuple, Protocol, Self
 
 from src.domain.audit import AuditAction, AuditEntry
+from src.domain.models.event import Event
 from src.domain.models.session import Session, SessionState, SessionStatus
 from src.domain.models.study import StudySummary
 from src.domain.models.turn import NumberedTurnRecord, SessionVersion, Turn, TurnRecordData
@@ -15,6 +16,8 @@ from src.domain.search import SearchHit
 from src.persistence.repositories.audit import AuditPage
 
 __all__ = [
+    "EventBounds",
+    "EventWatch",
     "SearchPage",
     "SessionPage",
     "SessionRepositoryProtocol",
@@ -23,6 +26,24 @@ __all__ = [
     "UtterancePage",
     "VersionPage",
 ]
+
+
+class EventBounds(NamedTuple):
+    """What the event log holds: ids up to `trimmed_through` are gone; `newest` is the
+    newest id written (0 before the first)."""
+
+    trimmed_through: int
+    newest: int
+
+
+class EventWatch(Protocol):
+    """A hint that events may have been written, by this process or another."""
+
+    async def wait(self, seconds: float) -> None:
+        """Return once events may have been written, or after `seconds`."""
+
+    async def close(self) -> None:
+        """Stop watching; idempotent."""
 
 
 class SessionPage(NamedTuple):
@@ -204,6 +225,21 @@ class SessionRepositoryProtocol(Protocol):
         limit: int = 50,
         cursor: str | None = None,
     ) -> SearchPage: ...
+
+    async def list_events(
+        self,
+        *,
+        after: int,
+        session_id: str | None = None,
+        study_id: str | None = None,
+        limit: int = 500,
+    ) -> list[Event]: ...
+
+    async def event_bounds(self) -> EventBounds: ...
+
+    async def trim_events(self, before: datetime, *, limit: int = 1000) -> int: ...
+
+    async def watch_events(self) -> EventWatch: ...
 
     async def ping(self) -> None: ...
 

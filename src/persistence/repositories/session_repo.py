@@ -27,7 +27,9 @@ from src.persistence.database import (
     migrate,
     open_connection,
 )
+from src.persistence.event_watch import DataVersionWatch
 from src.persistence.repositories.core import RepositoryCore
+from src.persistence.repositories.protocol import EventWatch
 from src.persistence.repositories.statements import Statement, Unit
 
 __all__ = ["SessionRepository", "to_text"]
@@ -212,6 +214,11 @@ class _SqliteBackend:
         guard = self._guard
         refused = None if guard is None else await asyncio.to_thread(guard.problem)
         return refused or await asyncio.to_thread(database_file_problem, self.db_path)
+
+    async def watch(self) -> EventWatch:
+        if self.db_path == ":memory:":
+            return DataVersionWatch(None)
+        return DataVersionWatch(await open_connection(self.db_path, self.synchronous))
 
     def _domain_error(self, exc: sqlite3.DatabaseError | ValueError) -> SessionError | None:
         """The store's own error for a driver error that is not a bug; None for a bug."""

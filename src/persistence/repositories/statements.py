@@ -219,7 +219,7 @@ TRANSITION = query(
     postgres=_clock_after_lock(_TRANSITION, "SELECT id AS locked_id FROM sessions WHERE id = :id"),
 )
 
-DELETE = query("DELETE FROM sessions WHERE id = :id RETURNING id")
+DELETE = query("DELETE FROM sessions WHERE id = :id RETURNING id, study_id, version")
 
 PING = query("SELECT 1 FROM sessions LIMIT 1")
 
@@ -673,3 +673,81 @@ def audit_list_query(filtered: tuple[str, ...], after_key: bool) -> Query:
 
 
 SESSIONS_BY_STATUS = query("SELECT status, count(*) FROM sessions GROUP BY status")
+
+
+# The event log. An event row takes the session's study and version as the
+# write left them. On PostgreSQL a sequence hands out ids in the order
+# transactions ask, not the order they commit, so a reader could pass an id
+# that a slower transaction commits later: each write takes its id under one
+# lock per schema (an advisory lock, held to commit), so ids become visible
+# in increasing order. It then notifies the servers' listeners; NOTIFY is
+# delivered on commit, and never for a write that rolled back.
+EVENT_CHANNEL = "session_events"
+_EVENT_LOCK = "hashtext('interview-system-events:' || current_schema())"
+_EVENT_COLUMNS = "type, session_id, study_id, version, at, data"
+_EVENT_TYPES = {
+    "type": "text",
+    "data": "text",
+    "session_id": "text",
+    "study_id": "text",
+    "version": "integer",
+}
+
+
+def _event_insert(source: str) -> Query:
+    """The INSERT of events from `source` (a SELECT of _EVENT_COLUMNS) in both dialects."""
+    text = f"INSERT INTO events ({_EVENT_COLUMNS})\n{source}"
+    postgres = (
+        f"WITH serial AS (SELECT pg_advisory_xact_lock({_EVENT_LOCK})),"  # noqa: S608
+        f" written AS ({text.replace(' FROM ', ' FROM serial, ', 1)} RETURNING id)"
+        f" SELECT pg_notify('{EVENT_CHANNEL}', id::text) FROM written"
+    )
+    return query(text, types=_EVENT_TYPES, postgres=postgres)
+
+
+# A unit inserts its event last, once it holds every row it writes: the
+# event lock is then always taken after row locks, never before, so two
+# writes cannot each hold what the other waits for.
+INSERT_EVENT = _event_insert(
+    "SELECT :type, id, study_id, version, :now, :data FROM sessions WHERE id = :session_id"
+)
+"""One event of a session's write, its study and version read from the row it left."""
+
+INSERT_EVENT_VALUES = _event_insert(
+    "SELECT :type, :session_id, :study_id, :version, :now, :data FROM event_log"
+)
+"""An event whose session row is gone (a delete) or that names none (an erasure)."""
+
+_EVENT_READ = f"SELECT id, {_EVENT_COLUMNS} FROM events"  # noqa: S608
+LIST_EVENTS = query(
+    f"""
+{_EVENT_READ}
+WHERE id > :after
+  AND (:session_id IS NULL OR session_id = :session_id)
+  AND (:study_id IS NULL OR study_id = :study_id)
+ORDER BY id
+LIMIT :limit
+""",
+    types={"after": "bigint", "session_id": "text", "study_id": "text"},
+)
+
+EVENT_BOUNDS = query(
+    "SELECT trimmed_through, (SELECT max(id) FROM events) FROM event_log",
+)
+"""The newest id trimmed, and the newest id kept (NULL for an empty log)."""
+
+OLD_EVENTS_END = query(
+    """
+SELECT max(id) FROM (
+    SELECT id FROM events WHERE at < :before ORDER BY at LIMIT :limit
+) AS old
+""",
+    types={"before": _TIMESTAMP},
+)
+"""The newest id among the oldest `limit` events written before `before`."""
+
+MARK_TRIMMED = query(
+    "UPDATE event_log SET trimmed_through = :through WHERE trimmed_through < :through",
+    types={"through": "bigint"},
+)
+TRIM_EVENTS = query("DELETE FROM events WHERE id <= :through", types={"through": "bigint"})

@@ -1,0 +1,110 @@
+"""SIGKILL the server during a burst of writes: every acknowledged write has its event, and
+no event names a write that is not stored."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from pathlib import Path
+
+import httpx
+
+from src.domain.models.event import EventType
+from src.persistence.repositories.protocol import SessionRepositoryProtocol
+from tests.backends import PostgresBackend, SqliteBackend
+from tests.builders import NEW_SESSION_BODY
+from tests.servers import launch_server
+
+KILLS = 3
+WRITERS = 12
+
+
+def turn_body(number: int) -> dict[str, object]:
+    return {
+        "utterances": [
+            {"turn_number": number, "speaker": "interviewer", "text": f"q{number}"},
+            {"turn_number": number, "speaker": "respondent", "text": f"a{number}"},
+        ],
+        "state_patch": {"turn_count": number},
+    }
+
+
+async def writes_until_killed(client: httpx.AsyncClient, acknowledged: dict[str, int]) -> None:
+    """Create sessions and record turns in them until the server stops answering."""
+    try:
+        while True:
+            created = await client.post("/sessions", json=NEW_SESSION_BODY)
+            assert created.status_code == 201, created.text
+            session_id = created.json()["id"]
+            acknowledged[session_id] = 0
+            for number in range(1, 6):
+                response = await client.post(
+                    f"/sessions/{session_id}/turns", json=turn_body(number)
+                )
+                assert response.status_code == 201, response.text
+                acknowledged[session_id] = number
+    except httpx.TransportError:
+        return
+
+
+async def all_events(repo: SessionRepositoryProtocol) -> dict[str, list[tuple[str, int | None]]]:
+    by_session: dict[str, list[tuple[str, int | None]]] = {}
+    after, ids = 0, []
+    while page := await repo.list_events(after=after):
+        for event in page:
+            assert event.session_id is not None
+            turn = event.data.get("turn_number")
+            by_session.setdefault(event.session_id, []).append((event.type.value, turn))
+            ids.append(event.id)
+        after = page[-1].id
+    assert ids == sorted(set(ids))
+    return by_session
+
+
+async def check_events(repo: SessionRepositoryProtocol, acknowledged: dict[str, int]) -> None:
+    events = await all_events(repo)
+    for session_id, last_acknowledged in acknowledged.items():
+        turns = [turn.turn_number for turn in (await repo.list_turns(session_id)).items]
+        assert len(turns) >= last_acknowledged
+        # Exactly the writes that are stored, the one in flight included if it landed.
+        expected = [(EventType.CREATED.value, None)] + [
+            (EventType.TURN_RECORDED.value, number) for number in turns
+        ]
+        assert events.pop(session_id) == expected, session_id
+    # The rest: sessions whose creation landed but was never acknowledged.
+    for session_id, unacknowledged in events.items():
+        assert await repo.get(session_id) is not None, f"an event names missing {session_id}"
+        turns = [turn.turn_number for turn in (await repo.list_turns(session_id)).items]
+        assert unacknowledged == [(EventType.CREATED.value, None)] + [
+            (EventType.TURN_RECORDED.value, number) for number in turns
+        ]
+
+
+async def test_every_acknowledged_write_has_its_event_after_sigkill(
+    tmp_path: Path, backend: SqliteBackend | PostgresBackend
+) -> None:
+    if isinstance(backend, SqliteBackend):
+        env = {"DATABASE_PATH": str(backend.path), "DATABASE_URL": ""}
+    else:
+        env = {"DATABASE_URL": backend.dsn, "DATABASE_POOL_SIZE": "4"}
+    rng = random.Random(15)
+    acknowledged: dict[str, int] = {}
+
+    for _ in range(KILLS):
+        writes_before = sum(acknowledged.values()) + len(acknowledged)
+        server = launch_server(tmp_path, env)
+        await asyncio.to_thread(server.wait_until_healthy)
+        limits = httpx.Limits(max_connections=WRITERS)
+        async with httpx.AsyncClient(base_url=server.url, limits=limits, timeout=10) as client:
+            writers = [
+                asyncio.create_task(writes_until_killed(client, acknowledged))
+                for _ in range(WRITERS)
+            ]
+            await asyncio.sleep(rng.uniform(0.5, 1.5))
+            server.kill()
+            await asyncio.gather(*writers)
+
+        async with backend.open() as repo:
+            await check_events(repo, acknowledged)
+        writes = sum(acknowledged.values()) + len(acknowledged)
+        assert writes > writes_before, "no write was acknowledged this time"

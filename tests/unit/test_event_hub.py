@@ -1,0 +1,59 @@
+"""The per-server reader of the event log: a slow subscriber is dropped, never waited for."""
+
+from __future__ import annotations
+
+import asyncio
+
+from src.api.event_hub import EventHub
+from src.domain.models.event import Event
+from src.domain.models.utterance import NewUtterance, Speaker
+from src.persistence.repositories.session_repo import SessionRepository
+from tests.builders import new_session
+
+
+async def test_a_subscriber_too_far_behind_is_dropped_while_others_get_everything(
+    sqlite_repo: SessionRepository,
+) -> None:
+    hub = EventHub(sqlite_repo, poll_seconds=0.05, queue_limit=5)
+    try:
+        session = await sqlite_repo.create(new_session())
+        slow = await hub.stream(None, session_id=session.id)
+        fast = await hub.stream(None, session_id=session.id)
+        received: list[Event] = []
+        for turn in range(1, 21):
+            said = NewUtterance(turn_number=turn, speaker=Speaker.RESPONDENT, text="yes")
+            await sqlite_repo.append_utterance(session.id, said)
+            batch = await asyncio.wait_for(anext(fast), 5)
+            assert batch is not None
+            received.extend(message.event for message in batch)
+
+        # The slow one read nothing all along: it is told to resume, and nothing else.
+        assert await asyncio.wait_for(anext(slow), 5) is None
+        assert [event.data["utterance"]["turn_number"] for event in received] == list(range(1, 21))
+    finally:
+        await hub.stop()
+
+
+async def test_a_stream_with_no_id_starts_after_the_newest_event(
+    sqlite_repo: SessionRepository,
+) -> None:
+    hub = EventHub(sqlite_repo, poll_seconds=0.05)
+    try:
+        await sqlite_repo.create(new_session())
+        stream = await hub.stream(None)
+        later = await sqlite_repo.create(new_session())
+        first = await asyncio.wait_for(anext(stream), 5)
+        assert first is not None
+        assert [message.event.session_id for message in first] == [later.id]
+    finally:
+        await hub.stop()
+
+
+def test_a_dropped_stream_ends_with_the_id_to_resume_after() -> None:
+    from sse_starlette.event import ensure_bytes
+
+    from src.api.routes.events import RESUME_EVENT, _messages
+
+    last = ensure_bytes(_messages(None, 7), "\r\n")
+
+    assert last == f'event: {RESUME_EVENT}\r\ndata: {{"resume_after": 7}}\r\n\r\n'.encode()

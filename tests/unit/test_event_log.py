@@ -1,0 +1,143 @@
+"""The event log on every backend: one event per acknowledged write, none for a refusal."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+
+from src.core.errors import SessionEndedError, UtteranceExistsError
+from src.domain.models.event import EventType
+from src.domain.models.session import SessionStatus, utc_now
+from src.domain.models.utterance import NewUtterance, Speaker
+from src.persistence.repositories.protocol import SessionRepositoryProtocol
+from tests.backends import PostgresBackend, SqliteBackend
+from tests.builders import new_session, state_of
+
+Backend = SqliteBackend | PostgresBackend
+
+
+def said(turn: int, speaker: str = "respondent", text: str = "hello") -> NewUtterance:
+    return NewUtterance(turn_number=turn, speaker=Speaker(speaker), text=text)
+
+
+async def events_of(repo: SessionRepositoryProtocol, session_id: str) -> list[tuple[str, int]]:
+    return [
+        (event.type.value, event.version or 0)
+        for event in await repo.list_events(after=0, session_id=session_id)
+    ]
+
+
+async def test_every_write_appends_its_event_in_order(repo: SessionRepositoryProtocol) -> None:
+    session = await repo.create(new_session(study_id="study-a"))
+    await repo.update_state(session.id, state_of(session, turn_count=1))
+    await repo.patch_state(session.id, {"coverage_score": 0.5})
+    await repo.record_turn(session.id, [said(1, "interviewer", "Why?"), said(1)], state_patch={})
+    await repo.append_utterance(session.id, said(2, "interviewer", "And then?"))
+    await repo.patch_session(session.id, {"labels": {"wave": "1"}})
+    await repo.transition(session.id, SessionStatus.PAUSED)
+    fork = await repo.fork(session.id, 1)
+    await repo.delete(session.id)
+
+    assert await events_of(repo, session.id) == [
+        ("session.created", 1),
+        ("session.state_updated", 2),
+        ("session.state_updated", 3),
+        ("session.turn_recorded", 4),
+        ("session.utterance_added", 4),
+        ("session.labels_changed", 5),
+        ("session.status_changed", 6),
+        ("session.deleted", 6),
+    ]
+    everything = await repo.list_events(after=0, study_id="study-a")
+    assert [event.id for event in everything] == sorted(event.id for event in everything)
+    turn = next(event for event in everything if event.type is EventType.TURN_RECORDED)
+    assert turn.study_id == "study-a"
+    assert turn.data["turn_number"] == 1
+    assert [u["text"] for u in turn.data["utterances"]] == ["Why?", "hello"]
+    added = next(event for event in everything if event.type is EventType.UTTERANCE_ADDED)
+    assert added.data["utterance"]["text"] == "And then?"
+    created_fork = [event for event in everything if event.session_id == fork.id]
+    assert [event.type for event in created_fork] == [EventType.CREATED]
+    assert created_fork[0].data["forked_from"] == {"session_id": session.id, "turn_number": 1}
+
+
+async def test_a_refused_write_leaves_no_event(repo: SessionRepositoryProtocol) -> None:
+    session = await repo.create(new_session())
+    await repo.append_utterance(session.id, said(1))
+    with pytest.raises(UtteranceExistsError):
+        await repo.append_utterance(session.id, said(1))
+    with pytest.raises(UtteranceExistsError):
+        await repo.record_turn(session.id, [said(1)], state_patch={})
+    await repo.transition(session.id, SessionStatus.COMPLETED)
+    with pytest.raises(SessionEndedError):
+        await repo.update_state(session.id, state_of(session, turn_count=2))
+    assert not await repo.delete("no-such-session")
+
+    assert [kind for kind, _ in await events_of(repo, session.id)] == [
+        "session.created",
+        "session.utterance_added",
+        "session.status_changed",
+    ]
+    assert await repo.list_events(after=0, session_id="no-such-session") == []
+
+
+async def test_retention_moves_have_events(repo: SessionRepositoryProtocol) -> None:
+    session = await repo.create(new_session())
+    await asyncio.sleep(0.01)
+    moved = await repo.move_idle(
+        SessionStatus.ACTIVE, SessionStatus.PAUSED, idle_since=utc_now(), limit=500
+    )
+    assert session.id in {moved_session.id for moved_session in moved}
+    events = await repo.list_events(after=0, session_id=session.id)
+    assert events[-1].type is EventType.STATUS_CHANGED
+    assert events[-1].data == {"status": "paused"}
+
+
+async def test_trimming_moves_the_bound_and_keeps_newer_events(
+    repo: SessionRepositoryProtocol,
+) -> None:
+    session = await repo.create(new_session())
+    first = await repo.event_bounds()
+    assert first.newest >= 1
+    await asyncio.sleep(0.01)
+    cut = utc_now()
+    await asyncio.sleep(0.01)
+    await repo.transition(session.id, SessionStatus.PAUSED)
+
+    trimmed = await repo.trim_events(cut)
+
+    bounds = await repo.event_bounds()
+    assert trimmed == bounds.trimmed_through >= first.newest
+    kept = await repo.list_events(after=0, session_id=session.id)
+    assert [event.type for event in kept] == [EventType.STATUS_CHANGED]
+    # Nothing more to trim: the bound stays where it was.
+    assert await repo.trim_events(cut - timedelta(days=1)) == trimmed
+
+
+async def test_ids_follow_commit_order_under_concurrent_writes(
+    repo: SessionRepositoryProtocol,
+) -> None:
+    sessions = [await repo.create(new_session()) for _ in range(8)]
+    start = (await repo.event_bounds()).newest
+    seen: list[int] = []
+
+    async def reader() -> None:
+        after = start
+        while len(seen) < 8 * 10:
+            for event in await repo.list_events(after=after):
+                seen.append(event.id)
+                after = event.id
+            await asyncio.sleep(0)
+
+    async def writer(session_id: str) -> None:
+        for turn in range(1, 11):
+            await repo.append_utterance(session_id, said(turn))
+
+    watching = asyncio.create_task(reader())
+    await asyncio.gather(*(writer(session.id) for session in sessions))
+    await asyncio.wait_for(watching, 10)
+    stored = [event.id for event in await repo.list_events(after=start)]
+    # The reader, resuming after the last id it saw, saw every event once.
+    assert seen == stored
