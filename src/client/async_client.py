@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -336,7 +336,7 @@ class AsyncClient:
         session_id: str | None = None,
         study_id: str | None = None,
         after: int | None = None,
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncGenerator[Event, None]:
         """Every event after `after` (else from now on), as it is written; runs until closed.
 
         Pass the last event's id as `after` to resume where a stream ended.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -329,7 +329,7 @@ class Client:
         session_id: str | None = None,
         study_id: str | None = None,
         after: int | None = None,
-    ) -> Iterator[Event]:
+    ) -> Generator[Event, None, None]:
         """Every event after `after` (else from now on), as it is written; runs until closed.
 
         Pass the last event's id as `after` to resume where a stream ended.
