@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any, NamedTuple, Protocol, Self
 
 from src.domain.audit import AuditAction, AuditEntry
+from src.domain.models.erasure import Erasure
 from src.domain.models.session import Session, SessionState, SessionStatus
 from src.domain.models.study import StudySummary
 from src.domain.models.turn import NumberedTurnRecord, SessionVersion, Turn, TurnRecordData
@@ -223,3 +224,5 @@ class SessionRepositoryProtocol(Protocol):
         limit: int = 50,
         cursor: str | None = None,
     ) -> AuditPage: ...
+
+    async def erase_participant(self, participant_id: str) -> Erasure: ...
