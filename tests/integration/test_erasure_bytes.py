@@ -83,6 +83,7 @@ async def test_after_an_erasure_no_file_of_the_store_holds_anything_of_the_parti
         left = {word: found(db_path, word) for word in DISTINCTIVE}
         assert await repo.get(kept.id) == kept
 
-    assert left == dict.fromkeys(DISTINCTIVE, [])
+    nowhere: dict[str, list[str]] = {word: [] for word in DISTINCTIVE}
+    assert left == nowhere
     # And after the last connection closed, too.
-    assert {word: found(db_path, word) for word in DISTINCTIVE} == dict.fromkeys(DISTINCTIVE, [])
+    assert {word: found(db_path, word) for word in DISTINCTIVE} == nowhere
