@@ -3,7 +3,10 @@ file, not its -wal, not its -shm; not a word of what was said, nor where it was 
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
+
+from structlog.testing import capture_logs
 
 from src.domain.models.turn import TurnRecordData
 from src.domain.models.utterance import NewUtterance, Speaker
@@ -87,3 +90,28 @@ async def test_after_an_erasure_no_file_of_the_store_holds_anything_of_the_parti
     assert left == nowhere
     # And after the last connection closed, too.
     assert {word: found(db_path, word) for word in DISTINCTIVE} == nowhere
+
+
+async def test_a_reader_holding_the_log_delays_its_truncation_until_it_is_done(
+    db_path: Path,
+) -> None:
+    async with SessionRepository(str(db_path)) as repo:
+        await record_a_participant(repo, 3)
+        reader = sqlite3.connect(db_path)
+        try:
+            # A read transaction on the snapshot before the erasure, as a long read would be.
+            reader.execute("BEGIN")
+            reader.execute("SELECT count(*) FROM utterances").fetchone()
+            with capture_logs() as logs:
+                erased = await repo.erase_participant(PARTICIPANT)
+            held = found(db_path, IN_TRANSCRIPT)
+        finally:
+            reader.close()
+
+        assert erased.sessions == 2
+        assert [log["event"] for log in logs] == ["erasure_log_not_emptied"]
+        assert held == ["sessions.db-wal"]
+        # The next erasure's checkpoint, or the last connection's close, empties it.
+        await repo.create(new_session(participant_id="next"))
+        await repo.erase_participant("next")
+        assert found(db_path, IN_TRANSCRIPT) == []
