@@ -1333,7 +1333,8 @@ def _erase(participant_id: str) -> Unit[Erasure]:
         raise ParticipantNotFoundError()
     erased = {"session_ids": json.dumps([row[0] for row in rows])}
     ((utterances,),) = yield Statement(sql.ERASURE_UTTERANCE_COUNT, erased)
-    # The sessions' events go here, before the sessions that name them.
+    # The sessions' events go here, before the sessions: one statement deleting
+    # `WHERE session_id IN {erased}` with RETURNING, counted by its rows.
     events = 0
     yield Statement(sql.ERASURE_DELETE_SESSIONS, erased)
     return Erasure(sessions=len(rows), utterances=int(utterances), events=events)
