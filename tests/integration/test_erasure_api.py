@@ -22,6 +22,7 @@ from tests.backends import PostgresBackend, SqliteBackend
 from tests.builders import NEW_SESSION_BODY, new_session
 from tests.http import serve_in_process
 from tests.integration.test_cli_commands import invoke
+from tests.servers import running_server
 
 PARTICIPANT = "participant-Ottoline-Brackenbury"
 
@@ -193,3 +194,19 @@ def test_the_erase_command_says_so_in_one_line_and_exits_1_for_an_unknown_partic
     assert result.stderr.strip().splitlines() == [
         "interview-system: No session names this participant."
     ]
+
+
+@pytest.mark.sqlite
+def test_the_server_log_never_names_an_erased_participant(tmp_path: Path) -> None:
+    env = {"DATABASE_PATH": str(tmp_path / "logged.db"), "DATABASE_URL": "", "LOG_FORMAT": "json"}
+    with running_server(tmp_path, env) as url, httpx.Client(base_url=url) as http:
+        created = http.post("/sessions", json={**NEW_SESSION_BODY, "participant_id": PARTICIPANT})
+        erased = http.delete(f"/participants/{PARTICIPANT}")
+        missing = http.delete(f"/participants/{PARTICIPANT}")
+
+    assert (created.status_code, erased.status_code, missing.status_code) == (201, 200, 404)
+    log = "".join(path.read_text() for path in sorted(tmp_path.glob("server-*.log")))
+    requests = [json.loads(line) for line in log.splitlines() if '"request"' in line]
+    erasures = [line["path"] for line in requests if line["path"].startswith("/participants/")]
+    assert erasures == ["/participants/{participant_id}"] * 2
+    assert PARTICIPANT not in log
