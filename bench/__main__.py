@@ -97,6 +97,24 @@ def median_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return merged
 
 
+def run_erasures(
+    work: Path, suffix: str, quick: bool, postgres: bool, repetitions: int
+) -> dict[str, Any]:
+    background = 20_000 if quick else 1_000_000
+    stores = {"sqlite": str(work / "erasure.db")}
+    if postgres:
+        stores["postgres"] = asyncio.run(postgres_schema(f"bench_erasure_{suffix}"))
+    results = {}
+    for engine, store in stores.items():
+        command = [sys.executable, "-m", "bench.erasure", engine, store]
+        command += [str(background), str(repetitions)]
+        output = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
+        results[engine] = json.loads(output.stdout)
+    if postgres:
+        asyncio.run(postgres_schema(f"bench_erasure_{suffix}", drop=True))
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true")
@@ -158,6 +176,10 @@ def main() -> None:
             runs.setdefault(f"{kind}@{size_name}", []).append(result)
     facts["repository"] = {name: median_runs(results) for name, results in runs.items()}
     print(f"bench: repository done at {time.perf_counter() - started:.0f} s", file=sys.stderr)
+
+    # Erasure: a participant with 50 sessions of 40 turns, among other utterances.
+    facts["erasure"] = run_erasures(work, suffix, quick, pg_version is not None, repetitions)
+    print(f"bench: erasure done at {time.perf_counter() - started:.0f} s", file=sys.stderr)
 
     # Export: one long session streamed to /dev/null, at two lengths; flat
     # memory means the same peak for three times the utterances.

@@ -307,6 +307,35 @@ def _export_table(export: dict[str, Any]) -> list[str]:
     return rows
 
 
+def _erasure_targets(facts: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
+    return [
+        (
+            f"erasure of 50 sessions of 40 turns, {engine}",
+            f"{run['total_s'] * 1000:.0f} ms",
+            "< 1000 ms",
+            run["total_s"] < 1.0,
+        )
+        for engine, run in facts.get("erasure", {}).items()
+    ]
+
+
+def _erasure_lines(facts: dict[str, Any]) -> list[str]:
+    lines = ["## Erasure", ""]
+    for engine, run in facts.get("erasure", {}).items():
+        parts = ""
+        if "purge_s" in run:
+            parts = (
+                f" (the transaction {run['transaction_s'] * 1000:.0f} ms; merging the search"
+                f" index and checkpointing the log after it {run['purge_s'] * 1000:.0f} ms)"
+            )
+        lines.append(
+            f"- {engine}: a participant with 50 sessions of 40 turns (4,000 utterances, 2,000"
+            f" records, their history and state) among {run['background_utterances']:,} other"
+            f" utterances, erased in {run['total_s'] * 1000:.0f} ms{parts}."
+        )
+    return [*lines, ""]
+
+
 def render(facts: dict[str, Any]) -> str:
     m = facts["machine"]
     large = "1,000,000" if not facts["quick"] else "20,000"
@@ -334,7 +363,7 @@ def render(facts: dict[str, Any]) -> str:
     ]
     out += [
         f"| {name} | {value} | {limit} | {_verdict(met)} |"
-        for name, value, limit, met in _targets(facts)
+        for name, value, limit, met in _targets(facts) + _erasure_targets(facts)
     ]
     out += [
         "",
@@ -387,6 +416,7 @@ def render(facts: dict[str, Any]) -> str:
             " that the processes share one store correctly under load, not how they scale.",
             "",
         ]
+    out += _erasure_lines(facts)
     return "\n".join(out) + "\n"
 
 

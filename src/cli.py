@@ -38,7 +38,9 @@ from src.core.keys import (
     with_implied,
 )
 from src.core.logging import configure_logging
+from src.domain.audit import command_erasure
 from src.domain.export import ExportFormat
+from src.domain.models.erasure import Erasure
 from src.domain.models.session import SessionStatus
 from src.domain.models.utterance import Speaker
 from src.domain.redaction import Pseudonymizer
@@ -633,6 +635,29 @@ def keys_remove(name: str) -> None:
 
 def _scope_list(scopes: frozenset[Scope]) -> str:
     return ", ".join(scope for scope in Scope if scope in scopes)
+
+
+@cli.command()
+@click.option("--participant", "participant_id", required=True, help="The participant id to erase.")
+def erase(participant_id: str) -> None:
+    """Erase a participant: every session naming them and every fork of one, for good.
+
+    Prints what was erased as JSON ({"sessions": N, "utterances": N, "events": N})
+    and records it, counts only, in the audit log. Exit code 1 when no session
+    names the participant.
+    """
+    settings = _settings()
+    _existing_database(settings)
+    erased = _run(_erase(settings, participant_id))
+    click.echo(erased.model_dump_json())
+
+
+async def _erase(settings: Settings, participant_id: str) -> Erasure:
+    async with create_repository(settings) as repository:
+        erased = await repository.erase_participant(participant_id)
+        await repository.append_audit([command_erasure(erased.model_dump())])
+    _log().info("erased", **erased.model_dump())
+    return erased
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -20,7 +20,17 @@ from src.api.head import HeadAsGet
 from src.api.observability import RequestObserver
 from src.api.path_guard import TrailingNewlineGuard
 from src.api.request_body import RequestBodyGuard
-from src.api.routes import audit, events, health, history, search, sessions, studies, transcript
+from src.api.routes import (
+    audit,
+    events,
+    health,
+    history,
+    participants,
+    search,
+    sessions,
+    studies,
+    transcript,
+)
 from src.core.config import Settings, get_settings
 from src.persistence.repositories.factory import create_repository
 from src.persistence.repositories.protocol import SessionRepositoryProtocol
@@ -106,4 +116,5 @@ def create_app(
     app.include_router(events.router)
     install_console(app)
     app.include_router(audit.router)
+    app.include_router(participants.router)
     return app

@@ -11,6 +11,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from src.core.metrics import REQUEST_DURATION, REQUESTS
+from src.domain.audit import without_participant
 
 __all__ = ["REQUEST_ID_HEADER", "RequestObserver"]
 
@@ -72,8 +73,11 @@ class RequestObserver:
                 _log.info(
                     "request",
                     method=scope["method"],
-                    # As sent, still percent-encoded: no line break can forge a log line.
-                    path=scope.get("raw_path", b"").decode("latin-1") or scope["path"],
+                    # As sent, still percent-encoded: no line break can forge a log line;
+                    # a participant's id (personal data) as its template.
+                    path=without_participant(
+                        scope.get("raw_path", b"").decode("latin-1") or scope["path"]
+                    ),
                     status=status,
                     duration_ms=round(duration * 1000, 3),
                 )

@@ -16,6 +16,7 @@ from src.client.errors import error_from_response
 from src.core.errors import StaleSessionError
 from src.domain.audit import AuditEntry
 from src.domain.export import ExportFormat
+from src.domain.models.erasure import Erasure
 from src.domain.models.event import Event
 from src.domain.models.session import Session, SessionState, SessionStatus
 from src.domain.models.study import StudySummary
@@ -234,6 +235,11 @@ class AsyncClient:
     async def delete_session(self, session_id: str) -> None:
         """Delete a session for good. Raises SessionNotFoundError."""
         await self._send(calls.delete_session(session_id))
+
+    async def erase_participant(self, participant_id: str) -> Erasure:
+        """Erase every session of the participant (an admin key); the counts erased.
+        Raises ParticipantNotFoundError."""
+        return await self._send(calls.erase_participant(participant_id))
 
     async def health(self) -> dict[str, Any]:
         """`{"status": "ok", ...}`; StorageUnavailableError when the database cannot be read."""

@@ -17,6 +17,7 @@ from pydantic import BaseModel, TypeAdapter
 from src.api.schemas import ResumeContext, TurnRecorded
 from src.domain.audit import AuditEntry
 from src.domain.export import ExportFormat
+from src.domain.models.erasure import Erasure
 from src.domain.models.event import Event, EventType
 from src.domain.models.session import Session, SessionState, SessionStatus
 from src.domain.models.study import StudySummary
@@ -201,6 +202,10 @@ def transition(session_id: str, action: str, expected_version: int | None) -> Ca
 
 def delete_session(session_id: str) -> Call[None]:
     return Call("DELETE", _session_path(session_id), _nothing)
+
+
+def erase_participant(participant_id: str) -> Call[Erasure]:
+    return Call("DELETE", "/participants/" + quote(participant_id, safe=""), _model(Erasure))
 
 
 def health() -> Call[dict[str, Any]]:

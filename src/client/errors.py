@@ -9,10 +9,13 @@ from typing import Any
 import httpx
 
 from src.core.errors import (
+    EventsTrimmedError,
     InvalidCursorError,
+    InvalidEventIdError,
     InvalidSearchQueryError,
     InvalidStateError,
     InvalidTransitionError,
+    ParticipantNotFoundError,
     PseudonymKeyMissingError,
     SessionEndedError,
     SessionError,
@@ -45,6 +48,9 @@ _DOMAIN_ERRORS: dict[str, type[SessionError]] = {
     "turn_record_exists": TurnRecordExistsError,
     "turn_not_recorded": TurnNotRecordedError,
     "study_not_found": StudyNotFoundError,
+    "participant_not_found": ParticipantNotFoundError,
+    "invalid_event_id": InvalidEventIdError,
+    "events_trimmed": EventsTrimmedError,
     "version_not_found": VersionNotFoundError,
     "invalid_state": InvalidStateError,
     "invalid_cursor": InvalidCursorError,

@@ -16,6 +16,7 @@ from src.client.errors import error_from_response
 from src.core.errors import StaleSessionError
 from src.domain.audit import AuditEntry
 from src.domain.export import ExportFormat
+from src.domain.models.erasure import Erasure
 from src.domain.models.event import Event
 from src.domain.models.session import Session, SessionState, SessionStatus
 from src.domain.models.study import StudySummary
@@ -227,6 +228,11 @@ class Client:
     def delete_session(self, session_id: str) -> None:
         """Delete a session for good. Raises SessionNotFoundError."""
         self._send(calls.delete_session(session_id))
+
+    def erase_participant(self, participant_id: str) -> Erasure:
+        """Erase every session of the participant (an admin key); the counts erased.
+        Raises ParticipantNotFoundError."""
+        return self._send(calls.erase_participant(participant_id))
 
     def health(self) -> dict[str, Any]:
         """`{"status": "ok", ...}`; StorageUnavailableError when the database cannot be read."""

@@ -15,6 +15,7 @@ Every error derives from ``SessionError``; none of them knows about HTTP
     ├── TurnNotRecordedError
     ├── InvalidStateError
     ├── StudyNotFoundError
+    ├── ParticipantNotFoundError
     ├── VersionNotFoundError
     ├── InvalidCursorError          (also a ValueError)
     ├── InvalidSearchQueryError     (also a ValueError)
@@ -48,6 +49,7 @@ __all__ = [
     "InvalidTransitionError",
     "KeyFileError",
     "KeyNameError",
+    "ParticipantNotFoundError",
     "PseudonymKeyMissingError",
     "RepositoryClosedError",
     "SchemaVersionError",
@@ -192,6 +194,14 @@ class StudyNotFoundError(SessionError):
     def __init__(self, study_id: str) -> None:
         super().__init__(f"No session belongs to study {study_id!r}.")
         self.study_id = study_id
+
+
+class ParticipantNotFoundError(SessionError):
+    """No session names the given participant (nothing to erase)."""
+
+    def __init__(self) -> None:
+        # The id is personal data: it stays out of the message, and so out of every log.
+        super().__init__("No session names this participant.")
 
 
 class VersionNotFoundError(SessionError):

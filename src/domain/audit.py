@@ -23,6 +23,7 @@ __all__ = [
     "command_erasure",
     "recorded_path",
     "recorded_session_id",
+    "without_participant",
 ]
 
 MAX_AUDIT_PATH_LENGTH = 2048
@@ -70,13 +71,17 @@ class AuditEntry(BaseModel):
     )
 
 
+def without_participant(raw_path: str) -> str:
+    """The path with a participant id replaced by its template: the id is personal data."""
+    return _PARTICIPANT.sub(r"\1{participant_id}", raw_path)
+
+
 def recorded_path(raw_path: str) -> str:
     """The path as the log keeps it: as sent, without a participant id, at most 2048 characters.
 
     `raw_path` is still percent-encoded, so it holds no line break or NUL.
     """
-    path = _PARTICIPANT.sub(r"\1{participant_id}", raw_path)
-    path = _UNSTORABLE.sub("?", path) or "/"
+    path = _UNSTORABLE.sub("?", without_participant(raw_path)) or "/"
     return path[:MAX_AUDIT_PATH_LENGTH]
 
 

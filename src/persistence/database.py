@@ -49,9 +49,12 @@ _SYNCHRONOUS_PRAGMA: dict[Synchronous, str] = {
 # cache_size: 8 MiB instead of SQLite's 2 MB keeps more of a large store's
 # b-tree pages in memory, a bounded cost; mmap would count the whole file
 # toward the process's resident memory as pages are touched.
+# secure_delete: deleted content is overwritten with zeros, not left in free
+# space, so an erased participant's words do not stay readable in the file.
 _CONNECTION_PRAGMAS = """
 PRAGMA foreign_keys = ON;
 PRAGMA cache_size = -8192;
+PRAGMA secure_delete = ON;
 """
 
 _MIGRATION_FILE = re.compile(r"^(?P<version>\d{3})_(?P<name>\w+)\.sql$")

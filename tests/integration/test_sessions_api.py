@@ -507,6 +507,7 @@ class TestHealthAndErrors:
             "/health",
             "/search",
             "/audit",
+            "/participants/{participant_id}",
         }
         assert set(paths["/sessions/{session_id}/resume"]) == {"get", "post"}
         put_state = paths["/sessions/{session_id}/state"]["put"]["responses"]

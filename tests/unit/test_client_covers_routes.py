@@ -32,6 +32,7 @@ METHOD_OF_OPERATION = {
     ("GET", "/search"): "search",
     ("GET", "/audit"): "list_audit",
     ("GET", "/events"): "events",
+    ("DELETE", "/participants/{participant_id}"): "erase_participant",
 }
 
 

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from src.core.errors import (
     InvalidStateError,
+    ParticipantNotFoundError,
     RepositoryClosedError,
     SessionEndedError,
     SessionError,
@@ -39,6 +40,7 @@ from src.core.errors import (
 from src.domain.audit import AuditAction, AuditEntry
 from src.domain.lifecycle import FINAL_STATUSES, can_transition
 from src.domain.merge_patch import apply_merge_patch
+from src.domain.models.erasure import Erasure
 from src.domain.models.event import Event, EventType
 from src.domain.models.json import compact_json
 from src.domain.models.session import (
@@ -84,6 +86,7 @@ from src.persistence.repositories.common import (
 from src.persistence.repositories.events import (
     deleted_event,
     event_from_row,
+    participant_erased_event,
     session_event,
     utterances_data,
 )
@@ -1450,3 +1453,26 @@ class RepositoryCore:
             return counts
 
         return await self._read(unit)
+
+    async def erase_participant(self, participant_id: str) -> Erasure:
+        """Erase every session naming the participant, and every fork made from one, in one
+        transaction: transcripts, search entries, turn records, history and state.
+
+        Raises:
+            ParticipantNotFoundError: no session names this participant.
+        """
+        return await self._write(lambda: _erase(participant_id), atomic=True)
+
+
+def _erase(participant_id: str) -> Unit[Erasure]:
+    rows = yield Statement(sql.ERASURE_SESSIONS, {"participant_id": participant_id})
+    if not rows:
+        raise ParticipantNotFoundError()
+    erased = {"session_ids": json.dumps([row[0] for row in rows])}
+    ((utterances,),) = yield Statement(sql.ERASURE_UTTERANCE_COUNT, erased)
+    events = len((yield Statement(sql.ERASURE_DELETE_EVENTS, erased)))
+    yield Statement(sql.ERASURE_DELETE_SESSIONS, erased)
+    erasure = Erasure(sessions=len(rows), utterances=int(utterances), events=events)
+    # Counts only: never who was erased, nor anything they said.
+    yield participant_erased_event(None, erasure.model_dump())
+    return erasure

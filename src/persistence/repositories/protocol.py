@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any, NamedTuple, Protocol, Self
 
 from src.domain.audit import AuditAction, AuditEntry
+from src.domain.models.erasure import Erasure
 from src.domain.models.event import Event
 from src.domain.models.session import Session, SessionState, SessionStatus
 from src.domain.models.study import StudySummary
@@ -261,3 +262,5 @@ class SessionRepositoryProtocol(Protocol):
     ) -> AuditPage: ...
 
     async def count_by_status(self) -> dict[SessionStatus, int]: ...
+
+    async def erase_participant(self, participant_id: str) -> Erasure: ...

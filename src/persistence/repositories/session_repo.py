@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import aiosqlite
+import structlog
 
 from src.core.errors import (
     RepositoryClosedError,
@@ -17,6 +18,7 @@ from src.core.errors import (
     StorageFullError,
     StorageUnavailableError,
 )
+from src.domain.models.erasure import Erasure
 from src.domain.models.session import utc_now
 from src.persistence.batching import StatementBatcher
 from src.persistence.database import (
@@ -31,10 +33,13 @@ from src.persistence.event_watch import DataVersionWatch
 from src.persistence.repositories.core import RepositoryCore
 from src.persistence.repositories.protocol import EventWatch
 from src.persistence.repositories.statements import Statement, Unit
+from src.persistence.sqlite_thread import raw_connection, run_on_thread
 
 __all__ = ["SessionRepository", "to_text"]
 
 T = TypeVar("T")
+
+_log = structlog.get_logger(__name__)
 
 # SQLite error names (sqlite3 exceptions' sqlite_errorname) that mean the
 # database cannot serve the operation now, rather than a bug in the query.
@@ -123,6 +128,21 @@ def _unavailable(exc: sqlite3.DatabaseError) -> StorageUnavailableError | None:
         if name.startswith(prefix):
             return StorageUnavailableError(detail)
     return None
+
+
+def _optimize_search_index(database: sqlite3.Connection) -> None:
+    # Deleting from FTS5 adds tombstones; the deleted words stay in the old
+    # segments until they are merged. 'optimize' merges every segment into one.
+    database.execute("INSERT INTO utterance_search (utterance_search) VALUES ('optimize')")
+
+
+def _empty_log(connection: aiosqlite.Connection) -> bool:
+    """Checkpoint the whole -wal file into the database and truncate it; True if it could.
+
+    Run on the writer's thread between its transactions, never inside one.
+    """
+    (busy, _, _) = raw_connection(connection).execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    return int(busy) == 0
 
 
 class _SqliteBackend:
@@ -220,6 +240,28 @@ class _SqliteBackend:
             return DataVersionWatch(None)
         return DataVersionWatch(await open_connection(self.db_path, self.synchronous))
 
+    async def purge_erased(self) -> None:
+        """Merge the search index into one segment and empty the log into the file.
+
+        A checkpoint that a reader of an older snapshot keeps from finishing
+        (within the busy timeout) is logged; the log's older pages then stay
+        until a later checkpoint, at the latest when the last connection closes.
+        """
+        writes = self._writes
+        if writes is None:
+            raise RepositoryClosedError()
+        try:
+            await writes.write_unit(_optimize_search_index)
+            writer = self.connections[0]
+            emptied = await run_on_thread(writer, _empty_log, writer)
+        except sqlite3.Error as exc:
+            # The erasure itself is committed: its answer stands, and the next
+            # erasure's purge takes what this one left.
+            _log.error("erasure_purge_failed", error=type(exc).__name__, detail=str(exc))
+            return
+        if not emptied:
+            _log.warning("erasure_log_not_emptied", reason="a reader holds an older snapshot")
+
     def _domain_error(self, exc: sqlite3.DatabaseError | ValueError) -> SessionError | None:
         """The store's own error for a driver error that is not a bug; None for a bug."""
         if isinstance(exc, sqlite3.DatabaseError):
@@ -249,3 +291,15 @@ class SessionRepository(RepositoryCore):
     def connections(self) -> Sequence[aiosqlite.Connection]:
         """The open connections, writer first (none before first use or after close)."""
         return self._sqlite.connections
+
+    async def erase_participant(self, participant_id: str) -> Erasure:
+        """Erase the participant's sessions, then purge what SQLite keeps of them.
+
+        Deleting leaves the erased words in the search index's old segments and
+        in the -wal file's older page images: the index is merged into one
+        segment (secure_delete zeroes the pages it frees) and the log is
+        checkpointed and truncated.
+        """
+        erased = await super().erase_participant(participant_id)
+        await self._sqlite.purge_erased()
+        return erased

@@ -751,3 +751,44 @@ MARK_TRIMMED = query(
     types={"through": "bigint"},
 )
 TRIM_EVENTS = query("DELETE FROM events WHERE id <= :through", types={"through": "bigint"})
+
+
+# Erasure. The sessions a participant's erasure takes: every session that
+# names them, and every fork made from one of those, however deep (a fork
+# holds copies of the transcript it was made from, whoever it names now).
+# On PostgreSQL they are locked first: a turn, an utterance or a fork on one
+# of them waits, so the counts are exactly what the deletes take.
+_ERASED_SESSIONS = """
+WITH RECURSIVE erased (id) AS (
+    SELECT id FROM sessions WHERE participant_id = :participant_id
+    UNION
+    SELECT sessions.id FROM sessions JOIN erased ON sessions.forked_from_id = erased.id
+)
+SELECT sessions.id FROM sessions JOIN erased ON sessions.id = erased.id ORDER BY sessions.id
+"""
+ERASURE_SESSIONS = query(
+    _ERASED_SESSIONS,
+    postgres=_ERASED_SESSIONS + "FOR UPDATE OF sessions",
+    types={"participant_id": "text"},
+)
+
+
+def _erasure_query(text: str) -> Query:
+    """`text` with `{erased}` standing for the sessions in `:session_ids` (a JSON array)."""
+    return query(
+        text.format(erased="(SELECT value FROM json_each(:session_ids))"),
+        postgres=text.format(erased="(SELECT jsonb_array_elements_text(:session_ids))"),
+        types={"session_ids": "jsonb"},
+    )
+
+
+ERASURE_UTTERANCE_COUNT = _erasure_query(
+    "SELECT count(*) FROM utterances WHERE session_id IN {erased}"
+)
+# Utterances (and with them the search index's entries, by the index's
+# triggers on SQLite, in the same row on PostgreSQL), turn records, history
+# and state data go by ON DELETE CASCADE, in the same statement.
+ERASURE_DELETE_EVENTS = _erasure_query(
+    "DELETE FROM events WHERE session_id IN {erased} RETURNING 1"
+)
+ERASURE_DELETE_SESSIONS = _erasure_query("DELETE FROM sessions WHERE id IN {erased}")
