@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol, Self
 
+from src.domain.models.graph import Graph, GraphChange, SimilarNode
 from src.domain.models.session import Session, SessionState, SessionStatus
 from src.domain.models.study import StudySummary
 from src.domain.models.turn import NumberedTurnRecord, SessionVersion, Turn, TurnRecordData
@@ -175,8 +176,19 @@ class SessionRepositoryProtocol(Protocol):
         *,
         state_patch: Any = None,
         record: TurnRecordData | None = None,
+        graph: GraphChange | None = None,
         expected_version: int | None = None,
     ) -> TurnRecord: ...
+
+    async def change_graph(
+        self, session_id: str, change: GraphChange, *, expected_version: int | None = None
+    ) -> Session: ...
+
+    async def get_graph(self, session_id: str, *, as_of_turn: int | None = None) -> Graph: ...
+
+    async def similar_nodes(
+        self, session_id: str, node_id: str, *, k: int = 10
+    ) -> list[SimilarNode]: ...
 
     async def list_idle(
         self, status: SessionStatus, *, idle_since: datetime, limit: int = 100
