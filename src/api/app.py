@@ -19,6 +19,7 @@ from src.api.observability import RequestObserver
 from src.api.path_guard import TrailingNewlineGuard
 from src.api.request_body import RequestBodyGuard
 from src.api.routes import health, history, search, sessions, studies, transcript
+from src.api.routes.graph import router as graph_router
 from src.core.config import Settings, get_settings
 from src.persistence.repositories.factory import create_repository
 from src.persistence.repositories.protocol import SessionRepositoryProtocol
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(sessions.router)
     app.include_router(transcript.router)
     app.include_router(history.router)
+    app.include_router(graph_router)
     app.include_router(studies.router)
     app.include_router(health.router)
     app.include_router(metrics.router)

@@ -94,6 +94,7 @@ async def record_turn(
         body.state,
         state_patch=body.state_patch_document(),
         record=body.record,
+        graph=body.graph,
         expected_version=expected,
     )
     turn = Turn(
