@@ -305,8 +305,6 @@ class TestSimilar:
         {"nodes": [{"id": "a", "type": "t", "label": "l", "embedding": []}]},
         {"nodes": [{"id": "a", "type": "t", "label": "l", "confidence": 1.5}]},
         {"nodes": [{"id": "a", "type": "t", "label": "l", "properties": {"x": "y" * 17000}}]},
-        {"nodes": [{"id": "a", "type": "t", "label": "l"}], "remove_nodes": ["a"]},
-        {"nodes": [{"id": "a", "type": "t", "label": "l"}, {"id": "a", "type": "t", "label": "m"}]},
         {
             "edges": [
                 {
@@ -325,3 +323,22 @@ class TestSimilar:
 def test_a_change_that_cannot_be_valid_is_refused_before_the_store(bad: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
         GraphChange.model_validate(bad)
+
+
+@pytest.mark.parametrize("backend", ["sqlite_backend", "postgres_backend"], indirect=True)
+async def test_removals_come_first_and_a_repeated_upsert_takes_the_last(
+    repo: SessionRepositoryProtocol,
+) -> None:
+    session_id = await started(repo)
+    await repo.change_graph(session_id, change(nodes=[{"id": "a", "type": "t", "label": "old"}]))
+    await repo.change_graph(
+        session_id,
+        change(
+            remove_nodes=["a", "a", "never-there"],
+            nodes=[
+                {"id": "a", "type": "t", "label": "new"},
+                {"id": "a", "type": "t", "label": "newer"},
+            ],
+        ),
+    )
+    assert [(n.id, n.label) for n in (await repo.get_graph(session_id)).nodes] == [("a", "newer")]

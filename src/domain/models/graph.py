@@ -112,41 +112,25 @@ class Edge(BaseModel):
     provenance: Provenance = Field(default_factory=list)
 
 
-def _unique_ids(items: list[Any]) -> list[Any]:
-    ids = [item if isinstance(item, str) else item.id for item in items]
-    if len(set(ids)) != len(ids):
-        raise ValueError("each id may appear once in a list")
-    return items
-
-
 class GraphChange(BaseModel):
-    """Upserts and removals applied together: removals first, then nodes, then edges.
+    """Upserts and removals applied together, in this order: removals, nodes, edges.
 
-    Removing an id the graph does not hold does nothing; removing a node removes its edges.
+    Removing an id the graph does not hold does nothing; removing a node removes its
+    edges; an id upserted twice takes its last upsert.
     """
 
     model_config = ConfigDict(extra="forbid")
 
-    nodes: Annotated[
-        list[NodeUpsert], Field(max_length=MAX_CHANGE_ITEMS), AfterValidator(_unique_ids)
-    ] = Field(default_factory=list)
-    edges: Annotated[
-        list[Edge], Field(max_length=MAX_CHANGE_ITEMS), AfterValidator(_unique_ids)
-    ] = Field(default_factory=list)
-    remove_nodes: Annotated[
-        list[GraphId], Field(max_length=MAX_CHANGE_ITEMS), AfterValidator(_unique_ids)
-    ] = Field(default_factory=list)
-    remove_edges: Annotated[
-        list[GraphId], Field(max_length=MAX_CHANGE_ITEMS), AfterValidator(_unique_ids)
-    ] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _no_id_both_kept_and_removed(self) -> GraphChange:
-        if {node.id for node in self.nodes} & set(self.remove_nodes):
-            raise ValueError("a node cannot be both upserted and removed in one change")
-        if {edge.id for edge in self.edges} & set(self.remove_edges):
-            raise ValueError("an edge cannot be both upserted and removed in one change")
-        return self
+    nodes: Annotated[list[NodeUpsert], Field(max_length=MAX_CHANGE_ITEMS)] = Field(
+        default_factory=list
+    )
+    edges: Annotated[list[Edge], Field(max_length=MAX_CHANGE_ITEMS)] = Field(default_factory=list)
+    remove_nodes: Annotated[list[GraphId], Field(max_length=MAX_CHANGE_ITEMS)] = Field(
+        default_factory=list
+    )
+    remove_edges: Annotated[list[GraphId], Field(max_length=MAX_CHANGE_ITEMS)] = Field(
+        default_factory=list
+    )
 
 
 class Graph(BaseModel):
