@@ -7,43 +7,71 @@ place once complete, so a failed export leaves the target as it was.
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO, TextIO
 
 from src.core.errors import SessionNotFoundError
-from src.domain.export import ExportFormat, export_file_name, export_record
+from src.domain.export import ExportFormat, export_file_name
 from src.domain.models.session import SessionStatus
 from src.domain.redaction import Pseudonymizer
 from src.persistence.pagination import walk_pages
 from src.persistence.repositories.protocol import SessionRepositoryProtocol
-from src.persistence.repositories.transcript import walk_turn_records, walk_utterances
+from src.study_exporting import (
+    StudyExportFormat,
+    export_session_bytes,
+    export_study,
+    study_session_ids,
+)
 
-__all__ = ["export_many", "export_one", "export_to_file", "session_ids_with_status"]
+__all__ = [
+    "export_many",
+    "export_one",
+    "export_study_to",
+    "export_to_file",
+    "session_ids_with_status",
+    "write_atomically",
+]
 
 # Pieces are gathered up to this size before each write, one thread hop each.
 _WRITE_SIZE = 256 * 1024
 
 
-async def _write(pieces: AsyncIterator[str], out: TextIO) -> None:
-    buffer: list[str] = []
+async def _write(chunks: AsyncIterator[bytes], out: TextIO | BinaryIO) -> None:
+    """Write UTF-8 (or zip) bytes to a binary file, or as text to a text file without one."""
+    binary: BinaryIO | None = out if not isinstance(out, io.TextIOBase) else None  # type: ignore[assignment]
+    if binary is None and hasattr(out, "buffer"):
+        await asyncio.to_thread(out.flush)
+        binary = out.buffer
+    buffer: list[bytes] = []
     size = 0
-    async for piece in pieces:
-        buffer.append(piece)
-        size += len(piece)
+
+    async def flush() -> None:
+        data = b"".join(buffer)
+        if binary is not None:
+            await asyncio.to_thread(binary.write, data)
+        else:
+            await asyncio.to_thread(out.write, data.decode())  # type: ignore[arg-type]
+
+    async for chunk in chunks:
+        buffer.append(chunk)
+        size += len(chunk)
         if size >= _WRITE_SIZE:
-            await asyncio.to_thread(out.write, "".join(buffer))
+            await flush()
             buffer, size = [], 0
-    await asyncio.to_thread(out.write, "".join(buffer))
+    await flush()
+    if binary is not None:
+        await asyncio.to_thread(binary.flush)
 
 
 async def export_one(
     repository: SessionRepositoryProtocol,
     session_id: str,
     export_format: ExportFormat,
-    out: TextIO,
+    out: TextIO | BinaryIO,
     *,
     pseudonymizer: Pseudonymizer | None = None,
 ) -> None:
@@ -55,11 +83,52 @@ async def export_one(
     session = await repository.get(session_id)
     if session is None:
         raise SessionNotFoundError(session_id)
-    utterances = walk_utterances(repository, session_id)
-    if pseudonymizer is not None:
-        session, utterances = pseudonymizer.session(session), pseudonymizer.utterances(utterances)
-    records = walk_turn_records(repository, session_id)
-    await _write(export_record(session, utterances, export_format, records), out)
+    await _write(export_session_bytes(repository, session, export_format, pseudonymizer), out)
+
+
+async def export_study_to(
+    repository: SessionRepositoryProtocol,
+    study_id: str,
+    export_format: StudyExportFormat,
+    out: TextIO | BinaryIO,
+    *,
+    pseudonymizer: Pseudonymizer | None = None,
+) -> None:
+    """Write every session of the study to `out` in one file of `export_format`.
+
+    Raises:
+        StudyNotFoundError: no session belongs to the study.
+    """
+    session_ids = await study_session_ids(repository, study_id)
+    await _write(export_study(repository, study_id, session_ids, export_format, pseudonymizer), out)
+
+
+async def write_atomically(path: Path, write: Callable[[BinaryIO], Awaitable[None]]) -> None:
+    """Run `write` on a temporary file beside `path`, then rename it into place; on any
+    failure leave `path` as it was.
+
+    Raises:
+        OSError: the file cannot be written; its `filename` is `path`.
+    """
+    try:
+        descriptor, name = await asyncio.to_thread(
+            tempfile.mkstemp, dir=path.parent, prefix=f".{path.name}.", suffix=".partial"
+        )
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, os.fspath(path)) from exc
+    partial = Path(name)
+    try:
+        with os.fdopen(descriptor, "wb") as out:
+            await write(out)
+            await asyncio.to_thread(out.flush)
+            await asyncio.to_thread(os.fsync, out.fileno())
+        await asyncio.to_thread(partial.replace, path)
+    except BaseException as exc:
+        await asyncio.to_thread(partial.unlink, missing_ok=True)
+        if isinstance(exc, OSError):
+            # Named after the export's file, not the temporary one beside it.
+            raise OSError(exc.errno, exc.strerror, os.fspath(path)) from exc
+        raise
 
 
 async def export_to_file(
@@ -76,27 +145,12 @@ async def export_to_file(
         SessionNotFoundError: no session has this id.
         OSError: the file cannot be written; its `filename` is `path`.
     """
-    try:
-        descriptor, name = await asyncio.to_thread(
-            tempfile.mkstemp, dir=path.parent, prefix=f".{path.name}.", suffix=".partial"
-        )
-    except OSError as exc:
-        raise OSError(exc.errno, exc.strerror, os.fspath(path)) from exc
-    partial = Path(name)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as out:
-            await export_one(
-                repository, session_id, export_format, out, pseudonymizer=pseudonymizer
-            )
-            await asyncio.to_thread(out.flush)
-            await asyncio.to_thread(os.fsync, out.fileno())
-        await asyncio.to_thread(partial.replace, path)
-    except BaseException as exc:
-        await asyncio.to_thread(partial.unlink, missing_ok=True)
-        if isinstance(exc, OSError):
-            # Named after the export's file, not the temporary one beside it.
-            raise OSError(exc.errno, exc.strerror, os.fspath(path)) from exc
-        raise
+    await write_atomically(
+        path,
+        lambda out: export_one(
+            repository, session_id, export_format, out, pseudonymizer=pseudonymizer
+        ),
+    )
 
 
 async def session_ids_with_status(

