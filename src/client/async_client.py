@@ -14,6 +14,7 @@ from src.client.calls import Call, ResumeContext, TurnRecorded
 from src.client.errors import error_from_response
 from src.core.errors import StaleSessionError
 from src.domain.export import ExportFormat
+from src.domain.models.graph import Graph, GraphChange, SimilarNode
 from src.domain.models.session import Session, SessionState, SessionStatus
 from src.domain.models.utterance import NewUtterance, Utterance
 
@@ -176,10 +177,31 @@ class AsyncClient:
         utterances: Sequence[NewUtterance],
         state: SessionState,
         *,
+        graph: GraphChange | None = None,
         expected_version: int | None = None,
     ) -> TurnRecorded:
-        """Store a turn's utterances and the new state together, or neither."""
-        return await self._send(calls.record_turn(session_id, utterances, state, expected_version))
+        """Store a turn's utterances, the new state and its graph change together, or none."""
+        return await self._send(
+            calls.record_turn(session_id, utterances, state, expected_version, graph)
+        )
+
+    async def change_graph(
+        self, session_id: str, change: GraphChange, *, expected_version: int | None = None
+    ) -> Session:
+        """Apply a graph change on its own. Raises SessionEndedError, StaleSessionError,
+        InvalidGraphError, GraphTurnPassedError."""
+        return await self._send(calls.change_graph(session_id, change, expected_version))
+
+    async def get_graph(self, session_id: str, *, as_of_turn: int | None = None) -> Graph:
+        """The session's graph as it stood after `as_of_turn` (default: now)."""
+        return await self._send(calls.get_graph(session_id, as_of_turn))
+
+    async def similar_nodes(
+        self, session_id: str, node: str, *, k: int | None = None
+    ) -> list[SimilarNode]:
+        """The k nodes nearest to `node` by cosine, best first. Raises NodeNotFoundError,
+        NodeWithoutEmbeddingError."""
+        return await self._send(calls.similar_nodes(session_id, node, k))
 
     async def resume_context(self, session_id: str, *, last: int | None = None) -> ResumeContext:
         """The session and its last utterances, to go on with an interview."""
@@ -190,6 +212,18 @@ class AsyncClient:
     ) -> AsyncIterator[bytes]:
         """The session's whole record in `export_format`, streamed in pieces."""
         call = calls.export_session(session_id, export_format)
+        async with self._http.stream(call.method, call.path, params=call.params) as response:
+            if response.is_error:
+                await response.aread()
+                raise error_from_response(response)
+            async for piece in response.aiter_bytes():
+                yield piece
+
+    async def export_study(
+        self, study_id: str, export_format: str = "qdpx"
+    ) -> AsyncIterator[bytes]:
+        """Every session of the study in one file (qdpx, csv or jsonl), streamed in pieces."""
+        call = calls.export_study(study_id, export_format)
         async with self._http.stream(call.method, call.path, params=call.params) as response:
             if response.is_error:
                 await response.aread()

@@ -15,6 +15,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from src.api.schemas import ResumeContext, TurnRecorded
 from src.domain.export import ExportFormat
+from src.domain.models.graph import Graph, GraphChange, SimilarNode
 from src.domain.models.session import Session, SessionState, SessionStatus
 from src.domain.models.utterance import NewUtterance, Utterance
 
@@ -25,6 +26,7 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 
 _SESSIONS = TypeAdapter(list[Session])
 _UTTERANCES = TypeAdapter(list[Utterance])
+_SIMILAR = TypeAdapter(list[SimilarNode])
 
 
 @dataclass(frozen=True)
@@ -139,11 +141,14 @@ def record_turn(
     utterances: Sequence[NewUtterance],
     state: SessionState,
     expected_version: int | None,
+    graph: GraphChange | None = None,
 ) -> Call[TurnRecorded]:
     body = {
         "utterances": [utterance.model_dump(mode="json") for utterance in utterances],
         "state": state.model_dump(mode="json"),
     }
+    if graph is not None:
+        body["graph"] = graph.model_dump(mode="json", exclude_none=True)
     return Call(
         "POST",
         _session_path(session_id, "turns"),
@@ -163,3 +168,39 @@ def export_session(session_id: str, export_format: ExportFormat | str) -> Call[N
     """Streamed by the clients; `read` is not used."""
     params = {"format": str(ExportFormat(export_format))}
     return Call("GET", _session_path(session_id, "export"), _nothing, params=params)
+
+
+def change_graph(
+    session_id: str, change: GraphChange, expected_version: int | None
+) -> Call[Session]:
+    return Call(
+        "POST",
+        _session_path(session_id, "graph"),
+        _model(Session),
+        json=change.model_dump(mode="json", exclude_none=True),
+        headers=_if_match(expected_version),
+    )
+
+
+def get_graph(session_id: str, as_of_turn: int | None) -> Call[Graph]:
+    return Call(
+        "GET",
+        _session_path(session_id, "graph"),
+        _model(Graph),
+        params=_query(as_of_turn=as_of_turn),
+    )
+
+
+def similar_nodes(session_id: str, node: str, k: int | None) -> Call[list[SimilarNode]]:
+    return Call(
+        "GET",
+        _session_path(session_id, "graph", "similar"),
+        lambda response: _SIMILAR.validate_json(response.content),
+        params=_query(node=node, k=k),
+    )
+
+
+def export_study(study_id: str, export_format: str) -> Call[None]:
+    """Streamed by the clients; `read` is not used. `export_format`: qdpx, csv or jsonl."""
+    path = "/".join(("/studies", quote(study_id, safe=""), "export"))
+    return Call("GET", path, _nothing, params={"format": export_format})

@@ -9,8 +9,12 @@ from typing import Any
 import httpx
 
 from src.core.errors import (
+    GraphTurnPassedError,
     InvalidCursorError,
+    InvalidGraphError,
     InvalidTransitionError,
+    NodeNotFoundError,
+    NodeWithoutEmbeddingError,
     SessionEndedError,
     SessionError,
     SessionExistsError,
@@ -35,6 +39,10 @@ _DOMAIN_ERRORS: dict[str, type[SessionError]] = {
     "session_ended": SessionEndedError,
     "utterance_exists": UtteranceExistsError,
     "invalid_cursor": InvalidCursorError,
+    "invalid_graph": InvalidGraphError,
+    "graph_turn_passed": GraphTurnPassedError,
+    "node_not_found": NodeNotFoundError,
+    "node_without_embedding": NodeWithoutEmbeddingError,
     "storage_full": StorageFullError,
     "storage_unavailable": StorageUnavailableError,
     "storage": StorageError,
@@ -90,4 +98,6 @@ def error_from_response(response: httpx.Response) -> SessionError:
     for name, value in problem.items():
         if name not in _STANDARD_MEMBERS and name.isidentifier():
             setattr(error, name, value)
+    if isinstance(error, InvalidGraphError):
+        error.errors = list(problem.get("errors") or [])
     return error
