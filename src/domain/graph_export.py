@@ -6,7 +6,7 @@ import json
 from collections.abc import AsyncIterator, Callable, Iterable
 from xml.sax.saxutils import escape, quoteattr
 
-from src.domain.models.graph import Edge, Graph, Node, Span
+from src.domain.models.graph import Edge, Graph, Node, StoredSpan
 from src.domain.models.session import Session
 
 __all__ = ["Quotes", "graphml", "markdown_graph"]
@@ -34,7 +34,7 @@ def _ascii_json(value: object) -> str:
     return escape(json.dumps(value, separators=(",", ":"), allow_nan=False))
 
 
-def _spans(spans: Iterable[Span]) -> list[dict[str, object]]:
+def _spans(spans: Iterable[StoredSpan]) -> list[dict[str, object]]:
     return [span.model_dump(mode="json") for span in spans]
 
 
@@ -95,7 +95,7 @@ class Quotes:
     """The text each span of a graph covers, gathered as the transcript streams past."""
 
     def __init__(self, graph: Graph) -> None:
-        self._wanted: dict[tuple[int, str], list[Span]] = {}
+        self._wanted: dict[tuple[int, str], list[StoredSpan]] = {}
         for node in graph.nodes:
             for span in node.provenance:
                 self._wanted.setdefault((span.turn_number, span.speaker.value), []).append(span)
@@ -106,7 +106,7 @@ class Quotes:
         for span in self._wanted.get((turn_number, speaker), ()):
             self._quotes[(turn_number, speaker, span.start, span.end)] = text[span.start : span.end]
 
-    def of(self, span: Span) -> str | None:
+    def of(self, span: StoredSpan) -> str | None:
         return self._quotes.get((span.turn_number, span.speaker.value, span.start, span.end))
 
 

@@ -342,3 +342,32 @@ async def test_removals_come_first_and_a_repeated_upsert_takes_the_last(
         ),
     )
     assert [(n.id, n.label) for n in (await repo.get_graph(session_id)).nodes] == [("a", "newer")]
+
+
+@pytest.mark.parametrize("backend", ["sqlite_backend", "postgres_backend"], indirect=True)
+async def test_every_value_reads_back_exactly(repo: SessionRepositoryProtocol) -> None:
+    session_id = await started(repo)
+    written = {
+        "id": 'ü "quoted" \\ back',
+        "type": "type ✓",
+        "label": "line 'one' / « deux »",
+        "confidence": 0.1234567890123456,
+        "properties": {"é": 'line\nbreak "q"', "n": [1, 2.5, None, True, 10**20], "o": {}},
+        "embedding": [0.1, -2.5e-300, 1e300, 3.0],
+    }
+    edge = {
+        "id": "e ✓",
+        "source": written["id"],
+        "target": written["id"],
+        "type": "self",
+        "confidence": 1e-7,
+        "properties": {"z": "\u2028"},
+    }
+    await repo.change_graph(session_id, change(nodes=[written], edges=[edge]))
+    graph = await repo.get_graph(session_id)
+    (node,) = graph.nodes
+    assert (
+        node.model_dump(exclude={"provenance", "superseded_by", "first_turn", "last_turn"})
+        == written
+    )
+    assert graph.edges[0].model_dump(exclude={"provenance"}) == edge

@@ -20,11 +20,14 @@ from src.domain.models.utterance import MAX_TEXT_LENGTH, Speaker
 __all__ = [
     "MAX_EMBEDDING_LENGTH",
     "Edge",
+    "EdgeUpsert",
     "Graph",
     "GraphChange",
     "Node",
+    "NodeUpsert",
     "SimilarNode",
     "Span",
+    "StoredSpan",
 ]
 
 MAX_PROPERTIES_BYTES = 16 * 1024
@@ -56,7 +59,18 @@ Embedding = Annotated[
 ]
 
 
-class Span(BaseModel):
+# What is read back was checked on the way in: the stored shapes carry no
+# validators, so a large graph is read in one pass of pydantic-core.
+class StoredSpan(BaseModel):
+    """A span as stored: characters `start` to `end` (exclusive) of one utterance."""
+
+    turn_number: int
+    speaker: Speaker
+    start: int
+    end: int
+
+
+class Span(StoredSpan):
     """Characters `start` (inclusive) to `end` (exclusive) of one stored utterance."""
 
     model_config = ConfigDict(extra="forbid")
@@ -91,15 +105,8 @@ class NodeUpsert(BaseModel):
     superseded_by: GraphId | None = None
 
 
-class Node(NodeUpsert):
-    """A node as stored, with the turns of its first and latest upsert."""
-
-    first_turn: TurnNumber
-    last_turn: TurnNumber
-
-
-class Edge(BaseModel):
-    """A typed edge between two nodes of the same session."""
+class EdgeUpsert(BaseModel):
+    """A typed edge between two nodes of the same session, as a graph change writes it."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -110,6 +117,33 @@ class Edge(BaseModel):
     confidence: Confidence = 1.0
     properties: Properties = Field(default_factory=dict)
     provenance: Provenance = Field(default_factory=list)
+
+
+class Node(BaseModel):
+    """A node as stored, with the turns of its first and latest upsert."""
+
+    id: str
+    type: str
+    label: str
+    confidence: float
+    properties: dict[str, Any]
+    provenance: list[StoredSpan]
+    embedding: list[float] | None = None
+    superseded_by: str | None = None
+    first_turn: int
+    last_turn: int
+
+
+class Edge(BaseModel):
+    """An edge as stored."""
+
+    id: str
+    source: str
+    target: str
+    type: str
+    confidence: float
+    properties: dict[str, Any]
+    provenance: list[StoredSpan]
 
 
 class GraphChange(BaseModel):
@@ -124,7 +158,9 @@ class GraphChange(BaseModel):
     nodes: Annotated[list[NodeUpsert], Field(max_length=MAX_CHANGE_ITEMS)] = Field(
         default_factory=list
     )
-    edges: Annotated[list[Edge], Field(max_length=MAX_CHANGE_ITEMS)] = Field(default_factory=list)
+    edges: Annotated[list[EdgeUpsert], Field(max_length=MAX_CHANGE_ITEMS)] = Field(
+        default_factory=list
+    )
     remove_nodes: Annotated[list[GraphId], Field(max_length=MAX_CHANGE_ITEMS)] = Field(
         default_factory=list
     )

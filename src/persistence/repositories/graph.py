@@ -8,11 +8,12 @@ one row per item it touches.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
+from pydantic import TypeAdapter
 
 from src.core.errors import (
     GraphTurnPassedError,
@@ -20,9 +21,17 @@ from src.core.errors import (
     NodeNotFoundError,
     NodeWithoutEmbeddingError,
 )
-from src.domain.models.graph import Edge, Graph, GraphChange, Node, SimilarNode, Span
+from src.domain.models.graph import (
+    Edge,
+    EdgeUpsert,
+    Graph,
+    GraphChange,
+    Node,
+    NodeUpsert,
+    SimilarNode,
+    Span,
+)
 from src.domain.models.json import compact_json
-from src.domain.models.utterance import Speaker
 from src.persistence.repositories import graph_statements as sql
 from src.persistence.repositories.common import Row
 from src.persistence.repositories.statements import Statement, Unit
@@ -83,7 +92,7 @@ def _check_spans(session_id: str, change: GraphChange) -> Unit[list[dict[str, st
     return errors
 
 
-def _node_parameters(session_id: str, turn: int, node: Any) -> dict[str, Any]:
+def _node_parameters(session_id: str, turn: int, node: NodeUpsert) -> dict[str, Any]:
     return {
         "session_id": session_id,
         "node_id": node.id,
@@ -98,7 +107,7 @@ def _node_parameters(session_id: str, turn: int, node: Any) -> dict[str, Any]:
     }
 
 
-def _edge_parameters(session_id: str, turn: int, edge: Edge) -> dict[str, Any]:
+def _edge_parameters(session_id: str, turn: int, edge: EdgeUpsert) -> dict[str, Any]:
     return {
         "session_id": session_id,
         "edge_id": edge.id,
@@ -117,7 +126,7 @@ def _standing_node(session_id: str, node_id: str) -> Unit[Row | None]:
     return rows[0] if rows else None
 
 
-def _upsert_node(session_id: str, turn: int, node: Any) -> Unit[None]:
+def _upsert_node(session_id: str, turn: int, node: NodeUpsert) -> Unit[None]:
     parameters = _node_parameters(session_id, turn, node)
     standing = yield from _standing_node(session_id, node.id)
     if standing is not None and int(standing[0]) == turn:
@@ -129,7 +138,7 @@ def _upsert_node(session_id: str, turn: int, node: Any) -> Unit[None]:
     yield Statement(sql.INSERT_NODE, {**parameters, "first_turn": first_turn})
 
 
-def _upsert_edge(session_id: str, turn: int, edge: Edge) -> Unit[None]:
+def _upsert_edge(session_id: str, turn: int, edge: EdgeUpsert) -> Unit[None]:
     parameters = _edge_parameters(session_id, turn, edge)
     rows = yield Statement(sql.STANDING_EDGE, {"session_id": session_id, "edge_id": edge.id})
     if rows and int(rows[0][0]) == turn:
@@ -244,64 +253,28 @@ def apply_graph_change(session_id: str, turn: int, change: GraphChange) -> Unit[
         raise InvalidGraphError(session_id, errors)
 
 
-def _spans_from_json(text: str) -> list[Span]:
-    return [
-        Span.model_construct(**{**span, "speaker": Speaker(span["speaker"])})
-        for span in json.loads(text)
-    ]
-
-
-def _node_from_row(row: Row) -> Node:
-    (
-        node_id,
-        kind,
-        label,
-        confidence,
-        properties,
-        provenance,
-        embedding,
-        superseded_by,
-        first,
-        last,
-    ) = row
-    # Rows were validated on the way in; building them unchecked keeps large reads fast.
-    return Node.model_construct(
-        id=node_id,
-        type=kind,
-        label=label,
-        confidence=float(confidence),
-        properties=json.loads(properties),
-        provenance=_spans_from_json(provenance),
-        embedding=_embedding_values(embedding),
-        superseded_by=superseded_by,
-        first_turn=int(first),
-        last_turn=int(last),
-    )
-
-
-def _edge_from_row(row: Row) -> Edge:
-    edge_id, source, target, kind, confidence, properties, provenance = row
-    return Edge.model_construct(
-        id=edge_id,
-        source=source,
-        target=target,
-        type=kind,
-        confidence=float(confidence),
-        properties=json.loads(properties),
-        provenance=_spans_from_json(provenance),
-    )
+_NODES = TypeAdapter(list[Node])
+_by_id = attrgetter("id")
+_EDGES = TypeAdapter(list[Edge])
 
 
 def graph_as_of(session_id: str, turn: int) -> Unit[Graph | None]:
     """The graph as it stood after `turn`; None when it is empty (the caller tells why)."""
     bounds = {"session_id": session_id, "turn": turn}
-    nodes = yield Statement(sql.NODES_AS_OF, bounds)
-    edges = yield Statement(sql.EDGES_AS_OF, bounds)
+    ((nodes_json,),) = yield Statement(sql.NODES_AS_OF, bounds)
+    ((edges_json,),) = yield Statement(sql.EDGES_AS_OF, bounds)
+    nodes = sorted(_NODES.validate_json(nodes_json), key=_by_id)
+    edges = sorted(_EDGES.validate_json(edges_json), key=_by_id)
     if not nodes and not edges:
         return None
-    return Graph.model_construct(
-        nodes=[_node_from_row(row) for row in nodes], edges=[_edge_from_row(row) for row in edges]
-    )
+    if nodes:
+        rows = yield Statement(sql.EMBEDDINGS_AS_OF, bounds)
+        embeddings = {row[0]: row[1] for row in rows}
+        for node in nodes:
+            blob = embeddings.get(node.id)
+            if blob is not None:
+                node.embedding = _embedding_values(blob)
+    return Graph(nodes=nodes, edges=edges)
 
 
 def nearest_nodes(session_id: str, node_id: str, k: int) -> Unit[list[SimilarNode]]:
@@ -328,7 +301,9 @@ def nearest_nodes(session_id: str, node_id: str, k: int) -> Unit[list[SimilarNod
     matrix = np.frombuffer(b"".join(bytes(row[1]) for row in others), dtype=_FLOAT).reshape(
         len(others), probe.size
     )
-    scores = (matrix @ probe) / (np.linalg.norm(matrix, axis=1) * np.linalg.norm(probe))
+    # einsum takes each row's length without a temporary matrix as large as the data.
+    lengths = np.sqrt(np.einsum("ij,ij->i", matrix, matrix)) * np.linalg.norm(probe)
+    scores = (matrix @ probe) / lengths
     # Best first, ties by id: exact, and a few thousand rows sort in well under a millisecond.
     order = np.lexsort((np.array(ids), -scores))[:k]
     return [SimilarNode(node=ids[i], score=float(scores[i])) for i in order]

@@ -115,16 +115,54 @@ ORDER BY 1
 """  # noqa: S608
 )
 
-NODES_AS_OF = query(
-    f"""
-SELECT node_id, {_NODE_FIELDS}, first_turn, last_turn FROM graph_nodes
-WHERE {_AS_OF}
-ORDER BY node_id
-"""  # noqa: S608
+# A graph is read as one JSON array per table, put together by the database
+# from each row's columns and its stored JSON text as it is (no JSON function
+# reparses a value, as for state.data), so that a few thousand rows cost one
+# value to fetch and one pass of pydantic-core to read. Embeddings, stored as
+# bytes, come apart.
+_NODE_JSON = (
+    """'{{"id":' || {q}(node_id) || ',"type":' || {q}(type) || ',"label":' || {q}(label)"""
+    """ || ',"confidence":' || {n} || ',"properties":' || properties"""
+    """ || ',"provenance":' || provenance || ',"superseded_by":' || {nullable}"""
+    """ || ',"first_turn":' || first_turn || ',"last_turn":' || last_turn || '}}'"""
+)
+_EDGE_JSON = (
+    """'{{"id":' || {q}(edge_id) || ',"source":' || {q}(source) || ',"target":' || {q}(target)"""
+    """ || ',"type":' || {q}(type) || ',"confidence":' || {n}"""
+    """ || ',"properties":' || properties || ',"provenance":' || provenance || '}}'"""
 )
 
-EDGES_AS_OF = query(
-    f"SELECT edge_id, {_EDGE_FIELDS} FROM graph_edges WHERE {_AS_OF} ORDER BY edge_id"  # noqa: S608
+
+def _json_array(table: str, item: str) -> tuple[str, str]:
+    # In no particular order (the reader sorts). A float is written with all the digits
+    # that give it back exactly: printf's 17 in SQLite, to_json's shortest in PostgreSQL.
+    sqlite_item = item.format(
+        q="json_quote", n="printf('%!.17g', confidence)", nullable="json_quote(superseded_by)"
+    )
+    postgres_item = item.format(
+        q="to_json",
+        n="to_json(confidence)",
+        nullable="coalesce(to_json(superseded_by)::text, 'null')",
+    )
+    sqlite = f"""
+SELECT '[' || coalesce(group_concat({sqlite_item}, ','), '') || ']'
+FROM {table} WHERE {_AS_OF}
+"""  # noqa: S608
+    postgres = f"""
+SELECT '[' || coalesce(string_agg({postgres_item}, ','), '') || ']'
+FROM {table} WHERE {_AS_OF}
+"""  # noqa: S608
+    return sqlite, postgres
+
+
+_NODES_SQLITE, _NODES_POSTGRES = _json_array("graph_nodes", _NODE_JSON)
+NODES_AS_OF = query(_NODES_SQLITE, postgres=_NODES_POSTGRES)
+
+_EDGES_SQLITE, _EDGES_POSTGRES = _json_array("graph_edges", _EDGE_JSON)
+EDGES_AS_OF = query(_EDGES_SQLITE, postgres=_EDGES_POSTGRES)
+
+EMBEDDINGS_AS_OF = query(
+    f"SELECT node_id, embedding FROM graph_nodes WHERE {_AS_OF} AND embedding IS NOT NULL"  # noqa: S608
 )
 
 NODE_EMBEDDING = query(
