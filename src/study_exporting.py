@@ -12,10 +12,11 @@ from enum import StrEnum
 
 from src.core.errors import SessionNotFoundError, StudyNotFoundError
 from src.domain.export import CSV_COLUMNS, ExportFormat, export_record
+from src.domain.models.graph import Graph, StoredSpan
 from src.domain.models.session import Session
 from src.domain.models.utterance import Utterance
 from src.domain.qdpx import QdpxSession, qdpx
-from src.domain.redaction import Pseudonymizer
+from src.domain.redaction import Pseudonymizer, redact_text
 from src.persistence.pagination import walk_pages
 from src.persistence.repositories.protocol import SessionRepositoryProtocol
 from src.persistence.repositories.transcript import walk_turn_records, walk_utterances
@@ -59,20 +60,52 @@ class _Reader:
             return utterances
         return self._pseudonymizer.utterances(utterances)
 
+    async def graph(self, session_id: str) -> Graph:
+        """The session's graph; pseudonymised, its spans moved onto the redacted text."""
+        graph = await self._repository.get_graph(session_id)
+        if self._pseudonymizer is None:
+            return graph
+        texts: dict[tuple[int, str], str] = {}
+        for turn in sorted({span.turn_number for node in graph.nodes for span in node.provenance}):
+            page = await self._repository.list_utterances(session_id, after_turn=turn - 1, limit=2)
+            for utterance in page.items:
+                if utterance.turn_number == turn:
+                    texts[(turn, utterance.speaker.value)] = utterance.text
+        nodes = [
+            node.model_copy(update={"provenance": _redacted_spans(node.provenance, texts)})
+            for node in graph.nodes
+        ]
+        return Graph(nodes=nodes, edges=graph.edges)
+
     async def qdpx_session(self, session: Session) -> QdpxSession:
-        graph = await self._repository.get_graph(session.id)
+        graph = await self.graph(session.id)
         return QdpxSession(self.session(session), graph, lambda: self.utterances(session.id))
 
     async def text(self, session: Session, export_format: ExportFormat) -> AsyncIterator[str]:
         graph = None
         if export_format in (ExportFormat.MARKDOWN, ExportFormat.GRAPHML):
-            graph = await self._repository.get_graph(session.id)
+            graph = await self.graph(session.id)
         records = walk_turn_records(self._repository, session.id)
         pieces = export_record(
             self.session(session), self.utterances(session.id), export_format, records, graph
         )
         async for piece in pieces:
             yield piece
+
+
+def _redacted_spans(spans: list[StoredSpan], texts: dict[tuple[int, str], str]) -> list[StoredSpan]:
+    """The spans as they fall on their utterances' redacted text: an offset moves by what
+    redaction changed before it. A span left empty, or on an utterance not found, is dropped."""
+    moved = []
+    for span in spans:
+        text = texts.get((span.turn_number, span.speaker.value))
+        if text is None:
+            continue
+        start = len(redact_text(text[: span.start]))
+        end = min(len(redact_text(text[: span.end])), len(redact_text(text)))
+        if start < end:
+            moved.append(span.model_copy(update={"start": start, "end": end}))
+    return moved
 
 
 async def export_session_bytes(
