@@ -12,7 +12,7 @@ import os
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import BinaryIO, TextIO
+from typing import BinaryIO, TextIO, cast
 
 from src.core.errors import SessionNotFoundError
 from src.domain.export import ExportFormat, export_file_name
@@ -40,12 +40,19 @@ __all__ = [
 _WRITE_SIZE = 256 * 1024
 
 
+def _binary(out: TextIO | BinaryIO) -> BinaryIO | None:
+    """The binary file beneath `out`; None for a text file that has none (a StringIO)."""
+    if isinstance(out, io.TextIOBase):
+        buffer: BinaryIO | None = getattr(out, "buffer", None)
+        return buffer
+    return cast(BinaryIO, out)
+
+
 async def _write(chunks: AsyncIterator[bytes], out: TextIO | BinaryIO) -> None:
     """Write UTF-8 (or zip) bytes to a binary file, or as text to a text file without one."""
-    binary: BinaryIO | None = out if not isinstance(out, io.TextIOBase) else None  # type: ignore[assignment]
-    if binary is None and hasattr(out, "buffer"):
-        await asyncio.to_thread(out.flush)
-        binary = out.buffer
+    binary = _binary(out)
+    if binary is not None and binary is not out:
+        await asyncio.to_thread(out.flush)  # what was written as text goes first
     buffer: list[bytes] = []
     size = 0
 
@@ -54,7 +61,7 @@ async def _write(chunks: AsyncIterator[bytes], out: TextIO | BinaryIO) -> None:
         if binary is not None:
             await asyncio.to_thread(binary.write, data)
         else:
-            await asyncio.to_thread(out.write, data.decode())  # type: ignore[arg-type]
+            await asyncio.to_thread(cast(TextIO, out).write, data.decode())
 
     async for chunk in chunks:
         buffer.append(chunk)
