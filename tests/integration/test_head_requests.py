@@ -12,7 +12,7 @@ from starlette.routing import Route
 from src.main import create_app
 from tests.servers import running_server
 
-NEW_SESSION = {"methodology": "mec", "concept_id": "c", "concept_name": "Coffee"}
+NEW_SESSION = {"methodology": "mec", "concept_id": "c", "concept_name": "Coffee", "study_id": "s"}
 # Headers that may differ between two answers to the same request.
 VOLATILE = {"date", "content-length", "transfer-encoding", "x-request-id"}
 
@@ -29,7 +29,7 @@ def get_paths() -> list[str]:
 
 
 # Routes that answer 422 without these.
-REQUIRED_QUERY = {"/search": "?q=coffee"}
+REQUIRED_QUERY = {"/search": "?q=coffee", "/sessions/{session_id}/graph/similar": "?node=n"}
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +42,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]
             f"{url}/sessions/{session_id}/utterances",
             json={"turn_number": 1, "speaker": "interviewer", "text": "Why coffee?"},
         )
+        node = {"id": "n", "type": "t", "label": "Coffee", "embedding": [1.0]}
+        httpx.post(f"{url}/sessions/{session_id}/graph", json={"nodes": [node]})
         yield url, session_id
 
 
@@ -52,7 +54,8 @@ def test_every_get_route_is_found() -> None:
 @pytest.mark.parametrize("path", get_paths())
 def test_head_answers_like_get_without_a_body(server: tuple[str, str], path: str) -> None:
     url, session_id = server
-    target = url + path.replace("{session_id}", session_id) + REQUIRED_QUERY.get(path, "")
+    filled = path.replace("{session_id}", session_id).replace("{study_id}", "s")
+    target = url + filled.replace("{version}", "1") + REQUIRED_QUERY.get(path, "")
 
     get = httpx.get(target)
     head = httpx.head(target)
