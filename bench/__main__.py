@@ -115,6 +115,17 @@ def run_erasures(
     return results
 
 
+def graph_medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The median of each figure of `bench.graph`'s runs, nested as they are."""
+    merged: dict[str, Any] = {}
+    for key, value in runs[0].items():
+        if isinstance(value, dict):
+            merged[key] = graph_medians([run[key] for run in runs])
+        elif isinstance(value, int | float):
+            merged[key] = statistics.median(run[key] for run in runs)
+    return merged
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true")
@@ -209,6 +220,26 @@ def main() -> None:
         "runs": {key: median_runs(values) for key, values in export_runs.items()},
     }
     print(f"bench: export done at {time.perf_counter() - started:.0f} s", file=sys.stderr)
+
+    # The conversation graph: a turn with a graph change, as_of_turn, nearest nodes.
+    graph_runs: list[dict[str, Any]] = []
+    for repetition in range(repetitions):
+        command = [sys.executable, "-m", "bench.graph", str(work / f"graph-{repetition}")]
+        schema = f"bench_graph_{suffix}_{repetition}"
+        if pg_version is not None:
+            command.append(asyncio.run(postgres_schema(schema)))
+        if quick:
+            command.append("--quick")
+        try:
+            output = subprocess.run(
+                command, cwd=ROOT, capture_output=True, text=True, check=True
+            ).stdout
+        finally:
+            if pg_version is not None:
+                asyncio.run(postgres_schema(schema, drop=True))
+        graph_runs.append(json.loads(output))
+    facts["graph"] = graph_medians(graph_runs)
+    print(f"bench: graph done at {time.perf_counter() - started:.0f} s", file=sys.stderr)
 
     # HTTP: the real server process on core 0, wrk on core 1.
     http_plan = [

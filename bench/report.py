@@ -151,6 +151,7 @@ def _targets(facts: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
             )
         )
     rows += _event_targets(facts.get("events", {}))
+    rows += _graph_targets(facts.get("graph"))
     return rows
 
 
@@ -180,6 +181,62 @@ def _event_targets(events: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
             )
         )
     return rows
+
+
+def _graph_targets(graph: dict[str, Any] | None) -> list[tuple[str, str, str, bool]]:
+    if not graph:
+        return []
+    turn = graph["turn_with_graph"]["ratio_p50"]
+    as_of = graph["sqlite"]["as_of"]["p99_ms"]
+    nearest = graph["sqlite"]["nearest_10"]["p99_ms"]
+    return [
+        (
+            "turn with a 5-node, 4-edge graph change, p50 vs plain sqlite3",
+            f"{turn:.2f}x",
+            "<= 1.5x",
+            turn <= 1.5,
+        ),
+        (
+            "as_of_turn read of a 2,000-node graph, p99 (SQLite)",
+            f"{as_of:.1f} ms",
+            "< 20 ms",
+            as_of < 20,
+        ),
+        (
+            "nearest 10 over 2,000 384-dim embeddings, p99 (SQLite)",
+            f"{nearest:.1f} ms",
+            "< 10 ms",
+            nearest < 10,
+        ),
+    ]
+
+
+def _graph_table(graph: dict[str, Any]) -> list[str]:
+    turn = graph["turn_with_graph"]
+    lines = [
+        "## Conversation graph",
+        "",
+        f"`bench.graph`: {graph['turns']:.0f} turns, each with two utterances, a state patch and"
+        " a graph change of 5 nodes and 4 edges, through the repository and, interleaved, as"
+        " the same rows written by plain sqlite3 in one transaction; then"
+        f" {graph['queries']:.0f} `as_of_turn` reads of a 2,000-node graph built over 20 turns"
+        " and nearest-10 queries over 2,000 384-dimensional embeddings.",
+        "",
+        "| measure | p50 ms | p99 ms |",
+        "|---|---|---|",
+        f"| turn with graph change, repository | {_n(turn['repository']['p50_ms'], 2)} |"
+        f" {_n(turn['repository']['p99_ms'], 2)} |",
+        f"| the same rows, plain sqlite3 | {_n(turn['plain_sqlite3']['p50_ms'], 2)} |"
+        f" {_n(turn['plain_sqlite3']['p99_ms'], 2)} |",
+    ]
+    for engine in ("sqlite", "postgres"):
+        if engine in graph:
+            for name, label in (("as_of", "as_of_turn, 2,000 nodes"), ("nearest_10", "nearest 10")):
+                run = graph[engine][name]
+                lines.append(
+                    f"| {label}, {engine} | {_n(run['p50_ms'], 2)} | {_n(run['p99_ms'], 2)} |"
+                )
+    return lines
 
 
 def _repository_table(facts: dict[str, Any], size_name: str) -> list[str]:
@@ -400,6 +457,8 @@ def render(facts: dict[str, Any]) -> str:
     ]
     if "export" in facts:
         out += [*_export_table(facts["export"]), ""]
+    if facts.get("graph"):
+        out += [*_graph_table(facts["graph"]), ""]
     for name, run in facts["http"].items():
         engine, size_name = name.split("@")
         size = "1,000" if size_name == "small" else large

@@ -48,8 +48,10 @@ from src.exporting import (
     export_many,
     export_one,
     export_path_in,
+    export_study_to,
     export_to_file,
     session_ids_with_status,
+    write_atomically,
 )
 from src.persistence.backup import backup_database, is_database_file, restore_database
 from src.persistence.presence import database_exists
@@ -60,6 +62,7 @@ from src.persistence.repositories.factory import (
 )
 from src.persistence.retention import sweep as sweep_once
 from src.searching import write_search
+from src.study_exporting import StudyExportFormat
 
 __all__ = ["cli", "main"]
 
@@ -343,10 +346,16 @@ def restore(file: Path) -> None:
 @click.option(
     "--format",
     "export_format",
-    type=click.Choice([f.value for f in ExportFormat]),
+    type=click.Choice([*(f.value for f in ExportFormat), StudyExportFormat.JSONL.value]),
     default=ExportFormat.JSON.value,
     show_default=True,
-    help="What to write.",
+    help="What to write: json, markdown, csv, graphml or qdpx for a session; "
+    "qdpx (then the default), csv or jsonl for a study.",
+)
+@click.option(
+    "--study",
+    "study_id",
+    help="Export every session of this study into one file (qdpx, csv or jsonl).",
 )
 @click.option(
     "--status",
@@ -368,22 +377,42 @@ def restore(file: Path) -> None:
 def export(
     session_id: str | None,
     export_format: str,
+    study_id: str | None,
     status: str | None,
     out: Path | None,
     pseudonymize: bool,
 ) -> None:
     """Write session records to standard output or to files.
 
-    Either one session's whole record (SESSION_ID), or every session in a
-    status (--status), each to a file of its own.
+    Either one session's whole record (SESSION_ID), every session in a
+    status (--status), each to a file of its own, or every session of a study
+    (--study) in one file.
     Files are written under a temporary name and renamed into place when
     complete, so a failed export leaves no partial file.
     """
-    if (session_id is None) == (status is None):
-        raise click.UsageError("export takes either a SESSION_ID or --status, not both or neither")
+    if [session_id, status, study_id].count(None) != 2:
+        raise click.UsageError(
+            "export takes one of a SESSION_ID, --status or --study, not several or none"
+        )
     if status is not None and out is None:
         raise click.UsageError("export --status needs --out FOLDER")
     settings = _settings()
+    if study_id is not None:
+        given = click.get_current_context().get_parameter_source("export_format")
+        if given is click.core.ParameterSource.DEFAULT:
+            export_format = StudyExportFormat.QDPX.value
+        if export_format not in {*StudyExportFormat}:
+            raise click.UsageError("export --study writes qdpx, csv or jsonl")
+        study_format = StudyExportFormat(export_format)
+        if out is not None and out.is_dir():
+            out = out / f"study.{study_format.extension}"
+        target = None if out is None else _export_target(settings, "", None, out)
+        pseudonymizer = _pseudonymizer(settings) if pseudonymize else None
+        _existing_database(settings)
+        _run(_export_study(settings, study_id, study_format, target, pseudonymizer))
+        return
+    if export_format not in {*ExportFormat}:
+        raise click.UsageError(f"{export_format} is for --study exports only")
     chosen = ExportFormat(export_format)
     pseudonymizer = _pseudonymizer(settings) if pseudonymize else None
     if session_id is None:
@@ -405,7 +434,7 @@ def _pseudonymizer(settings: Settings) -> Pseudonymizer:
 
 
 def _export_target(
-    settings: Settings, session_id: str, export_format: ExportFormat, out: Path | None
+    settings: Settings, session_id: str, export_format: ExportFormat | None, out: Path | None
 ) -> Path | None:
     if out is None:
         return None
@@ -440,6 +469,28 @@ async def _export_session(
                 await export_to_file(
                     repository, session_id, export_format, target, pseudonymizer=pseudonymizer
                 )
+
+
+async def _export_study(
+    settings: Settings,
+    study_id: str,
+    export_format: StudyExportFormat,
+    target: Path | None,
+    pseudonymizer: Pseudonymizer | None,
+) -> None:
+    async with create_repository(settings) as repository:
+        if target is None:
+            await export_study_to(
+                repository, study_id, export_format, sys.stdout, pseudonymizer=pseudonymizer
+            )
+            return
+        with _blaming_the_export():
+            await write_atomically(
+                target,
+                lambda out: export_study_to(
+                    repository, study_id, export_format, out, pseudonymizer=pseudonymizer
+                ),
+            )
 
 
 async def _export_status(

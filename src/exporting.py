@@ -8,50 +8,80 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import io
 import os
 import stat
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO, TextIO, cast
 
 from src.core.errors import SessionNotFoundError
-from src.domain.export import ExportFormat, export_record, session_export_file_name
+from src.domain.export import ExportFormat, session_export_file_name
 from src.domain.models.session import SessionStatus
 from src.domain.redaction import Pseudonymizer
 from src.persistence.pagination import walk_pages
 from src.persistence.repositories.protocol import SessionRepositoryProtocol
-from src.persistence.repositories.transcript import walk_turn_records, walk_utterances
+from src.study_exporting import (
+    StudyExportFormat,
+    export_session_bytes,
+    export_study,
+    study_session_ids,
+)
 
 __all__ = [
     "export_many",
     "export_one",
     "export_path_in",
+    "export_study_to",
     "export_to_file",
     "session_ids_with_status",
+    "write_atomically",
 ]
 
 # Pieces are gathered up to this size before each write, one thread hop each.
 _WRITE_SIZE = 256 * 1024
 
 
-async def _write(pieces: AsyncIterator[str], out: TextIO) -> None:
-    buffer: list[str] = []
+def _binary(out: TextIO | BinaryIO) -> BinaryIO | None:
+    """The binary file beneath `out`; None for a text file that has none (a StringIO)."""
+    if isinstance(out, io.TextIOBase):
+        buffer: BinaryIO | None = getattr(out, "buffer", None)
+        return buffer
+    return cast(BinaryIO, out)
+
+
+async def _write(chunks: AsyncIterator[bytes], out: TextIO | BinaryIO) -> None:
+    """Write UTF-8 (or zip) bytes to a binary file, or as text to a text file without one."""
+    binary = _binary(out)
+    if binary is not None and binary is not out:
+        await asyncio.to_thread(out.flush)  # what was written as text goes first
+    buffer: list[bytes] = []
     size = 0
-    async for piece in pieces:
-        buffer.append(piece)
-        size += len(piece)
+
+    async def flush() -> None:
+        data = b"".join(buffer)
+        if binary is not None:
+            await asyncio.to_thread(binary.write, data)
+        else:
+            await asyncio.to_thread(cast(TextIO, out).write, data.decode())
+
+    async for chunk in chunks:
+        buffer.append(chunk)
+        size += len(chunk)
         if size >= _WRITE_SIZE:
-            await asyncio.to_thread(out.write, "".join(buffer))
+            await flush()
             buffer, size = [], 0
-    await asyncio.to_thread(out.write, "".join(buffer))
+    await flush()
+    if binary is not None:
+        await asyncio.to_thread(binary.flush)
 
 
 async def export_one(
     repository: SessionRepositoryProtocol,
     session_id: str,
     export_format: ExportFormat,
-    out: TextIO,
+    out: TextIO | BinaryIO,
     *,
     pseudonymizer: Pseudonymizer | None = None,
 ) -> None:
@@ -63,25 +93,31 @@ async def export_one(
     session = await repository.get(session_id)
     if session is None:
         raise SessionNotFoundError(session_id)
-    utterances = walk_utterances(repository, session_id)
-    if pseudonymizer is not None:
-        session, utterances = pseudonymizer.session(session), pseudonymizer.utterances(utterances)
-    records = walk_turn_records(repository, session_id)
-    await _write(export_record(session, utterances, export_format, records), out)
+    await _write(export_session_bytes(repository, session, export_format, pseudonymizer), out)
 
 
-async def export_to_file(
+async def export_study_to(
     repository: SessionRepositoryProtocol,
-    session_id: str,
-    export_format: ExportFormat,
-    path: Path,
+    study_id: str,
+    export_format: StudyExportFormat,
+    out: TextIO | BinaryIO,
     *,
     pseudonymizer: Pseudonymizer | None = None,
 ) -> None:
-    """Write the session's whole record to the file `path`, or leave `path` as it was.
+    """Write every session of the study to `out` in one file of `export_format`.
 
     Raises:
-        SessionNotFoundError: no session has this id.
+        StudyNotFoundError: no session belongs to the study.
+    """
+    session_ids = await study_session_ids(repository, study_id)
+    await _write(export_study(repository, study_id, session_ids, export_format, pseudonymizer), out)
+
+
+async def write_atomically(path: Path, write: Callable[[BinaryIO], Awaitable[None]]) -> None:
+    """Run `write` on a temporary file beside `path`, then rename it into place; on any
+    failure leave `path` as it was.
+
+    Raises:
         OSError: the file cannot be written; its `filename` is `path`.
     """
     if not await asyncio.to_thread(_absent_or_regular, path):
@@ -100,10 +136,8 @@ async def export_to_file(
         raise OSError(exc.errno, exc.strerror, os.fspath(path)) from exc
     partial = Path(name)
     try:
-        with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as out:
-            await export_one(
-                repository, session_id, export_format, out, pseudonymizer=pseudonymizer
-            )
+        with os.fdopen(descriptor, "wb") as out:
+            await write(out)
             await asyncio.to_thread(out.flush)
             await asyncio.to_thread(os.fsync, out.fileno())
         await asyncio.to_thread(partial.replace, path)
@@ -113,6 +147,28 @@ async def export_to_file(
             # Named after the export's file, not the temporary one beside it.
             raise OSError(exc.errno, exc.strerror, os.fspath(path)) from exc
         raise
+
+
+async def export_to_file(
+    repository: SessionRepositoryProtocol,
+    session_id: str,
+    export_format: ExportFormat,
+    path: Path,
+    *,
+    pseudonymizer: Pseudonymizer | None = None,
+) -> None:
+    """Write the session's whole record to the file `path`, or leave `path` as it was.
+
+    Raises:
+        SessionNotFoundError: no session has this id.
+        OSError: the file cannot be written; its `filename` is `path`.
+    """
+    await write_atomically(
+        path,
+        lambda out: export_one(
+            repository, session_id, export_format, out, pseudonymizer=pseudonymizer
+        ),
+    )
 
 
 async def export_path_in(

@@ -31,6 +31,7 @@ from src.api.routes import (
     studies,
     transcript,
 )
+from src.api.routes.graph import router as graph_router
 from src.core.config import Settings, get_settings
 from src.persistence.repositories.factory import create_repository
 from src.persistence.repositories.protocol import SessionRepositoryProtocol
@@ -108,6 +109,7 @@ def create_app(
     app.include_router(sessions.router)
     app.include_router(transcript.router)
     app.include_router(history.router)
+    app.include_router(graph_router)
     app.include_router(studies.router)
     app.include_router(health.router)
     app.include_router(metrics.router)

@@ -17,11 +17,15 @@ from starlette.routing import Match
 
 from src.core.errors import (
     EventsTrimmedError,
+    GraphTurnPassedError,
     InvalidCursorError,
     InvalidEventIdError,
+    InvalidGraphError,
     InvalidSearchQueryError,
     InvalidStateError,
     InvalidTransitionError,
+    NodeNotFoundError,
+    NodeWithoutEmbeddingError,
     ParticipantNotFoundError,
     PseudonymKeyMissingError,
     SessionEndedError,
@@ -69,6 +73,10 @@ _STATUS_BY_ERROR: tuple[tuple[type[SessionError], HTTPStatus], ...] = (
     (StudyNotFoundError, HTTPStatus.NOT_FOUND),
     (ParticipantNotFoundError, HTTPStatus.NOT_FOUND),
     (VersionNotFoundError, HTTPStatus.NOT_FOUND),
+    (NodeNotFoundError, HTTPStatus.NOT_FOUND),
+    (InvalidGraphError, HTTPStatus.UNPROCESSABLE_ENTITY),
+    (NodeWithoutEmbeddingError, HTTPStatus.UNPROCESSABLE_ENTITY),
+    (GraphTurnPassedError, HTTPStatus.CONFLICT),
     (InvalidStateError, HTTPStatus.UNPROCESSABLE_ENTITY),
     (StaleSessionError, HTTPStatus.PRECONDITION_FAILED),
     (InvalidCursorError, HTTPStatus.UNPROCESSABLE_ENTITY),
@@ -98,6 +106,7 @@ _PUBLIC_ATTRIBUTES = (
     "study_id",
     "version",
     "last_turn",
+    "node_id",
 )
 
 
@@ -185,7 +194,7 @@ async def _session_error(request: Request, exc: Exception) -> JSONResponse:
         observe_database_error(exc)
     if isinstance(exc, InvalidCursorError):
         extensions["errors"] = [{"field": "cursor", "location": "query", "reason": exc.detail}]
-    elif isinstance(exc, InvalidStateError):
+    elif isinstance(exc, InvalidStateError | InvalidGraphError):
         extensions["errors"] = [{**error, "location": "body"} for error in exc.errors]
     elif isinstance(exc, InvalidSearchQueryError):
         extensions["errors"] = [{"field": "q", "location": "query", "reason": exc.detail}]

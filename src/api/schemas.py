@@ -6,6 +6,7 @@ from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from src.domain.models.graph import GraphChange
 from src.domain.models.json import ConfigObject, StateDataPatch
 from src.domain.models.session import (
     MAX_COUNT,
@@ -154,6 +155,13 @@ class TurnCreate(BaseModel):
         Field(description="An RFC 7396 merge patch to the state, instead of `state`"),
     ] = None
     record: TurnRecordData | None = None
+    graph: Annotated[
+        GraphChange | None,
+        Field(
+            description="A graph change belonging to this turn; its spans may point at "
+            "this turn's utterances"
+        ),
+    ] = None
 
     def state_patch_document(self) -> dict[str, Any] | None:
         """The merge patch as sent, nulls (removals) included; None without one."""

@@ -19,6 +19,7 @@ from src.domain.audit import AuditEntry
 from src.domain.export import ExportFormat
 from src.domain.models.erasure import Erasure
 from src.domain.models.event import Event, EventType
+from src.domain.models.graph import Graph, GraphChange, SimilarNode
 from src.domain.models.session import Session, SessionState, SessionStatus
 from src.domain.models.study import StudySummary
 from src.domain.models.turn import SessionVersion, Turn, TurnRecordData
@@ -41,6 +42,7 @@ EVENT_TYPES = frozenset(EventType)
 MERGE_PATCH = "application/merge-patch+json"
 # A query value; a list repeats the parameter (label=a:1&label=b:2).
 QueryValue = str | int | list[str]
+_SIMILAR = TypeAdapter(list[SimilarNode])
 
 
 @dataclass(frozen=True)
@@ -239,6 +241,7 @@ def record_turn(
     state_patch: Mapping[str, Any] | None,
     record: TurnRecordData | Mapping[str, Any] | None,
     expected_version: int | None,
+    graph: GraphChange | None = None,
 ) -> Call[TurnRecorded]:
     if (state is None) == (state_patch is None):
         raise ValueError("give exactly one of state and state_patch")
@@ -251,6 +254,8 @@ def record_turn(
         body["state_patch"] = dict(state_patch or {})
     if record is not None:
         body["record"] = TurnRecordData.model_validate(record).model_dump(mode="json")
+    if graph is not None:
+        body["graph"] = graph.model_dump(mode="json", exclude_none=True)
     return Call(
         "POST",
         _session_path(session_id, "turns"),
@@ -350,3 +355,39 @@ def export_session(
     if pseudonymize:
         params["pseudonymize"] = "true"
     return Call("GET", _session_path(session_id, "export"), _nothing, params=params)
+
+
+def change_graph(
+    session_id: str, change: GraphChange, expected_version: int | None
+) -> Call[Session]:
+    return Call(
+        "POST",
+        _session_path(session_id, "graph"),
+        _model(Session),
+        json=change.model_dump(mode="json", exclude_none=True),
+        headers=_if_match(expected_version),
+    )
+
+
+def get_graph(session_id: str, as_of_turn: int | None) -> Call[Graph]:
+    return Call(
+        "GET",
+        _session_path(session_id, "graph"),
+        _model(Graph),
+        params=_query(as_of_turn=as_of_turn),
+    )
+
+
+def similar_nodes(session_id: str, node: str, k: int | None) -> Call[list[SimilarNode]]:
+    return Call(
+        "GET",
+        _session_path(session_id, "graph", "similar"),
+        lambda response: _SIMILAR.validate_json(response.content),
+        params=_query(node=node, k=k),
+    )
+
+
+def export_study(study_id: str, export_format: str) -> Call[None]:
+    """Streamed by the clients; `read` is not used. `export_format`: qdpx, csv or jsonl."""
+    path = "/".join(("/studies", quote(study_id, safe=""), "export"))
+    return Call("GET", path, _nothing, params={"format": export_format})

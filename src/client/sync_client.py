@@ -18,6 +18,7 @@ from src.domain.audit import AuditEntry
 from src.domain.export import ExportFormat
 from src.domain.models.erasure import Erasure
 from src.domain.models.event import Event
+from src.domain.models.graph import Graph, GraphChange, SimilarNode
 from src.domain.models.session import Session, SessionState, SessionStatus
 from src.domain.models.study import StudySummary
 from src.domain.models.turn import SessionVersion, Turn, TurnRecordData
@@ -256,13 +257,15 @@ class Client:
         *,
         state_patch: Mapping[str, Any] | None = None,
         record: TurnRecordData | Mapping[str, Any] | None = None,
+        graph: GraphChange | None = None,
         expected_version: int | None = None,
     ) -> TurnRecorded:
         """Store a turn's utterances, the new state (whole, or `state_patch` as a merge
-        patch) and its `record` together, or none of them. Give one of state and state_patch.
+        patch), its `record` and its `graph` change together, or none of them. Give one
+        of state and state_patch.
         """
         call = calls.record_turn(
-            session_id, utterances, state, state_patch, record, expected_version
+            session_id, utterances, state, state_patch, record, expected_version, graph
         )
         return self._send(call)
 
@@ -325,6 +328,24 @@ class Client:
         """The audit log, newest first, a page at a time (an admin key)."""
         return self._pages(calls.list_audit(action, key_name, page_size))
 
+    def change_graph(
+        self, session_id: str, change: GraphChange, *, expected_version: int | None = None
+    ) -> Session:
+        """Apply a graph change on its own. Raises SessionEndedError, StaleSessionError,
+        InvalidGraphError, GraphTurnPassedError."""
+        return self._send(calls.change_graph(session_id, change, expected_version))
+
+    def get_graph(self, session_id: str, *, as_of_turn: int | None = None) -> Graph:
+        """The session's graph as it stood after `as_of_turn` (default: now)."""
+        return self._send(calls.get_graph(session_id, as_of_turn))
+
+    def similar_nodes(
+        self, session_id: str, node: str, *, k: int | None = None
+    ) -> list[SimilarNode]:
+        """The k nodes nearest to `node` by cosine, best first. Raises NodeNotFoundError,
+        NodeWithoutEmbeddingError."""
+        return self._send(calls.similar_nodes(session_id, node, k))
+
     def resume_context(self, session_id: str, *, last: int | None = None) -> ResumeContext:
         """The session and its last utterances, to go on with an interview."""
         return self._send(calls.resume_context(session_id, last))
@@ -370,6 +391,15 @@ class Client:
         needs PSEUDONYM_KEY; PseudonymKeyMissingError without it).
         """
         call = calls.export_session(session_id, export_format, pseudonymize)
+        with self._http.stream(call.method, call.path, params=call.params) as response:
+            if response.is_error:
+                response.read()
+                raise error_from_response(response)
+            yield from response.iter_bytes()
+
+    def export_study(self, study_id: str, export_format: str = "qdpx") -> Iterator[bytes]:
+        """Every session of the study in one file (qdpx, csv or jsonl), streamed in pieces."""
+        call = calls.export_study(study_id, export_format)
         with self._http.stream(call.method, call.path, params=call.params) as response:
             if response.is_error:
                 response.read()

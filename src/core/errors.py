@@ -17,6 +17,10 @@ Every error derives from ``SessionError``; none of them knows about HTTP
     ├── StudyNotFoundError
     ├── ParticipantNotFoundError
     ├── VersionNotFoundError
+    ├── InvalidGraphError           (also a ValueError)
+    ├── GraphTurnPassedError
+    ├── NodeNotFoundError
+    ├── NodeWithoutEmbeddingError   (also a ValueError)
     ├── InvalidCursorError          (also a ValueError)
     ├── InvalidSearchQueryError     (also a ValueError)
     ├── InvalidEventIdError         (also a ValueError)
@@ -42,13 +46,17 @@ __all__ = [
     "DatabaseFileError",
     "DatabaseInUseError",
     "EventsTrimmedError",
+    "GraphTurnPassedError",
     "InvalidCursorError",
     "InvalidEventIdError",
+    "InvalidGraphError",
     "InvalidSearchQueryError",
     "InvalidStateError",
     "InvalidTransitionError",
     "KeyFileError",
     "KeyNameError",
+    "NodeNotFoundError",
+    "NodeWithoutEmbeddingError",
     "ParticipantNotFoundError",
     "PseudonymKeyMissingError",
     "RepositoryClosedError",
@@ -211,6 +219,50 @@ class VersionNotFoundError(SessionError):
         super().__init__(f"Session {session_id!r} has no version {version} in its history.")
         self.session_id = session_id
         self.version = version
+
+
+class InvalidGraphError(SessionError, ValueError):
+    """A graph change does not fit the session's graph or transcript; nothing was stored.
+
+    `errors` holds one `{field, reason}` per problem, the field a dotted path in the change.
+    """
+
+    def __init__(self, session_id: str, errors: list[dict[str, str]]) -> None:
+        summary = "; ".join(f"{error['field']}: {error['reason']}" for error in errors)
+        super().__init__(f"The graph change to session {session_id!r} is refused: {summary}")
+        self.session_id = session_id
+        self.errors = errors
+
+
+class GraphTurnPassedError(SessionError):
+    """A graph change names a turn before one the graph has already changed in."""
+
+    def __init__(self, session_id: str, turn_number: int, last_turn: int) -> None:
+        super().__init__(
+            f"The graph of session {session_id!r} last changed in turn {last_turn}; "
+            f"a change cannot belong to the earlier turn {turn_number}."
+        )
+        self.session_id = session_id
+        self.turn_number = turn_number
+        self.last_turn = last_turn
+
+
+class NodeNotFoundError(SessionError):
+    """The session's graph has no such node."""
+
+    def __init__(self, session_id: str, node_id: str) -> None:
+        super().__init__(f"The graph of session {session_id!r} has no node {node_id!r}.")
+        self.session_id = session_id
+        self.node_id = node_id
+
+
+class NodeWithoutEmbeddingError(SessionError, ValueError):
+    """The node has no embedding to compare others with."""
+
+    def __init__(self, session_id: str, node_id: str) -> None:
+        super().__init__(f"Node {node_id!r} of session {session_id!r} has no embedding.")
+        self.session_id = session_id
+        self.node_id = node_id
 
 
 class InvalidCursorError(SessionError, ValueError):

@@ -16,6 +16,8 @@ from datetime import UTC
 from enum import StrEnum
 from typing import NamedTuple
 
+from src.domain.graph_export import Quotes, graphml, markdown_graph
+from src.domain.models.graph import Graph
 from src.domain.models.json import compact_json
 from src.domain.models.session import Session
 from src.domain.models.turn import NumberedTurnRecord
@@ -79,6 +81,8 @@ class ExportFormat(StrEnum):
     JSON = "json"
     MARKDOWN = "markdown"
     CSV = "csv"
+    GRAPHML = "graphml"
+    QDPX = "qdpx"
 
     @property
     def media_type(self) -> str:
@@ -86,18 +90,26 @@ class ExportFormat(StrEnum):
 
     @property
     def extension(self) -> str:
-        return {"json": "json", "markdown": "md", "csv": "csv"}[self.value]
+        return {
+            "json": "json",
+            "markdown": "md",
+            "csv": "csv",
+            "graphml": "graphml",
+            "qdpx": "qdpx",
+        }[self.value]
 
 
 _MEDIA_TYPES = {
     ExportFormat.JSON: "application/json",
     ExportFormat.MARKDOWN: "text/markdown; charset=utf-8",
     ExportFormat.CSV: "text/csv; charset=utf-8",
+    ExportFormat.GRAPHML: "application/graphml+xml",
+    ExportFormat.QDPX: "application/zip",
 }
 
 
 async def _json(
-    session: Session, utterances: AsyncIterator[Utterance], records: _Records
+    session: Session, utterances: AsyncIterator[Utterance], records: _Records, graph: Graph
 ) -> AsyncIterator[str]:
     yield (
         f'{{"format":"{EXPORT_FORMAT_NAME}","format_version":{EXPORT_FORMAT_VERSION},'
@@ -159,7 +171,7 @@ def _escape_line_start(match: re.Match[str]) -> str:
 
 
 async def _markdown(
-    session: Session, utterances: AsyncIterator[Utterance], records: _Records
+    session: Session, utterances: AsyncIterator[Utterance], records: _Records, graph: Graph
 ) -> AsyncIterator[str]:
     state = session.state
     text = markdown_text
@@ -182,7 +194,9 @@ async def _markdown(
     ]
     yield "\n".join(lines) + "\n"
     turn: int | None = None
+    quotes = Quotes(graph)
     async for utterance in utterances:
+        quotes.see(utterance.turn_number, utterance.speaker.value, utterance.text)
         if utterance.turn_number != turn and turn is not None:
             yield await _markdown_record(records, turn)
         heading = f"### Turn {utterance.turn_number}\n\n" if utterance.turn_number != turn else ""
@@ -193,6 +207,9 @@ async def _markdown(
         yield "_No utterances were recorded._\n"
     else:
         yield await _markdown_record(records, turn)
+    graph_lines = markdown_graph(graph, quotes, markdown_text)
+    if graph_lines:
+        yield "\n" + graph_lines
 
 
 def _markdown_session_lines(session: Session) -> list[str]:
@@ -233,7 +250,7 @@ async def _markdown_record(records: _Records, turn: int) -> str:
 
 
 async def _csv(
-    session: Session, utterances: AsyncIterator[Utterance], records: _Records
+    session: Session, utterances: AsyncIterator[Utterance], records: _Records, graph: Graph
 ) -> AsyncIterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
@@ -326,12 +343,21 @@ class _Records:
         return await anext(self._records, None)
 
 
+async def _graphml(
+    session: Session, utterances: AsyncIterator[Utterance], records: _Records, graph: Graph
+) -> AsyncIterator[str]:
+    async for piece in graphml(session, graph):
+        yield piece
+
+
 _WRITERS: dict[
-    ExportFormat, Callable[[Session, AsyncIterator[Utterance], _Records], AsyncIterator[str]]
+    ExportFormat,
+    Callable[[Session, AsyncIterator[Utterance], _Records, Graph], AsyncIterator[str]],
 ] = {
     ExportFormat.JSON: _json,
     ExportFormat.MARKDOWN: _markdown,
     ExportFormat.CSV: _csv,
+    ExportFormat.GRAPHML: _graphml,
 }
 
 
@@ -359,10 +385,15 @@ def export_record(
     utterances: AsyncIterator[Utterance],
     export_format: ExportFormat,
     records: AsyncIterator[NumberedTurnRecord] | None = None,
+    graph: Graph | None = None,
 ) -> AsyncIterator[str]:
-    """The session, every utterance and every turn record (both in turn order), as
-    pieces of text in `export_format`."""
-    return _WRITERS[export_format](session, utterances, _Records(records))
+    """The session, every utterance and every turn record (both in turn order) and its
+    graph, as pieces of text in `export_format` (any but qdpx, a zip: see `src.domain.qdpx`).
+    """
+    if export_format is ExportFormat.QDPX:
+        raise ValueError("a qdpx export is a zip of bytes: use src.domain.qdpx")
+    empty = Graph(nodes=[], edges=[])
+    return _WRITERS[export_format](session, utterances, _Records(records), graph or empty)
 
 
 class SessionExport(NamedTuple):

@@ -92,7 +92,10 @@ class TestErrors:
         ("args", "message"),
         [
             (["nonsense"], "No such command 'nonsense'."),
-            (["export", "--format", "pdf", "x"], "'pdf' is not one of 'json', 'markdown', 'csv'."),
+            (
+                ["export", "--format", "pdf", "x"],
+                "'pdf' is not one of 'json', 'markdown', 'csv', 'graphml', 'qdpx', 'jsonl'.",
+            ),
             (["serve", "--port", "eighty"], "'eighty' is not a valid integer."),
             (["backup"], "Missing argument 'FILE'."),
         ],

@@ -81,8 +81,11 @@ async def test_export_every_completed_session_to_a_folder(tmp_path: Path) -> Non
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        ([], "export takes either a SESSION_ID or --status, not both or neither"),
-        (["some-id", "--status", "completed"], "export takes either a SESSION_ID or --status"),
+        ([], "export takes one of a SESSION_ID, --status or --study, not several or none"),
+        (
+            ["some-id", "--status", "completed"],
+            "export takes one of a SESSION_ID, --status or --study",
+        ),
         (["--status", "completed"], "export --status needs --out FOLDER"),
     ],
 )

@@ -12,7 +12,7 @@ from starlette.routing import Route
 from src.main import create_app
 from tests.servers import running_server
 
-NEW_SESSION = {"methodology": "mec", "concept_id": "c", "concept_name": "Coffee"}
+NEW_SESSION = {"methodology": "mec", "concept_id": "c", "concept_name": "Coffee", "study_id": "s"}
 # Headers that may differ between two answers to the same request.
 VOLATILE = {"date", "content-length", "transfer-encoding", "x-request-id"}
 
@@ -30,7 +30,7 @@ def get_paths() -> list[str]:
 
 STUDY = "head-study"
 # Routes that answer 422 without these.
-REQUIRED_QUERY = {"/search": "?q=coffee"}
+REQUIRED_QUERY = {"/search": "?q=coffee", "/sessions/{session_id}/graph/similar": "?node=n"}
 # Streams that never end while the client listens: their GET is compared by its headers.
 STREAMS = {"/events"}
 
@@ -46,6 +46,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]
             f"{url}/sessions/{session_id}/utterances",
             json={"turn_number": 1, "speaker": "interviewer", "text": "Why coffee?"},
         )
+        node = {"id": "n", "type": "t", "label": "Coffee", "embedding": [1.0]}
+        httpx.post(f"{url}/sessions/{session_id}/graph", json={"nodes": [node]})
         yield url, session_id
 
 

@@ -24,9 +24,14 @@ CURSOR_LISTINGS = {
     "GET /search",
     "GET /audit",
 }
-# A turn's utterances name one turn number, and a merge patch is valid or not only
-# by what it leaves of the state: JSON Schema cannot say either.
-CROSS_CHECKED = {"POST /sessions/{session_id}/turns", "PATCH /sessions/{session_id}/state"}
+# A turn's utterances name one turn number, a merge patch is valid or not only
+# by what it leaves of the state, and a graph change's spans end after they start:
+# JSON Schema cannot say any of them.
+CROSS_CHECKED = {
+    "POST /sessions/{session_id}/turns",
+    "PATCH /sessions/{session_id}/state",
+    "POST /sessions/{session_id}/graph",
+}
 
 # GET /events is a stream that never ends while the client listens, so no
 # generated case could read its whole answer; tests/integration/test_event_stream*.py

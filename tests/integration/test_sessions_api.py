@@ -415,7 +415,15 @@ class TestHealthAndErrors:
     async def test_health_is_503_when_the_sessions_table_is_gone(
         self, client: httpx.AsyncClient, backend: SqliteBackend | PostgresBackend
     ) -> None:
-        for table in ("utterances", "state_data", "turn_records", "session_versions", "sessions"):
+        for table in (
+            "utterances",
+            "state_data",
+            "turn_records",
+            "session_versions",
+            "graph_nodes",
+            "graph_edges",
+            "sessions",
+        ):
             await backend.execute(f"DROP TABLE {table}")
 
         response = await client.get("/health")
@@ -503,7 +511,10 @@ class TestHealthAndErrors:
             "/sessions/{session_id}/versions",
             "/sessions/{session_id}/versions/{version}",
             "/sessions/{session_id}/fork",
+            "/sessions/{session_id}/graph",
+            "/sessions/{session_id}/graph/similar",
             "/studies/{study_id}",
+            "/studies/{study_id}/export",
             "/health",
             "/search",
             "/audit",

@@ -33,6 +33,10 @@ METHOD_OF_OPERATION = {
     ("GET", "/audit"): "list_audit",
     ("GET", "/events"): "events",
     ("DELETE", "/participants/{participant_id}"): "erase_participant",
+    ("GET", "/sessions/{session_id}/graph"): "get_graph",
+    ("POST", "/sessions/{session_id}/graph"): "change_graph",
+    ("GET", "/sessions/{session_id}/graph/similar"): "similar_nodes",
+    ("GET", "/studies/{study_id}/export"): "export_study",
 }
 
 

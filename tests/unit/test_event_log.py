@@ -9,6 +9,7 @@ import pytest
 
 from src.core.errors import SessionEndedError, UtteranceExistsError
 from src.domain.models.event import EventType
+from src.domain.models.graph import GraphChange
 from src.domain.models.session import SessionStatus, utc_now
 from src.domain.models.utterance import NewUtterance, Speaker
 from src.persistence.repositories.protocol import SessionRepositoryProtocol
@@ -141,3 +142,23 @@ async def test_ids_follow_commit_order_under_concurrent_writes(
     stored = [event.id for event in await repo.list_events(after=start)]
     # The reader, resuming after the last id it saw, saw every event once.
     assert seen == stored
+
+
+async def test_a_graph_change_on_its_own_appends_its_event(repo: SessionRepositoryProtocol) -> None:
+    session = await repo.create(new_session())
+    await repo.record_turn(session.id, [said(1, text="Cheap coffee")], state_patch={})
+    change = GraphChange.model_validate(
+        {"nodes": [{"id": "n1", "type": "attribute", "label": "cheap"}], "remove_nodes": ["x"]}
+    )
+
+    changed = await repo.change_graph(session.id, change)
+
+    events = await repo.list_events(after=0, session_id=session.id)
+    assert [(e.type, e.version) for e in events][-1] == (EventType.GRAPH_CHANGED, changed.version)
+    assert events[-1].data == {
+        "turn_number": 1,
+        "nodes": ["n1"],
+        "edges": [],
+        "removed_nodes": ["x"],
+        "removed_edges": [],
+    }

@@ -504,7 +504,15 @@ class TestLifetime:
         self, repo: SessionRepositoryProtocol, backend: Backend
     ) -> None:
         await repo.ping()
-        for table in ("utterances", "state_data", "turn_records", "session_versions", "sessions"):
+        for table in (
+            "utterances",
+            "state_data",
+            "turn_records",
+            "session_versions",
+            "graph_nodes",
+            "graph_edges",
+            "sessions",
+        ):
             await backend.execute(f"DROP TABLE {table}")
 
         with pytest.raises(StorageUnavailableError):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from http import HTTPStatus
 from typing import Annotated
 
@@ -16,12 +15,12 @@ from src.api.links import next_page_headers
 from src.api.preconditions import etag, expected_version
 from src.api.schemas import ResumeContext, TurnCreate, TurnRecorded, UtteranceCreate
 from src.core.errors import PseudonymKeyMissingError, SessionNotFoundError
-from src.domain.export import ExportFormat, export_record, session_export_file_name
+from src.domain.export import ExportFormat, session_export_file_name
 from src.domain.models.turn import Turn
 from src.domain.models.utterance import Utterance
 from src.domain.redaction import Pseudonymizer
 from src.persistence.pagination import MAX_PAGE_SIZE
-from src.persistence.repositories.transcript import walk_turn_records, walk_utterances
+from src.study_exporting import export_session_bytes
 
 router = APIRouter(
     prefix="/sessions/{session_id}",
@@ -94,6 +93,7 @@ async def record_turn(
         body.state,
         state_patch=body.state_patch_document(),
         record=body.record,
+        graph=body.graph,
         expected_version=expected,
     )
     turn = Turn(
@@ -167,7 +167,8 @@ async def export_session(
         ),
     ] = False,
 ) -> StreamingResponse:
-    """The session's whole research record, streamed as JSON, Markdown or CSV."""
+    """The session's whole research record, streamed as JSON, Markdown or CSV; its graph
+    as GraphML; or both as a REFI-QDA project (.qdpx)."""
     pseudonymizer = None
     if pseudonymize:
         if settings.pseudonym_key is None:
@@ -176,19 +177,9 @@ async def export_session(
     session = await repository.get(session_id)
     if session is None:
         raise SessionNotFoundError(session_id)
-    utterances = walk_utterances(repository, session_id)
-    if pseudonymizer is not None:
-        session, utterances = pseudonymizer.session(session), pseudonymizer.utterances(utterances)
-    records = walk_turn_records(repository, session_id)
-    pieces = export_record(session, utterances, export_format, records)
     file_name = session_export_file_name(session, export_format)
     return StreamingResponse(
-        _encoded(pieces),
+        export_session_bytes(repository, session, export_format, pseudonymizer),
         media_type=export_format.media_type,
         headers={"Content-Disposition": f'attachment; filename="{file_name}"'},
     )
-
-
-async def _encoded(pieces: AsyncIterator[str]) -> AsyncIterator[bytes]:
-    async for piece in pieces:
-        yield piece.encode()

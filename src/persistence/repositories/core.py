@@ -42,6 +42,7 @@ from src.domain.lifecycle import FINAL_STATUSES, can_transition
 from src.domain.merge_patch import apply_merge_patch
 from src.domain.models.erasure import Erasure
 from src.domain.models.event import Event, EventType
+from src.domain.models.graph import Graph, GraphChange, SimilarNode
 from src.domain.models.json import compact_json
 from src.domain.models.session import (
     MAX_COUNT,
@@ -89,6 +90,12 @@ from src.persistence.repositories.events import (
     participant_erased_event,
     session_event,
     utterances_data,
+)
+from src.persistence.repositories.graph import (
+    apply_graph_change,
+    copy_graph,
+    graph_as_of,
+    nearest_nodes,
 )
 from src.persistence.repositories.protocol import (
     EventBounds,
@@ -941,17 +948,20 @@ class RepositoryCore:
         *,
         state_patch: Any = None,
         record: TurnRecordData | None = None,
+        graph: GraphChange | None = None,
         expected_version: int | None = None,
     ) -> TurnRecord:
         """Store a turn in one transaction, or nothing of it: its utterances, the session's
-        new state (`state`, else the merge patch `state_patch`), its record if given, and
-        the record's usage added to the session's totals.
+        new state (`state`, else the merge patch `state_patch`), its record if given, the
+        record's usage added to the session's totals, and its graph change if given (whose
+        spans may point at this turn's utterances).
 
         Raises:
             ValueError: `utterances` is empty or names more than one turn.
             SessionNotFoundError, SessionEndedError, SessionMismatchError,
             StaleSessionError, UtteranceExistsError, TurnRecordExistsError,
-            InvalidStateError: as their names say; nothing is stored.
+            InvalidStateError, InvalidGraphError, GraphTurnPassedError: as their names
+            say; nothing is stored.
         """
         if not utterances:
             raise ValueError("a turn needs at least one utterance")
@@ -986,6 +996,8 @@ class RepositoryCore:
             stored = []
             for utterance in utterances:
                 stored.append((yield from _append_or_refuse(session_id, utterance)))
+            if graph is not None:
+                yield from apply_graph_change(session_id, turn_number, graph)
             yield session_event(
                 EventType.TURN_RECORDED,
                 session_id,
@@ -1190,10 +1202,91 @@ class RepositoryCore:
             created = session_from_row(row, checked_data=forked.state.data)
             yield Statement(sql.COPY_UTTERANCES, {**up_to, "new_id": fork_id})
             yield Statement(sql.COPY_RECORDS, {**up_to, "new_id": fork_id})
+            yield from copy_graph(session_id, fork_id, at_turn)
             yield _created_event(forked)
             return created
 
         return await self._write(unit, atomic=True)
+
+    async def change_graph(
+        self, session_id: str, change: GraphChange, *, expected_version: int | None = None
+    ) -> Session:
+        """Apply a graph change on its own, as belonging to the session's highest turn
+        number (0 before any), and make a version with change `graph`.
+
+        Raises:
+            SessionNotFoundError, SessionEndedError, StaleSessionError: as for update_state.
+            InvalidGraphError, GraphTurnPassedError: as their names say; nothing is stored.
+        """
+
+        def unit() -> Unit[tuple[Row, SessionState]]:
+            current = yield from _locked(session_id)
+            _check_writable(current, expected_version)
+            last = yield Statement(
+                sql.LAST_TURN, {"session_id": session_id, "turn_number": MAX_COUNT}
+            )
+            turn_number = int(last[0][0] or 0)
+            yield from apply_graph_change(session_id, turn_number, change)
+            state = current.session().state
+            row = yield from _write_state(current, state, keys=[], change=Change.GRAPH)
+            yield session_event(
+                EventType.GRAPH_CHANGED,
+                session_id,
+                {
+                    "turn_number": turn_number,
+                    "nodes": [node.id for node in change.nodes],
+                    "edges": [edge.id for edge in change.edges],
+                    "removed_nodes": list(change.remove_nodes),
+                    "removed_edges": list(change.remove_edges),
+                },
+            )
+            return row, state
+
+        row, state = await self._write(unit, atomic=True)
+        return session_from_row(row, checked_data=state.data)
+
+    async def get_graph(self, session_id: str, *, as_of_turn: int | None = None) -> Graph:
+        """The session's graph as it stood after turn `as_of_turn` (default: now).
+
+        Raises:
+            ValueError: `as_of_turn` is negative.
+            SessionNotFoundError: no session has this id.
+        """
+        if as_of_turn is not None and (isinstance(as_of_turn, bool) or as_of_turn < 0):
+            raise ValueError(f"as_of_turn must be 0 or more, not {as_of_turn!r}")
+        turn = MAX_COUNT if as_of_turn is None else min(as_of_turn, MAX_COUNT)
+
+        def unit() -> Unit[Graph]:
+            graph = yield from graph_as_of(session_id, turn)
+            if graph is not None:
+                return graph
+            if not (yield from _exists(session_id)):
+                raise SessionNotFoundError(session_id)
+            return Graph(nodes=[], edges=[])
+
+        return await self._read(unit)
+
+    async def similar_nodes(
+        self, session_id: str, node_id: str, *, k: int = 10
+    ) -> list[SimilarNode]:
+        """The `k` other nodes nearest to `node_id` by the cosine of their embeddings (of the
+        same length), best first.
+
+        Raises:
+            ValueError: `k` is outside 1..100.
+            SessionNotFoundError: no session has this id.
+            NodeNotFoundError: the session's graph has no such node.
+            NodeWithoutEmbeddingError: the node has no embedding.
+        """
+        if isinstance(k, bool) or not 1 <= k <= 100:
+            raise ValueError(f"k must be 1..100, not {k!r}")
+
+        def unit() -> Unit[list[SimilarNode]]:
+            if not (yield from _exists(session_id)):
+                raise SessionNotFoundError(session_id)
+            return (yield from nearest_nodes(session_id, node_id, k))
+
+        return await self._read(unit)
 
     async def list_idle(
         self, status: SessionStatus, *, idle_since: datetime, limit: int = 100

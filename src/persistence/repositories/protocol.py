@@ -9,6 +9,7 @@ from typing import Any, NamedTuple, Protocol, Self
 from src.domain.audit import AuditAction, AuditEntry
 from src.domain.models.erasure import Erasure
 from src.domain.models.event import Event
+from src.domain.models.graph import Graph, GraphChange, SimilarNode
 from src.domain.models.session import Session, SessionState, SessionStatus
 from src.domain.models.study import StudySummary
 from src.domain.models.turn import NumberedTurnRecord, SessionVersion, Turn, TurnRecordData
@@ -199,8 +200,19 @@ class SessionRepositoryProtocol(Protocol):
         *,
         state_patch: Any = None,
         record: TurnRecordData | None = None,
+        graph: GraphChange | None = None,
         expected_version: int | None = None,
     ) -> TurnRecord: ...
+
+    async def change_graph(
+        self, session_id: str, change: GraphChange, *, expected_version: int | None = None
+    ) -> Session: ...
+
+    async def get_graph(self, session_id: str, *, as_of_turn: int | None = None) -> Graph: ...
+
+    async def similar_nodes(
+        self, session_id: str, node_id: str, *, k: int = 10
+    ) -> list[SimilarNode]: ...
 
     async def list_idle(
         self, status: SessionStatus, *, idle_since: datetime, limit: int = 100

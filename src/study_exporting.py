@@ -1,0 +1,191 @@
+"""Exports as bytes, for the HTTP routes and the `export` command: one session in any
+format (a graph read with it), or every session of a study in one stream.
+
+A study streams session by session: its csv is one header and every session's
+rows, its jsonl one JSON export per line, its qdpx one project (`src.domain.qdpx`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from enum import StrEnum
+
+from src.core.errors import SessionNotFoundError, StudyNotFoundError
+from src.domain.export import CSV_COLUMNS, ExportFormat, export_record
+from src.domain.models.graph import Graph, StoredSpan
+from src.domain.models.session import Session
+from src.domain.models.utterance import Utterance
+from src.domain.qdpx import QdpxSession, qdpx
+from src.domain.redaction import Pseudonymizer, redact_text
+from src.persistence.pagination import walk_pages
+from src.persistence.repositories.protocol import SessionRepositoryProtocol
+from src.persistence.repositories.transcript import walk_turn_records, walk_utterances
+
+__all__ = ["StudyExportFormat", "export_session_bytes", "export_study", "study_session_ids"]
+
+
+class StudyExportFormat(StrEnum):
+    """The formats a whole study exports to, by the name a client asks for."""
+
+    QDPX = "qdpx"
+    CSV = "csv"
+    JSONL = "jsonl"
+
+    @property
+    def media_type(self) -> str:
+        if self is StudyExportFormat.JSONL:
+            return "application/jsonl"
+        return ExportFormat(self.value).media_type
+
+    @property
+    def extension(self) -> str:
+        return self.value
+
+
+class _Reader:
+    """One session's parts, pseudonymised when asked."""
+
+    def __init__(
+        self, repository: SessionRepositoryProtocol, pseudonymizer: Pseudonymizer | None
+    ) -> None:
+        self._repository = repository
+        self._pseudonymizer = pseudonymizer
+
+    def session(self, session: Session) -> Session:
+        return session if self._pseudonymizer is None else self._pseudonymizer.session(session)
+
+    def utterances(self, session_id: str) -> AsyncIterator[Utterance]:
+        utterances = walk_utterances(self._repository, session_id)
+        if self._pseudonymizer is None:
+            return utterances
+        return self._pseudonymizer.utterances(utterances)
+
+    async def graph(self, session_id: str) -> Graph:
+        """The session's graph; pseudonymised, its spans moved onto the redacted text."""
+        graph = await self._repository.get_graph(session_id)
+        if self._pseudonymizer is None:
+            return graph
+        texts: dict[tuple[int, str], str] = {}
+        for turn in sorted({span.turn_number for node in graph.nodes for span in node.provenance}):
+            page = await self._repository.list_utterances(session_id, after_turn=turn - 1, limit=2)
+            for utterance in page.items:
+                if utterance.turn_number == turn:
+                    texts[(turn, utterance.speaker.value)] = utterance.text
+        nodes = [
+            node.model_copy(update={"provenance": _redacted_spans(node.provenance, texts)})
+            for node in graph.nodes
+        ]
+        return Graph(nodes=nodes, edges=graph.edges)
+
+    async def qdpx_session(self, session: Session) -> QdpxSession:
+        graph = await self.graph(session.id)
+        return QdpxSession(self.session(session), graph, lambda: self.utterances(session.id))
+
+    async def text(self, session: Session, export_format: ExportFormat) -> AsyncIterator[str]:
+        graph = None
+        if export_format in (ExportFormat.MARKDOWN, ExportFormat.GRAPHML):
+            graph = await self.graph(session.id)
+        records = walk_turn_records(self._repository, session.id)
+        pieces = export_record(
+            self.session(session), self.utterances(session.id), export_format, records, graph
+        )
+        async for piece in pieces:
+            yield piece
+
+
+def _redacted_spans(spans: list[StoredSpan], texts: dict[tuple[int, str], str]) -> list[StoredSpan]:
+    """The spans as they fall on their utterances' redacted text: an offset moves by what
+    redaction changed before it. A span left empty, or on an utterance not found, is dropped."""
+    moved = []
+    for span in spans:
+        text = texts.get((span.turn_number, span.speaker.value))
+        if text is None:
+            continue
+        start = len(redact_text(text[: span.start]))
+        end = min(len(redact_text(text[: span.end])), len(redact_text(text)))
+        if start < end:
+            moved.append(span.model_copy(update={"start": start, "end": end}))
+    return moved
+
+
+async def export_session_bytes(
+    repository: SessionRepositoryProtocol,
+    session: Session,
+    export_format: ExportFormat,
+    pseudonymizer: Pseudonymizer | None = None,
+) -> AsyncIterator[bytes]:
+    """The session's whole record in `export_format`, as UTF-8 (or zip) bytes."""
+    reader = _Reader(repository, pseudonymizer)
+    if export_format is ExportFormat.QDPX:
+
+        async def one() -> AsyncIterator[QdpxSession]:
+            yield await reader.qdpx_session(session)
+
+        async for chunk in qdpx(session.id, one):
+            yield chunk
+        return
+    async for piece in reader.text(session, export_format):
+        yield piece.encode()
+
+
+async def study_session_ids(repository: SessionRepositoryProtocol, study_id: str) -> list[str]:
+    """The ids of the study's sessions, oldest first.
+
+    Raises:
+        StudyNotFoundError: no session belongs to the study.
+    """
+    pages = walk_pages(
+        lambda cursor: repository.list_sessions(study_id=study_id, limit=500, cursor=cursor)
+    )
+    ids = [session.id async for session in pages]
+    if not ids:
+        raise StudyNotFoundError(study_id)
+    return ids[::-1]
+
+
+async def _sessions(
+    repository: SessionRepositoryProtocol, session_ids: list[str]
+) -> AsyncIterator[Session]:
+    for session_id in session_ids:
+        session = await repository.get(session_id)
+        if session is not None:  # deleted since it was listed
+            yield session
+
+
+async def export_study(
+    repository: SessionRepositoryProtocol,
+    study_id: str,
+    session_ids: list[str],
+    export_format: StudyExportFormat,
+    pseudonymizer: Pseudonymizer | None = None,
+) -> AsyncIterator[bytes]:
+    """The sessions of the study `study_id` (`study_session_ids`) in one stream of
+    `export_format`; a session deleted meanwhile is passed over."""
+    reader = _Reader(repository, pseudonymizer)
+    if export_format is StudyExportFormat.QDPX:
+
+        async def every() -> AsyncIterator[QdpxSession]:
+            async for session in _sessions(repository, session_ids):
+                try:
+                    yield await reader.qdpx_session(session)
+                except SessionNotFoundError:
+                    continue
+
+        async for chunk in qdpx(study_id, every):
+            yield chunk
+        return
+    header = ",".join(CSV_COLUMNS) + "\r\n"
+    first = True
+    async for session in _sessions(repository, session_ids):
+        text_format = ExportFormat.CSV
+        if export_format is StudyExportFormat.JSONL:
+            text_format = ExportFormat.JSON
+        pieces = reader.text(session, text_format)
+        try:
+            async for piece in pieces:
+                if text_format is ExportFormat.CSV and not first and piece.startswith(header):
+                    piece = piece[len(header) :]
+                first = False
+                yield piece.encode()
+        except SessionNotFoundError:
+            continue
