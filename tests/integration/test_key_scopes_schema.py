@@ -80,14 +80,18 @@ class Server:
 
     def request(self, op: Operation, key: str | None, session_id: str) -> httpx.Response:
         headers = {} if key is None else {"Authorization": f"Bearer {key}"}
-        return httpx.request(
+        with httpx.stream(
             op.method,
             self.url + op.url(session_id),
             params=op.required_query,
             headers=headers,
             json={} if op.method in ("POST", "PUT", "PATCH") else None,
             timeout=30,
-        )
+        ) as response:
+            # An event stream never ends while it is read: its status and headers tell.
+            if not response.headers.get("content-type", "").startswith("text/event-stream"):
+                response.read()
+        return response
 
     def new_session(self) -> str:
         response = httpx.post(
