@@ -518,6 +518,7 @@ class TestHealthAndErrors:
             "/health",
             "/search",
             "/audit",
+            "/events",
             "/participants/{participant_id}",
         }
         assert set(paths["/sessions/{session_id}/resume"]) == {"get", "post"}
