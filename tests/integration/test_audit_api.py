@@ -221,11 +221,6 @@ async def test_an_erasure_is_recorded_with_counts_and_without_the_participant_a_
     app = create_app(keyed(backend.settings(), tmp_path))
     said = {"turn_number": 1, "speaker": "respondent", "text": PHRASE}
 
-    # A study export, as any route whose last segment is `export`, is an export.
-    @app.get("/studies/{study_id}/export")
-    async def export_study(study_id: str) -> dict[str, str]:
-        return {"study_id": study_id}
-
     async with (
         LifespanManager(app) as manager,
         httpx.AsyncClient(
@@ -241,6 +236,12 @@ async def test_an_erasure_is_recorded_with_counts_and_without_the_participant_a_
         await client.post(
             f"/sessions/{session_id}/utterances", json=said, headers=keys.bearer("ingest")
         )
+        # Someone else's session keeps the study there to export after the erasure.
+        await client.post(
+            "/sessions",
+            json={**NEW_SESSION_BODY, "study_id": "st-1", "participant_id": "someone-else"},
+            headers=keys.bearer("ingest"),
+        )
         refused = await client.delete(f"/participants/{PARTICIPANT}", headers=keys.bearer("ingest"))
         erased = await client.delete(f"/participants/{PARTICIPANT}", headers=keys.bearer("auditor"))
         exported = await client.get("/studies/st-1/export", headers=keys.bearer("analyst"))
@@ -253,7 +254,8 @@ async def test_an_erasure_is_recorded_with_counts_and_without_the_participant_a_
         ("auditor", "erasure", "DELETE", template, None),
         ("ingest", "forbidden", "DELETE", template, None),
     ]
-    assert entries[1]["counts"] == {"sessions": 1, "utterances": 1, "events": 0}
+    # Its events: the session's creation and its utterance.
+    assert entries[1]["counts"] == {"sessions": 1, "utterances": 1, "events": 2}
     assert PARTICIPANT not in str(entries)
 
 
