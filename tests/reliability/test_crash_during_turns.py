@@ -11,7 +11,7 @@ import httpx
 
 from src.persistence.repositories.protocol import SessionRepositoryProtocol
 from tests.backends import PostgresBackend, SqliteBackend
-from tests.builders import NEW_SESSION_BODY
+from tests.reliability.bursts import turns_until_killed
 from tests.servers import launch_server
 
 KILLS = 3
@@ -35,24 +35,6 @@ def turn_body(number: int) -> dict[str, object]:
             "usage": {"input_tokens": number, "output_tokens": 1, "cost_usd": 0.5},
         },
     }
-
-
-async def turns_until_killed(client: httpx.AsyncClient, acknowledged: dict[str, int]) -> None:
-    """Create sessions and record turns in them until the server stops answering."""
-    try:
-        while True:
-            created = await client.post("/sessions", json=NEW_SESSION_BODY)
-            assert created.status_code == 201, created.text
-            session_id = created.json()["id"]
-            acknowledged[session_id] = 0
-            for number in range(1, 6):
-                response = await client.post(
-                    f"/sessions/{session_id}/turns", json=turn_body(number)
-                )
-                assert response.status_code == 201, response.text
-                acknowledged[session_id] = number
-    except httpx.TransportError:
-        return
 
 
 async def check_whole(repo: SessionRepositoryProtocol, acknowledged: dict[str, int]) -> None:
@@ -102,7 +84,7 @@ async def test_acknowledged_turns_survive_sigkill_whole(
         limits = httpx.Limits(max_connections=WRITERS)
         async with httpx.AsyncClient(base_url=server.url, limits=limits, timeout=10) as client:
             writers = [
-                asyncio.create_task(turns_until_killed(client, acknowledged))
+                asyncio.create_task(turns_until_killed(client, acknowledged, turn_body))
                 for _ in range(WRITERS)
             ]
             await asyncio.sleep(rng.uniform(0.5, 1.5))

@@ -12,7 +12,7 @@ import httpx
 from src.domain.models.event import EventType
 from src.persistence.repositories.protocol import SessionRepositoryProtocol
 from tests.backends import PostgresBackend, SqliteBackend
-from tests.builders import NEW_SESSION_BODY
+from tests.reliability.bursts import turns_until_killed
 from tests.servers import launch_server
 
 KILLS = 3
@@ -27,24 +27,6 @@ def turn_body(number: int) -> dict[str, object]:
         ],
         "state_patch": {"turn_count": number},
     }
-
-
-async def writes_until_killed(client: httpx.AsyncClient, acknowledged: dict[str, int]) -> None:
-    """Create sessions and record turns in them until the server stops answering."""
-    try:
-        while True:
-            created = await client.post("/sessions", json=NEW_SESSION_BODY)
-            assert created.status_code == 201, created.text
-            session_id = created.json()["id"]
-            acknowledged[session_id] = 0
-            for number in range(1, 6):
-                response = await client.post(
-                    f"/sessions/{session_id}/turns", json=turn_body(number)
-                )
-                assert response.status_code == 201, response.text
-                acknowledged[session_id] = number
-    except httpx.TransportError:
-        return
 
 
 async def all_events(repo: SessionRepositoryProtocol) -> dict[str, list[tuple[str, int | None]]]:
@@ -97,7 +79,7 @@ async def test_every_acknowledged_write_has_its_event_after_sigkill(
         limits = httpx.Limits(max_connections=WRITERS)
         async with httpx.AsyncClient(base_url=server.url, limits=limits, timeout=10) as client:
             writers = [
-                asyncio.create_task(writes_until_killed(client, acknowledged))
+                asyncio.create_task(turns_until_killed(client, acknowledged, turn_body))
                 for _ in range(WRITERS)
             ]
             await asyncio.sleep(rng.uniform(0.5, 1.5))
