@@ -24,6 +24,7 @@ __all__ = [
     "SameFileGuard",
     "Synchronous",
     "check_integrity",
+    "connection_pragmas",
     "database_file_guard",
     "database_file_problem",
     "database_path_problem",
@@ -56,6 +57,12 @@ PRAGMA foreign_keys = ON;
 PRAGMA cache_size = -8192;
 PRAGMA secure_delete = ON;
 """
+
+
+def connection_pragmas(synchronous: Synchronous = "full") -> str:
+    """The PRAGMAs every connection of the store runs once opened, as one script."""
+    return _CONNECTION_PRAGMAS + _SYNCHRONOUS_PRAGMA[synchronous] + ";\n"
+
 
 _MIGRATION_FILE = re.compile(r"^(?P<version>\d{3})_(?P<name>\w+)\.sql$")
 
@@ -122,7 +129,7 @@ async def open_connection(
     await connection
     try:
         await _use_wal(connection)
-        await connection.executescript(_CONNECTION_PRAGMAS + _SYNCHRONOUS_PRAGMA[synchronous])
+        await connection.executescript(connection_pragmas(synchronous))
     except BaseException:
         await connection.close()
         raise
@@ -266,6 +273,10 @@ class SameFileGuard:
     def problem(self) -> str | None:
         """Why a commit would be refused now (the file or its -wal is another); None if not."""
         return self._problem(committing=True)
+
+    def read_problem(self) -> str | None:
+        """Why a read may not be trusted now (the file or the log's index is another)."""
+        return self._problem(committing=False)
 
     def _problem(self, committing: bool) -> str | None:
         current = _identity(self._path)

@@ -138,8 +138,12 @@ class Backend(Protocol):
     async def close(self) -> None:
         """Release every connection; idempotent."""
 
-    async def read(self, unit: Callable[[], Unit[T]]) -> T:
-        """Run a unit (made by calling `unit`, again for a retry) that changes nothing."""
+    async def read(self, unit: Callable[[], Unit[T]], *, scan: bool = False) -> T:
+        """Run a unit (made by calling `unit`, again for a retry) that changes nothing.
+
+        scan: it may visit many rows (a count, a whole graph, a search), so it
+        is never tried on the event loop's own thread.
+        """
 
     async def write(self, unit: Callable[[], Unit[T]], *, atomic: bool = False) -> T:
         """Run a unit (made by calling `unit`) whose writes are committed before this returns.
@@ -828,7 +832,7 @@ class RepositoryCore:
             ((total,),) = yield count
             return int(total)
 
-        return await self._read(unit)
+        return await self._read(unit, scan=True)
 
     async def study_summary(self, study_id: str) -> StudySummary:
         """The study's sessions counted by status, their usage totals, and when they ran.
@@ -855,7 +859,7 @@ class RepositoryCore:
                 last_updated_at=max(_moment(row[8]) for row in rows),
             )
 
-        return await self._read(unit)
+        return await self._read(unit, scan=True)
 
     async def delete(self, session_id: str) -> bool:
         """Delete the session; True if it existed."""
@@ -1264,7 +1268,7 @@ class RepositoryCore:
                 raise SessionNotFoundError(session_id)
             return Graph(nodes=[], edges=[])
 
-        return await self._read(unit)
+        return await self._read(unit, scan=True)
 
     async def similar_nodes(
         self, session_id: str, node_id: str, *, k: int = 10
@@ -1286,7 +1290,7 @@ class RepositoryCore:
                 raise SessionNotFoundError(session_id)
             return (yield from nearest_nodes(session_id, node_id, k))
 
-        return await self._read(unit)
+        return await self._read(unit, scan=True)
 
     async def list_idle(
         self, status: SessionStatus, *, idle_since: datetime, limit: int = 100
@@ -1385,7 +1389,7 @@ class RepositoryCore:
         def unit() -> Unit[SearchPage]:
             return search_page_from_rows((yield search), limit, key)
 
-        return await self._read(unit)
+        return await self._read(unit, scan=True)
 
     async def list_events(
         self,
@@ -1493,9 +1497,9 @@ class RepositoryCore:
         await self._ready()
         return self._cursor_key
 
-    async def _read(self, unit: Callable[[], Unit[T]]) -> T:
+    async def _read(self, unit: Callable[[], Unit[T]], *, scan: bool = False) -> T:
         backend = self._backend if self._opened and not self._closed else await self._ready()
-        return await backend.read(unit)
+        return await backend.read(unit, scan=scan)
 
     async def _write(self, unit: Callable[[], Unit[T]], *, atomic: bool = False) -> T:
         backend = self._backend if self._opened and not self._closed else await self._ready()
@@ -1545,7 +1549,7 @@ class RepositoryCore:
             counts.update({SessionStatus(status): int(count) for status, count in rows})
             return counts
 
-        return await self._read(unit)
+        return await self._read(unit, scan=True)
 
     async def erase_participant(self, participant_id: str) -> Erasure:
         """Erase every session naming the participant, and every fork made from one, in one

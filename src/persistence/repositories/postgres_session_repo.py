@@ -129,7 +129,7 @@ class _PostgresBackend:
         if pool is not None:
             await pool.close()
 
-    async def read(self, unit: Callable[[], Unit[T]]) -> T:
+    async def read(self, unit: Callable[[], Unit[T]], *, scan: bool = False) -> T:
         with self._domain_errors():
             pool = self._connected()
             try:

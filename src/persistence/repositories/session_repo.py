@@ -30,6 +30,7 @@ from src.persistence.database import (
     open_connection,
 )
 from src.persistence.event_watch import DataVersionWatch
+from src.persistence.inline_reads import NOT_HERE, InlineReader, Step
 from src.persistence.repositories.core import RepositoryCore
 from src.persistence.repositories.protocol import EventWatch
 from src.persistence.repositories.statements import Statement, Unit
@@ -109,6 +110,20 @@ def _run(database: sqlite3.Connection, unit: Unit[T], atomic: bool) -> T:
     return result
 
 
+def _drive(unit: Unit[T], step: Step) -> T:
+    """Run a read unit's statements through `step`, one after another; its result."""
+    try:
+        statement = next(unit)
+        while True:
+            query, parameters = statement
+            if query.timestamps:
+                parameters = _parameters(statement, None)
+            statement = unit.send(step(query.sqlite, parameters))
+    except StopIteration as done:
+        result: T = done.value
+        return result
+
+
 def _commit(database: sqlite3.Connection) -> None:
     try:
         database.execute("COMMIT")
@@ -158,6 +173,7 @@ class _SqliteBackend:
         self._writes: StatementBatcher | None = None
         self._guard: SameFileGuard | None = None
         self._reads: StatementBatcher | None = None
+        self._inline: InlineReader | None = None
         self._closed = False
 
     async def open(self) -> None:
@@ -169,6 +185,8 @@ class _SqliteBackend:
             if self.db_path != ":memory:":
                 opened.append(await open_connection(self.db_path, self.synchronous))
             same_file = database_file_guard(self.db_path)
+            if same_file is not None:
+                self._inline = InlineReader(self.db_path, same_file)
         except BaseException:
             for connection in opened:
                 await connection.close()
@@ -184,6 +202,9 @@ class _SqliteBackend:
         for batcher in batchers:
             if batcher is not None:
                 await batcher.drain()
+        inline, self._inline = self._inline, None
+        if inline is not None:
+            inline.close()
         connections, self.connections = self.connections, ()
         for connection in reversed(connections):
             await connection.close()
@@ -193,7 +214,12 @@ class _SqliteBackend:
 
     # Every call passes through read or write: plain try/except, not a
     # context manager, keeps what each call costs on the event loop small.
-    async def read(self, unit: Callable[[], Unit[T]]) -> T:
+    async def read(self, unit: Callable[[], Unit[T]], *, scan: bool = False) -> T:
+        inline = None if scan else self._inline
+        if inline is not None:
+            answer = inline.run(lambda step: _drive(unit(), step))
+            if answer is not NOT_HERE:
+                return answer  # type: ignore[return-value]
         reads = self._reads
         if reads is None:  # closed since the call began
             raise RepositoryClosedError()

@@ -1,0 +1,83 @@
+"""Short reads on the event loop's own thread.
+
+A lookup by key takes SQLite a few microseconds; handing it to a worker
+thread and back costs tens. So a read first runs here, on a connection of
+its own that never waits: one that SQLite would make wait (a lock), that
+runs past a small time budget, or that fails in any way is abandoned
+(nothing of it was returned) and the caller runs it again on the worker,
+which waits, and reports errors, as every read did before.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Final, TypeVar
+
+from src.persistence.database import SameFileGuard, connection_pragmas
+
+__all__ = ["NOT_HERE", "InlineReader"]
+
+T = TypeVar("T")
+
+BUDGET_SECONDS: Final = 0.0005
+"""How long a read may hold the event loop before it is handed to the worker."""
+_CHECK_EVERY: Final = 500
+"""Virtual machine steps between two looks at the clock (about a microsecond each)."""
+
+NOT_HERE: Final = object()
+"""What `InlineReader.run` returns for a read it gave up: run it on the worker."""
+
+Step = Callable[[str, Mapping[str, Any]], list[sqlite3.Row]]
+
+
+class InlineReader:
+    """One read-only connection, used only from the event loop's thread."""
+
+    def __init__(self, db_path: str, guard: SameFileGuard) -> None:
+        # timeout=0: a read that would wait for a lock fails at once (and goes to the worker).
+        self._database = sqlite3.connect(
+            db_path, isolation_level=None, timeout=0, check_same_thread=False
+        )
+        try:
+            self._database.executescript(connection_pragmas() + "PRAGMA query_only = ON;")
+        except BaseException:
+            self._database.close()
+            raise
+        self._database.row_factory = sqlite3.Row
+        self._database.set_progress_handler(self._over_budget, _CHECK_EVERY)
+        self._guard = guard
+        self._deadline = 0.0
+
+    def run(self, drive: Callable[[Step], T]) -> T | object:
+        """`drive(step)` in one read transaction (one snapshot); NOT_HERE if given up.
+
+        `drive` runs the read's statements through `step`; an exception it raises
+        of its own (not the database's) is the read's answer and passes through.
+        """
+        database = self._database
+        self._deadline = time.perf_counter() + BUDGET_SECONDS
+        try:
+            database.execute("BEGIN")
+            try:
+                result = drive(self._step)
+            finally:
+                if database.in_transaction:
+                    database.execute("COMMIT")
+        except sqlite3.Error:
+            return NOT_HERE
+        # The file or the log's index was swapped under the server: the worker's
+        # read reports it (and does what must be done).
+        if self._guard.read_problem() is not None:
+            return NOT_HERE
+        return result
+
+    def close(self) -> None:
+        self._database.close()
+
+    def _step(self, sql: str, parameters: Mapping[str, Any]) -> list[sqlite3.Row]:
+        return self._database.execute(sql, parameters).fetchall()
+
+    def _over_budget(self) -> bool:
+        return time.perf_counter() > self._deadline

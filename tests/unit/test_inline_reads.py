@@ -1,0 +1,125 @@
+"""Short reads run on the event loop's thread; what they cannot finish goes to the worker."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from src.domain.models.session import SessionStatus
+from src.domain.models.utterance import NewUtterance, Speaker
+from src.persistence.database import database_file_guard, init_database
+from src.persistence.inline_reads import BUDGET_SECONDS, NOT_HERE, InlineReader, Step
+from src.persistence.repositories.session_repo import SessionRepository
+from src.persistence.sqlite_thread import run_on_thread
+from tests.builders import new_session
+
+pytestmark = pytest.mark.sqlite
+
+_COUNT_FAR = (
+    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 50000000)"
+    " SELECT count(*) FROM c"
+)
+
+
+async def test_short_reads_answer_while_the_reader_thread_is_busy(
+    sqlite_repo: SessionRepository,
+) -> None:
+    created = await sqlite_repo.create(new_session())
+    await sqlite_repo.append_utterance(
+        created.id, NewUtterance(turn_number=1, speaker=Speaker.RESPONDENT, text="hello")
+    )
+    reader = sqlite_repo.connections[-1]
+    release = threading.Event()
+    busy = asyncio.ensure_future(run_on_thread(reader, release.wait, 10))
+    try:
+        got = await asyncio.wait_for(sqlite_repo.get(created.id), 2)
+        page = await asyncio.wait_for(sqlite_repo.list_sessions(), 2)
+        transcript = await asyncio.wait_for(sqlite_repo.list_utterances(created.id), 2)
+    finally:
+        release.set()
+        await busy
+    assert got == created
+    assert [session.id for session in page.items] == [created.id]
+    assert [utterance.text for utterance in transcript.items] == ["hello"]
+
+
+async def test_a_read_sees_the_write_that_returned_before_it(
+    sqlite_repo: SessionRepository,
+) -> None:
+    created = await sqlite_repo.create(new_session())
+    for _ in range(20):
+        moved = await sqlite_repo.transition(
+            created.id,
+            SessionStatus.PAUSED
+            if created.status is SessionStatus.ACTIVE
+            else SessionStatus.ACTIVE,
+        )
+        got = await sqlite_repo.get(created.id)
+        assert got is not None
+        assert (got.status, got.version) == (moved.status, moved.version)
+        created = moved
+
+
+async def test_a_read_past_the_budget_is_given_up_at_once(db_path: Path) -> None:
+    await init_database(db_path)
+    guard = database_file_guard(db_path)
+    assert guard is not None
+    reader = InlineReader(str(db_path), guard)
+    try:
+        began = time.perf_counter()
+        result = reader.run(lambda step: step(_COUNT_FAR, {}))
+        took = time.perf_counter() - began
+        # The same reader goes on serving short reads afterwards.
+        again = reader.run(lambda step: step("SELECT 42", {})[0][0])
+    finally:
+        reader.close()
+    assert result is NOT_HERE
+    assert took < BUDGET_SECONDS + 0.05
+    assert again == 42
+
+
+async def test_a_read_that_fails_in_the_database_is_given_up(db_path: Path) -> None:
+    await init_database(db_path)
+    guard = database_file_guard(db_path)
+    assert guard is not None
+    reader = InlineReader(str(db_path), guard)
+
+    def missing_table(step: Step) -> object:
+        return step("SELECT * FROM no_such_table", {})
+
+    try:
+        assert reader.run(missing_table) is NOT_HERE
+        # A connection that only reads: a write asked of it fails, and is given up too.
+        assert reader.run(lambda step: step("DELETE FROM sessions", {})) is NOT_HERE
+    finally:
+        reader.close()
+
+
+async def test_a_long_read_still_answers_through_the_worker(
+    sqlite_repo: SessionRepository, db_path: Path
+) -> None:
+    await sqlite_repo.ping()
+    stamp = "2026-01-01T00:00:00.000000Z"
+    with sqlite3.connect(db_path, isolation_level=None) as bulk:
+        bulk.execute("BEGIN")
+        bulk.executemany(
+            "INSERT INTO sessions (id, methodology, concept_id, concept_name, status,"
+            " created_at, updated_at) VALUES (?, 'mec', 'c', 'C', 'active', ?, ?)",
+            ((f"s{n:07d}", stamp, stamp) for n in range(200_000)),
+        )
+        bulk.execute("COMMIT")
+    reader = sqlite_repo.connections[-1]
+    release = threading.Event()
+    busy = asyncio.ensure_future(run_on_thread(reader, release.wait, 10))
+    counting = asyncio.ensure_future(sqlite_repo.count_sessions())
+    # A count of 200,000 rows takes longer than the budget: it waits for the worker.
+    await asyncio.sleep(0.2)
+    assert not counting.done()
+    release.set()
+    await busy
+    assert await counting == 200_000
