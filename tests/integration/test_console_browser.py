@@ -109,7 +109,9 @@ def test_a_researcher_enters_the_key_filters_sessions_and_reads_a_transcript(
         page.get_by_label("Concept id").fill("coffee-filter")
         page.get_by_label("Status").select_option("all")
         page.get_by_role("button", name="Filter").click()
-        page.wait_for_url("**/console?status=all&methodology=mec&concept_id=coffee-filter")
+        page.wait_for_url(
+            "**/console?status=all&methodology=mec&concept_id=coffee-filter&study_id=*"
+        )
 
         rows = page.locator("table.sessions tbody tr")
         assert rows.count() == 1

@@ -292,3 +292,111 @@ async def test_the_sessions_page_answers_with_a_trailing_slash(console: httpx.As
 
     assert page.status_code == 200
     assert linked_sessions(page.text) == [session_id]
+
+
+async def test_the_sessions_page_shows_studies_and_filters_by_study_label_and_day(
+    console: httpx.AsyncClient,
+) -> None:
+    first = await create(console, study_id="study-a", participant_id="p-1")
+    second = await create(console, study_id="study-b", labels={"run": "synthetic"})  # type: ignore[arg-type]
+    await create(console)
+    turn = await console.post(
+        f"/sessions/{first}/turns",
+        json={
+            "utterances": [{"turn_number": 1, "speaker": "respondent", "text": "Fine."}],
+            "state_patch": {"turn_count": 1},
+            "record": {"usage": {"input_tokens": 120, "output_tokens": 30}},
+        },
+    )
+    assert turn.status_code == 201, turn.text
+
+    page = (await console.get("/console")).text
+    studies = page[page.index('id="studies-heading"') : page.index("</section>")]
+    assert "study-a" in studies and "study-b" in studies
+    assert "120 / 30" in studies
+    assert "/studies/study-a/export?format=qdpx" in studies
+
+    by_study = (await console.get("/console", params={"study_id": "study-a"})).text
+    assert linked_sessions(by_study) == [first]
+    by_label = (await console.get("/console", params={"label": "run:synthetic"})).text
+    assert linked_sessions(by_label) == [second]
+    today = (await console.get(f"/sessions/{first}")).json()["created_at"][:10]
+    same_day = await console.get("/console", params={"created_from": today, "created_to": today})
+    assert len(linked_sessions(same_day.text)) == 3
+    before = await console.get("/console", params={"created_to": "2000-01-01"})
+    assert linked_sessions(before.text) == []
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"label": "no-colon"}, {"created_from": "yesterday"}, {"study_id": "x" * 129}],
+)
+async def test_a_bad_filter_is_a_422(console: httpx.AsyncClient, params: dict[str, str]) -> None:
+    assert (await console.get("/console", params=params)).status_code == 422
+
+
+async def test_the_session_page_shows_participant_usage_history_and_graph_with_quotes(
+    console: httpx.AsyncClient,
+) -> None:
+    session_id = await create(
+        console,
+        study_id="study-a",
+        participant_id="p-1",
+        labels={"wave": HOSTILE},  # type: ignore[arg-type]
+    )
+    said = "It keeps me awake at night."
+    quote = "keeps me awake"
+    start = said.index(quote)
+    span = {"turn_number": 1, "speaker": "respondent", "start": start, "end": start + len(quote)}
+    turn = await console.post(
+        f"/sessions/{session_id}/turns",
+        json={
+            "utterances": [{"turn_number": 1, "speaker": "respondent", "text": said}],
+            "state_patch": {"turn_count": 1},
+            "record": {"usage": {"input_tokens": 7, "output_tokens": 3}},
+            "graph": {
+                "nodes": [
+                    {"id": "a", "type": "attribute", "label": HOSTILE, "provenance": [span]},
+                    {"id": "c", "type": "consequence", "label": "rested"},
+                ],
+                "edges": [{"id": "e", "source": "a", "target": "c", "type": "leads_to"}],
+            },
+        },
+    )
+    assert turn.status_code == 201, turn.text
+
+    page = (await console.get(f"/console/sessions/{session_id}")).text
+
+    assert HOSTILE not in page
+    assert html.escape(HOSTILE, quote=False) in page
+    assert "p-1" in page and "7 / 3" in page
+    history = page[page.index('id="history-heading"') :]
+    assert "created" in history and "turn recorded, turn 1" in history
+    assert f"<q>{quote}</q>" in page
+    assert page.count('class="graph-edge"') == 1 and page.count("<circle") == 2
+    assert "leads_to" in page
+
+
+async def test_the_search_page_finds_what_was_said_and_marks_it_safely(
+    console: httpx.AsyncClient,
+) -> None:
+    session_id = await create(console, study_id="study-a")
+    said = f"Coffee keeps me awake {HOSTILE}"
+    appended = await console.post(
+        f"/sessions/{session_id}/utterances",
+        json={"turn_number": 1, "speaker": "respondent", "text": said},
+    )
+    assert appended.status_code == 201, appended.text
+
+    empty = await console.get("/console/search")
+    found = await console.get("/console/search", params={"q": "awake", "study_id": "study-a"})
+    elsewhere = await console.get("/console/search", params={"q": "awake", "study_id": "other"})
+    blank = await console.get("/console/search", params={"q": '"'})
+
+    assert empty.status_code == 200 and 'id="q"' in empty.text
+    assert found.status_code == 200
+    assert linked_sessions(found.text) == [session_id]
+    assert "<mark>awake</mark>" in found.text
+    assert HOSTILE not in found.text and html.escape(HOSTILE, quote=False) in found.text
+    assert linked_sessions(elsewhere.text) == [] and "Nothing said matches." in elsewhere.text
+    assert blank.status_code == 422 and 'role="alert"' in blank.text

@@ -7,6 +7,8 @@ middleware reads for these pages (src.api.access says where).
 
 from __future__ import annotations
 
+import math
+from datetime import UTC, date, datetime, time, timedelta
 from http import HTTPStatus
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs, quote, urlencode
@@ -15,7 +17,7 @@ from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from src.api.api_key import cookie_value, key_ring_of
 from src.api.console.paths import (
@@ -27,11 +29,24 @@ from src.api.console.paths import (
     LOGOUT_PATH,
 )
 from src.api.deps import RepositoryDep, SessionIdPath, SettingsDep
+from src.core.errors import InvalidSearchQueryError
 from src.core.keys import Scope
 from src.domain.export import ExportFormat
+from src.domain.graph_export import Quotes
 from src.domain.lifecycle import FINAL_STATUSES
-from src.domain.models.session import ConceptId, Methodology, SessionStatus
-from src.persistence.pagination import MAX_PAGE_SIZE
+from src.domain.models.graph import Graph
+from src.domain.models.session import (
+    LABEL_KEY_PATTERN,
+    ConceptId,
+    Methodology,
+    ParticipantId,
+    SessionStatus,
+    StudyId,
+)
+from src.domain.models.turn import Change
+from src.domain.search import MARK_END, MARK_START
+from src.persistence.pagination import MAX_PAGE_SIZE, walk_pages
+from src.persistence.repositories.protocol import SessionRepositoryProtocol
 
 __all__ = ["FORM_PATHS", "install_console"]
 
@@ -39,6 +54,9 @@ __all__ = ["FORM_PATHS", "install_console"]
 FORM_PATHS = frozenset({KEY_FORM_PATH, LOGOUT_PATH})
 
 SESSIONS_PAGE_SIZE = 50
+STUDIES_SHOWN = 20
+HISTORY_SHOWN = 50
+MAX_NODES_DRAWN = 150
 MAX_KEY_LENGTH = 1024
 
 # Nothing from elsewhere, no inline script or style: even text that escaped
@@ -101,13 +119,59 @@ class SessionFilters(BaseModel):
     status: Literal["all"] | SessionStatus = "all"
     methodology: Methodology | None = None
     concept_id: ConceptId | None = None
+    study_id: StudyId | None = None
+    participant_id: ParticipantId | None = None
+    label: Annotated[str | None, Field(pattern=LABEL_FILTER_PATTERN, max_length=400)] = None
+    created_from: date | None = None
+    created_to: date | None = None
     cursor: Annotated[str | None, Field(min_length=1, max_length=1024)] = None
 
-    _blank = field_validator("methodology", "concept_id", "cursor", mode="before")(_blank_is_none)
+    _blank = field_validator(
+        "methodology",
+        "concept_id",
+        "study_id",
+        "participant_id",
+        "label",
+        "created_from",
+        "created_to",
+        "cursor",
+        mode="before",
+    )(_blank_is_none)
+
+    def listing(self) -> dict[str, Any]:
+        """The repository's filters: a day range covers whole UTC days, both ends included."""
+        labels = [] if self.label is None else [tuple(self.label.split(":", 1))]
+        return {
+            "status": None if self.status == "all" else self.status,
+            "methodology": self.methodology,
+            "concept_id": self.concept_id,
+            "study_id": self.study_id,
+            "participant_id": self.participant_id,
+            "labels": labels,
+            "created_after": None
+            if self.created_from is None
+            else _day_start(self.created_from) - timedelta(microseconds=1),
+            "created_before": None
+            if self.created_to is None
+            else _day_start(self.created_to) + timedelta(days=1),
+        }
 
 
+def _day_start(day: date) -> datetime:
+    return datetime.combine(day, time(), tzinfo=UTC)
+
+
+LABEL_FILTER_PATTERN = LABEL_KEY_PATTERN.removesuffix("$") + ":"
 STATUS_CHOICES = ["all", *SessionStatus]
 _EXPORT_LABELS = {ExportFormat.MARKDOWN: "Markdown"}  # the others are acronyms
+_CHANGE_NAMES = {
+    Change.CREATED: "created",
+    Change.STATE: "state changed",
+    Change.TURN: "turn recorded",
+    Change.TRANSITION: "status changed",
+    Change.LABELS: "labels or participant changed",
+    Change.GRAPH: "graph changed",
+}
 
 
 # Like /sessions, the list answers with and without the slash, with no redirect.
@@ -116,15 +180,13 @@ _EXPORT_LABELS = {ExportFormat.MARKDOWN: "Markdown"}  # the others are acronyms
 async def sessions_page(
     request: Request, repository: RepositoryDep, filters: Annotated[SessionFilters, Query()]
 ) -> HTMLResponse:
-    """Sessions newest first, filtered, a page at a time."""
+    """The studies most recently written to, then sessions newest first, filtered, a page
+    at a time."""
     page = await repository.list_sessions(
-        status=None if filters.status == "all" else filters.status,
-        methodology=filters.methodology,
-        concept_id=filters.concept_id,
-        limit=SESSIONS_PAGE_SIZE,
-        cursor=filters.cursor,
+        **filters.listing(), limit=SESSIONS_PAGE_SIZE, cursor=filters.cursor
     )
-    chosen = filters.model_dump(exclude={"cursor"}, exclude_none=True)
+    studies = await repository.list_studies(limit=STUDIES_SHOWN)
+    chosen = filters.model_dump(mode="json", exclude={"cursor"}, exclude_none=True)
     first_page = f"?{urlencode(chosen)}"
     next_page = None
     if page.next_cursor is not None:
@@ -135,6 +197,8 @@ async def sessions_page(
         nav="sessions",
         filters=filters,
         statuses=STATUS_CHOICES,
+        studies=studies,
+        study_exports=[("QDPX", "qdpx"), ("CSV", "csv"), ("JSONL", "jsonl")],
         sessions=page.items,
         first_page=first_page if filters.cursor else None,
         next_page=next_page,
@@ -169,6 +233,8 @@ async def session_page(
         exports += [
             (f"{label}, pseudonymised", f"{url}&pseudonymize=true") for label, url in exports
         ]
+    history = await repository.list_versions(session_id, limit=HISTORY_SHOWN)
+    graph = await repository.get_graph(session_id)
     # Only the last page grows, and only while the interview can still go on.
     live = transcript.next_cursor is None and session.status not in FINAL_STATUSES
     return _page(
@@ -184,7 +250,106 @@ async def session_page(
         if transcript.next_cursor is None
         else f"?{urlencode({'cursor': transcript.next_cursor})}",
         events=f"{root}/events?{urlencode({'session_id': session.id})}" if live else None,
+        history=history.items,
+        change_names=_CHANGE_NAMES,
+        more_history=history.next_after is not None,
+        versions_path=f"{root}/sessions/{quote(session.id, safe='')}/versions",
+        graph=graph,
+        quotes=await _quotes(repository, session_id, graph),
+        drawing=_drawing(graph),
     )
+
+
+async def _quotes(repository: SessionRepositoryProtocol, session_id: str, graph: Graph) -> Quotes:
+    """What each node's spans quote, read from the whole transcript."""
+    quotes = Quotes(graph)
+    if graph.nodes:
+        async for utterance in walk_pages(
+            lambda cursor: repository.list_utterances(
+                session_id, limit=MAX_PAGE_SIZE, cursor=cursor
+            )
+        ):
+            quotes.see(utterance.turn_number, utterance.speaker.value, utterance.text)
+    return quotes
+
+
+def _drawing(graph: Graph) -> dict[str, Any] | None:
+    """Where to draw each node (on a circle) and each edge; None when there are too many."""
+    nodes = [node for node in graph.nodes if node.superseded_by is None]
+    if not nodes or len(nodes) > MAX_NODES_DRAWN:
+        return None
+    radius = 40 + 12 * len(nodes)
+    size = 2 * radius + 240
+    centre = size / 2
+    places = {}
+    for index, node in enumerate(nodes):
+        angle = 2 * math.pi * index / len(nodes) - math.pi / 2
+        places[node.id] = (
+            round(centre + radius * math.cos(angle), 1),
+            round(centre + radius * math.sin(angle), 1),
+        )
+    types = sorted({node.type for node in nodes})
+    return {
+        "size": size,
+        "nodes": [(node, *places[node.id], types.index(node.type) % 6) for node in nodes],
+        "edges": [
+            (edge, *places[edge.source], *places[edge.target])
+            for edge in graph.edges
+            if edge.source in places and edge.target in places
+        ],
+        "types": [(name, number % 6) for number, name in enumerate(types)],
+    }
+
+
+@router.get("/search")
+async def search_page(
+    request: Request,
+    repository: RepositoryDep,
+    q: Annotated[str | None, Query(max_length=1000)] = None,
+    study_id: Annotated[StudyId | None, BeforeValidator(_blank_is_none)] = None,
+    cursor: Annotated[str | None, Query(min_length=1, max_length=1024)] = None,
+) -> HTMLResponse:
+    """What was said, found across every interview: the best matches first, a page at a time."""
+    context: dict[str, Any] = {"query": q or "", "study_id": study_id, "hits": [], "problem": None}
+    if q is None or not q.strip():
+        return _page(request, "search.html", nav="search", **context, next_page=None)
+    try:
+        page = await repository.search(
+            q, study_id=study_id, limit=SESSIONS_PAGE_SIZE, cursor=cursor
+        )
+    except InvalidSearchQueryError as exc:
+        context["problem"] = str(exc)
+        return _page(
+            request,
+            "search.html",
+            HTTPStatus.UNPROCESSABLE_ENTITY,
+            nav="search",
+            **context,
+            next_page=None,
+        )
+    chosen = {"q": q, **({"study_id": study_id} if study_id else {})}
+    context["hits"] = [(hit, _marked(hit.snippet)) for hit in page.items]
+    return _page(
+        request,
+        "search.html",
+        nav="search",
+        **context,
+        next_page=None
+        if page.next_cursor is None
+        else f"?{urlencode({**chosen, 'cursor': page.next_cursor})}",
+    )
+
+
+def _marked(snippet: str) -> list[tuple[str, bool]]:
+    """A snippet's pieces, each with whether it is a match, for the template to escape."""
+    pieces: list[tuple[str, bool]] = []
+    for number, part in enumerate(snippet.split(MARK_START)):
+        if number == 0:
+            pieces.append((part, False))
+            continue
+        match, _, rest = part.partition(MARK_END)
+        pieces += [(match, True), (rest, False)]
+    return [(text, marked) for text, marked in pieces if text]
 
 
 def _safe_next(value: str | None) -> str:

@@ -537,6 +537,23 @@ def _at_version(session_id: str, version: int) -> Unit[Session]:
     return session_from_row(rows[0], data[version])
 
 
+def _study_summary(study_id: str, rows: Sequence[Sequence[Any] | Row]) -> StudySummary:
+    """A study's summary from its STUDY_SUMMARY rows, one per status."""
+    return StudySummary(
+        study_id=study_id,
+        sessions={str(row[0]): int(row[1]) for row in rows},
+        usage=Usage(
+            turns=sum(int(row[2]) for row in rows),
+            input_tokens=sum(int(row[3]) for row in rows),
+            output_tokens=sum(int(row[4]) for row in rows),
+            cost_usd=sum(float(row[5]) for row in rows),
+            latency_ms=sum(float(row[6]) for row in rows),
+        ),
+        first_created_at=min(_moment(row[7]) for row in rows),
+        last_updated_at=max(_moment(row[8]) for row in rows),
+    )
+
+
 def _version_from_row(session: Session, row: Row, data: dict[str, Any]) -> SessionVersion:
     (
         version,
@@ -845,18 +862,27 @@ class RepositoryCore:
             rows = yield Statement(sql.STUDY_SUMMARY, {"study_id": study_id})
             if not rows:
                 raise StudyNotFoundError(study_id)
-            return StudySummary(
-                study_id=study_id,
-                sessions={str(row[0]): int(row[1]) for row in rows},
-                usage=Usage(
-                    turns=sum(int(row[2]) for row in rows),
-                    input_tokens=sum(int(row[3]) for row in rows),
-                    output_tokens=sum(int(row[4]) for row in rows),
-                    cost_usd=sum(float(row[5]) for row in rows),
-                    latency_ms=sum(float(row[6]) for row in rows),
-                ),
-                first_created_at=min(_moment(row[7]) for row in rows),
-                last_updated_at=max(_moment(row[8]) for row in rows),
+            return _study_summary(study_id, rows)
+
+        return await self._read(unit, scan=True)
+
+    async def list_studies(self, *, limit: int = 50) -> list[StudySummary]:
+        """The summaries of the `limit` studies written to most recently, newest first.
+
+        Raises:
+            ValueError: `limit` is outside 1..500.
+        """
+        check_limit(limit)
+
+        def unit() -> Unit[list[StudySummary]]:
+            by_study: dict[str, list[Sequence[Any]]] = {}
+            for row in (yield Statement(sql.LIST_STUDIES, {"limit": limit})):
+                by_study.setdefault(str(row[0]), []).append(tuple(row)[1:])
+            summaries = [_study_summary(study, rows) for study, rows in by_study.items()]
+            return sorted(
+                summaries,
+                key=lambda summary: (summary.last_updated_at, summary.study_id),
+                reverse=True,
             )
 
         return await self._read(unit, scan=True)

@@ -142,6 +142,8 @@ class SessionRepositoryProtocol(Protocol):
 
     async def study_summary(self, study_id: str) -> StudySummary: ...
 
+    async def list_studies(self, *, limit: int = 50) -> list[StudySummary]: ...
+
     async def patch_session(
         self,
         session_id: str,

@@ -623,16 +623,32 @@ WHERE session_id = :session_id AND turn_number <= :turn_number
     types={"new_id": "text"},
 )
 
+_STUDY_TOTALS = """status, count(*), sum(usage_turns), sum(usage_input_tokens),
+       sum(usage_output_tokens), sum(usage_cost_usd), sum(usage_latency_ms), min(created_at),
+       max(updated_at)"""
+
 STUDY_SUMMARY = query(
-    """
-SELECT status, count(*), sum(usage_turns), sum(usage_input_tokens), sum(usage_output_tokens),
-       sum(usage_cost_usd), sum(usage_latency_ms), min(created_at), max(updated_at)
+    f"""
+SELECT {_STUDY_TOTALS}
 FROM sessions
 WHERE study_id = :study_id
 GROUP BY status
 ORDER BY status
-"""
+"""  # noqa: S608
 )
+
+LIST_STUDIES = query(
+    f"""
+SELECT study_id, {_STUDY_TOTALS}
+FROM sessions
+WHERE study_id IN (
+    SELECT study_id FROM sessions WHERE study_id IS NOT NULL
+    GROUP BY study_id ORDER BY max(updated_at) DESC, study_id LIMIT :limit
+)
+GROUP BY study_id, status
+"""  # noqa: S608
+)
+"""The `limit` studies written to most recently, each counted by status as STUDY_SUMMARY does."""
 
 
 # Audit entries arrive as one JSON array (see audit.entries_json): a batch is
