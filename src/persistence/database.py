@@ -123,7 +123,11 @@ async def open_connection(
     await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
     # Autocommit: each statement is its own transaction, committed before the
     # call returns; multi-statement work says BEGIN IMMEDIATE explicitly.
-    connection = aiosqlite.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_SECONDS)
+    # check_same_thread=False: the group commit runs a batch's statements on the
+    # event loop's thread and its COMMIT on the connection's own, never both at once.
+    connection = aiosqlite.connect(
+        path, isolation_level=None, timeout=BUSY_TIMEOUT_SECONDS, check_same_thread=False
+    )
     # An unclosed repository must not keep the interpreter from exiting.
     daemonize(connection)
     await connection
@@ -272,7 +276,10 @@ class SameFileGuard:
 
     def problem(self) -> str | None:
         """Why a commit would be refused now (the file or its -wal is another); None if not."""
-        return self._problem(committing=True)
+        problem = self._problem(committing=True)
+        if problem is None:
+            self._log_emptied = False  # back in place: empty the log again next time
+        return problem
 
     def read_problem(self) -> str | None:
         """Why a read may not be trusted now (the file or the log's index is another)."""

@@ -10,6 +10,7 @@ which waits, and reports errors, as every read did before.
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import time
 from collections.abc import Callable, Mapping
@@ -48,7 +49,7 @@ class InlineReader:
         self._database.row_factory = sqlite3.Row
         self._database.set_progress_handler(self._over_budget, _CHECK_EVERY)
         self._guard = guard
-        self._deadline = 0.0
+        self._deadline = math.inf
 
     def run(self, drive: Callable[[Step], T]) -> T | object:
         """`drive(step)` in one read transaction (one snapshot); NOT_HERE if given up.
@@ -63,10 +64,19 @@ class InlineReader:
             try:
                 result = drive(self._step)
             finally:
+                # No budget past the statements: an interrupted COMMIT would leave the
+                # connection in its snapshot, holding back every checkpoint.
+                self._deadline = math.inf
                 if database.in_transaction:
-                    database.execute("COMMIT")
+                    database.rollback()
         except sqlite3.Error:
             return NOT_HERE
+        except Exception:
+            # An answer read from a file swapped under the server (say, "not found")
+            # is not one: the worker's read reports what happened.
+            if self._guard.read_problem() is not None:
+                return NOT_HERE
+            raise
         # The file or the log's index was swapped under the server: the worker's
         # read reports it (and does what must be done).
         if self._guard.read_problem() is not None:

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
 import pytest
 
 from src.core.errors import SessionExistsError
-from src.persistence import batching
 from src.persistence.batching import StatementBatcher
 from src.persistence.database import init_database, open_connection
+from src.persistence.group_commit import GroupCommit, Work
 from src.persistence.repositories.session_repo import SessionRepository
 from tests.backends import stored_ids
 from tests.builders import new_session
@@ -23,19 +24,15 @@ pytestmark = pytest.mark.sqlite
 
 @pytest.fixture
 def batches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The number of writes in every batch that ran as one transaction."""
+    """The number of write units in every batch that ran as one transaction."""
     sizes: list[int] = []
-    real_run_writes = batching._run_writes
+    real_batch = GroupCommit._batch
 
-    def recording_run_writes(
-        connection: aiosqlite.Connection,
-        writes: Sequence[batching.Statement],
-        guard: batching.Guard | None = None,
-    ) -> list[batching.Outcome]:
-        sizes.append(len(writes))
-        return real_run_writes(connection, writes, guard)
+    async def recording_batch(self: GroupCommit, works: list[tuple[Work, bool]]) -> list[Any]:
+        sizes.append(len(works))
+        return await real_batch(self, works)
 
-    monkeypatch.setattr(batching, "_run_writes", recording_run_writes)
+    monkeypatch.setattr(GroupCommit, "_batch", recording_batch)
     return sizes
 
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
+from src.core.errors import StorageUnavailableError
 from src.domain.models.session import SessionStatus
 from src.domain.models.utterance import NewUtterance, Speaker
 from src.persistence.database import database_file_guard, init_database
@@ -123,3 +126,46 @@ async def test_a_long_read_still_answers_through_the_worker(
     release.set()
     await busy
     assert await counting == 200_000
+
+
+async def test_reads_past_the_budget_never_leave_the_connection_in_a_snapshot(
+    db_path: Path,
+) -> None:
+    await init_database(db_path)
+    guard = database_file_guard(db_path)
+    assert guard is not None
+    reader = InlineReader(str(db_path), guard)
+
+    def slow(step: Step) -> object:
+        time.sleep(BUDGET_SECONDS * 2)
+        return step("SELECT 1", {})
+
+    try:
+        # The progress handler looks at the clock every few hundred steps of a
+        # statement, counted over its runs: the cached COMMIT or ROLLBACK of some
+        # of these reads runs past the deadline.
+        for _ in range(600):
+            reader.run(slow)
+        answer = reader.run(lambda step: step("SELECT 42", {})[0][0])
+    finally:
+        reader.close()
+    assert answer == 42
+
+
+@pytest.mark.parametrize("read", ["turns", "versions", "version"])
+async def test_a_refusal_read_from_a_replaced_file_is_reported_as_the_replacement(
+    sqlite_repo: SessionRepository, db_path: Path, tmp_path: Path, read: str
+) -> None:
+    await sqlite_repo.create(new_session())
+    with sqlite3.connect(tmp_path / "other.db") as other:
+        other.execute("CREATE TABLE t (x)")
+    other.close()
+    os.replace(tmp_path / "other.db", db_path)
+    calls: dict[str, Callable[[], Awaitable[object]]] = {
+        "turns": lambda: sqlite_repo.list_turns("nope"),
+        "versions": lambda: sqlite_repo.list_versions("nope"),
+        "version": lambda: sqlite_repo.get_version("nope", 99),
+    }
+
+    with pytest.raises(StorageUnavailableError, match="replaced"):
+        await calls[read]()
