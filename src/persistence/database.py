@@ -123,11 +123,7 @@ async def open_connection(
     await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
     # Autocommit: each statement is its own transaction, committed before the
     # call returns; multi-statement work says BEGIN IMMEDIATE explicitly.
-    # check_same_thread=False: the group commit runs a batch's statements on the
-    # event loop's thread and its COMMIT on the connection's own, never both at once.
-    connection = aiosqlite.connect(
-        path, isolation_level=None, timeout=BUSY_TIMEOUT_SECONDS, check_same_thread=False
-    )
+    connection = aiosqlite.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_SECONDS)
     # An unclosed repository must not keep the interpreter from exiting.
     daemonize(connection)
     await connection

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import aiosqlite
 import pytest
 
 from src.core.errors import SessionExistsError
+from src.persistence import batching
 from src.persistence.batching import StatementBatcher
 from src.persistence.database import init_database, open_connection
-from src.persistence.group_commit import GroupCommit, Work
 from src.persistence.repositories.session_repo import SessionRepository
 from tests.backends import stored_ids
 from tests.builders import new_session
@@ -24,15 +23,19 @@ pytestmark = pytest.mark.sqlite
 
 @pytest.fixture
 def batches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The number of write units in every batch that ran as one transaction."""
+    """The number of writes in every batch that ran as one transaction."""
     sizes: list[int] = []
-    real_batch = GroupCommit._batch
+    real_run_writes = batching._run_writes
 
-    async def recording_batch(self: GroupCommit, works: list[tuple[Work, bool]]) -> list[Any]:
-        sizes.append(len(works))
-        return await real_batch(self, works)
+    def recording_run_writes(
+        connection: aiosqlite.Connection,
+        writes: Sequence[batching.Statement],
+        guard: batching.Guard | None = None,
+    ) -> list[batching.Outcome]:
+        sizes.append(len(writes))
+        return real_run_writes(connection, writes, guard)
 
-    monkeypatch.setattr(GroupCommit, "_batch", recording_batch)
+    monkeypatch.setattr(batching, "_run_writes", recording_run_writes)
     return sizes
 
 

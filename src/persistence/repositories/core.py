@@ -145,16 +145,11 @@ class Backend(Protocol):
         is never tried on the event loop's own thread.
         """
 
-    async def write(
-        self, unit: Callable[[], Unit[T]], *, atomic: bool = False, long: bool = False
-    ) -> T:
-        """Run a unit (made by calling `unit`, again for a retry) whose writes are committed
-        before this returns.
+    async def write(self, unit: Callable[[], Unit[T]], *, atomic: bool = False) -> T:
+        """Run a unit (made by calling `unit`) whose writes are committed before this returns.
 
         atomic: its writes stand or fall together. Without it, each statement
         commits on its own: enough for a unit whose only write comes first.
-        long: it may write many rows (an erasure, a fork, a sweep), so it is
-        never run on the event loop's own thread.
         """
 
     async def storage_problem(self) -> str | None:
@@ -1241,7 +1236,7 @@ class RepositoryCore:
             yield _created_event(forked)
             return created
 
-        return await self._write(unit, atomic=True, long=True)
+        return await self._write(unit, atomic=True)
 
     async def change_graph(
         self, session_id: str, change: GraphChange, *, expected_version: int | None = None
@@ -1378,7 +1373,7 @@ class RepositoryCore:
                 yield session_event(EventType.STATUS_CHANGED, row[0], {"status": target.value})
             return moved
 
-        return [session_from_row(row) for row in await self._write(unit, atomic=True, long=True)]
+        return [session_from_row(row) for row in await self._write(unit, atomic=True)]
 
     async def search(
         self,
@@ -1474,7 +1469,7 @@ class RepositoryCore:
             ((trimmed, _newest),) = yield Statement(sql.EVENT_BOUNDS, {})
             return int(trimmed)
 
-        return await self._write(unit, atomic=True, long=True)
+        return await self._write(unit, atomic=True)
 
     async def watch_events(self) -> EventWatch:
         """A watch that wakes when any process on this database may have written events;
@@ -1532,11 +1527,9 @@ class RepositoryCore:
         backend = self._backend if self._opened and not self._closed else await self._ready()
         return await backend.read(unit, scan=scan)
 
-    async def _write(
-        self, unit: Callable[[], Unit[T]], *, atomic: bool = False, long: bool = False
-    ) -> T:
+    async def _write(self, unit: Callable[[], Unit[T]], *, atomic: bool = False) -> T:
         backend = self._backend if self._opened and not self._closed else await self._ready()
-        return await backend.write(unit, atomic=atomic, long=long)
+        return await backend.write(unit, atomic=atomic)
 
     async def append_audit(self, entries: Sequence[AuditEntry]) -> None:
         """Add entries to the audit log, in their order, as one write."""
@@ -1591,7 +1584,7 @@ class RepositoryCore:
         Raises:
             ParticipantNotFoundError: no session names this participant.
         """
-        return await self._write(lambda: _erase(participant_id), atomic=True, long=True)
+        return await self._write(lambda: _erase(participant_id), atomic=True)
 
 
 def _erase(participant_id: str) -> Unit[Erasure]:

@@ -140,9 +140,7 @@ class _PostgresBackend:
                 await pool.expire_connections()
                 return await _run(pool, unit(), atomic=False)
 
-    async def write(
-        self, unit: Callable[[], Unit[T]], *, atomic: bool = False, long: bool = False
-    ) -> T:
+    async def write(self, unit: Callable[[], Unit[T]], *, atomic: bool = False) -> T:
         with self._domain_errors():
             return await _run(self._connected(), unit(), atomic=atomic)
 

@@ -30,11 +30,11 @@ from src.persistence.database import (
     open_connection,
 )
 from src.persistence.event_watch import DataVersionWatch
-from src.persistence.group_commit import GroupCommit
 from src.persistence.inline_reads import NOT_HERE, InlineReader, Step
 from src.persistence.repositories.core import RepositoryCore
 from src.persistence.repositories.protocol import EventWatch
 from src.persistence.repositories.statements import Statement, Unit
+from src.persistence.sqlite_thread import raw_connection, run_on_thread
 
 __all__ = ["SessionRepository", "to_text"]
 
@@ -153,12 +153,12 @@ def _optimize_search_index(database: sqlite3.Connection) -> None:
     database.execute("INSERT INTO utterance_search (utterance_search) VALUES ('optimize')")
 
 
-def _empty_log(database: sqlite3.Connection) -> bool:
+def _empty_log(connection: aiosqlite.Connection) -> bool:
     """Checkpoint the whole -wal file into the database and truncate it; True if it could.
 
     Run on the writer's thread between its transactions, never inside one.
     """
-    (busy, _, _) = database.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    (busy, _, _) = raw_connection(connection).execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
     return int(busy) == 0
 
 
@@ -172,7 +172,7 @@ class _SqliteBackend:
         self.db_path = db_path
         self.synchronous = synchronous
         self.connections: tuple[aiosqlite.Connection, ...] = ()
-        self._writes: GroupCommit | None = None
+        self._writes: StatementBatcher | None = None
         self._guard: SameFileGuard | None = None
         self._reads: StatementBatcher | None = None
         self._inline: InlineReader | None = None
@@ -195,7 +195,7 @@ class _SqliteBackend:
             raise
         self.connections = tuple(opened)
         self._guard = same_file
-        self._writes = GroupCommit(writer, same_file)
+        self._writes = StatementBatcher(writer, guard=same_file)
         self._reads = StatementBatcher(opened[-1], guard=same_file)
 
     async def close(self) -> None:
@@ -242,17 +242,12 @@ class _SqliteBackend:
                 raise
             raise mapped from exc
 
-    async def write(
-        self, unit: Callable[[], Unit[T]], *, atomic: bool = False, long: bool = False
-    ) -> T:
+    async def write(self, unit: Callable[[], Unit[T]], *, atomic: bool = False) -> T:
         writes = self._writes
         if writes is None:
             raise RepositoryClosedError()
         try:
-            result: T = await writes.run(
-                lambda database, shared: _run(database, unit(), atomic and shared), long=long
-            )
-            return result
+            return await writes.write_unit(lambda database: _run(database, unit(), atomic))
         except (sqlite3.DatabaseError, ValueError) as exc:
             mapped = self._domain_error(exc)
             if mapped is None:
@@ -284,8 +279,9 @@ class _SqliteBackend:
         if writes is None:
             raise RepositoryClosedError()
         try:
-            await writes.run(lambda database, _: _optimize_search_index(database), long=True)
-            emptied = await writes.run_alone(_empty_log)
+            await writes.write_unit(_optimize_search_index)
+            writer = self.connections[0]
+            emptied = await run_on_thread(writer, _empty_log, writer)
         except sqlite3.Error as exc:
             # The erasure itself is committed: its answer stands, and the next
             # erasure's purge takes what this one left.
