@@ -12,12 +12,15 @@ import aiosqlite
 
 from bench import turns
 from src.domain.merge_patch import apply_merge_patch
+from src.domain.models.event import EventType
 from src.domain.models.json import compact_json
 from src.domain.models.session import Session, SessionState, SessionStatus, utc_now
 from src.domain.models.utterance import metadata_json
+from src.persistence.database import connection_pragmas
 from src.persistence.pagination import encode_cursor
 from src.persistence.repositories import statements as sql
 from src.persistence.repositories.core import RepositoryCore, session_insert
+from src.persistence.repositories.events import deleted_event, session_event
 from src.persistence.repositories.session_repo import to_text
 
 
@@ -84,7 +87,9 @@ class PlainSqliteTarget:
     def __init__(self, path: str) -> None:
         self.connection = sqlite3.connect(path, isolation_level=None)
         self.connection.execute("PRAGMA journal_mode = WAL")
-        self.connection.execute("PRAGMA synchronous = FULL")
+        # The store's own settings: synchronous=FULL, foreign keys, its cache, and
+        # secure_delete, which erasure needs.
+        self.connection.executescript(connection_pragmas("full"))
         self.connection.row_factory = sqlite3.Row
 
     def _run(self, query: sql.Query, parameters: Mapping[str, Any]) -> list[sqlite3.Row]:
@@ -107,10 +112,15 @@ class PlainSqliteTarget:
             },
         )
 
+    def _event(self, type_: EventType, session_id: str, data: Mapping[str, Any], now: str) -> None:
+        self._write(session_event(type_, session_id, data), now)
+
     async def create(self, session: Session) -> Any:
+        now = to_text(utc_now())
         self.connection.execute("BEGIN IMMEDIATE")
-        rows = self._write(session_insert(session), to_text(utc_now()))
+        rows = self._write(session_insert(session), now)
         self._version(session.id, "created", None, None)
+        self._event(EventType.CREATED, session.id, {"status": "active", "forked_from": None}, now)
         self.connection.execute("COMMIT")
         return rows
 
@@ -127,6 +137,16 @@ class PlainSqliteTarget:
         rows = self._run(sql.UPDATE_STATE, {**self._state(session_id, state, current), "now": now})
         if history:
             self._version(session_id, "state", None, None)
+        self._event(
+            EventType.STATE_UPDATED,
+            session_id,
+            {
+                "turn_count": state.turn_count,
+                "coverage_score": state.coverage_score,
+                "last_strategy": state.last_strategy,
+            },
+            now,
+        )
         self.connection.execute("COMMIT")
         return rows
 
@@ -199,8 +219,9 @@ class PlainSqliteTarget:
         if history:
             members = ",".join(f"{compact_json(key)}:{text}" for key, text in changed.items())
             self._version(session_id, "turn", "{" + members + "}" if changed else None, number)
+        appended = []
         for utterance in turns.utterances(number):
-            self._run(
+            (row,) = self._run(
                 sql.APPEND_UTTERANCE,
                 {
                     "session_id": session_id,
@@ -211,6 +232,13 @@ class PlainSqliteTarget:
                     "now": now,
                 },
             )
+            appended.append(dict(row))
+        self._event(
+            EventType.TURN_RECORDED,
+            session_id,
+            {"turn_number": number, "utterances": appended},
+            now,
+        )
         self.connection.execute("COMMIT")
 
     async def list_page(self, after: Session | None) -> Any:
@@ -221,6 +249,7 @@ class PlainSqliteTarget:
 
     async def transition(self, session_id: str, to_status: SessionStatus) -> Any:
         source = "paused" if to_status == SessionStatus.ACTIVE else "active"
+        now = to_text(utc_now())
         self.connection.execute("BEGIN IMMEDIATE")
         rows = self._run(
             sql.TRANSITION,
@@ -231,15 +260,22 @@ class PlainSqliteTarget:
                 "from_status_2": source,
                 "ends": False,
                 "expected_version": None,
-                "now": to_text(utc_now()),
+                "now": now,
             },
         )
         self._version(session_id, "transition", None, None)
+        self._event(EventType.STATUS_CHANGED, session_id, {"status": to_status.value}, now)
         self.connection.execute("COMMIT")
         return rows
 
     async def delete(self, session_id: str) -> Any:
-        return self._run(sql.DELETE, {"id": session_id})
+        now = to_text(utc_now())
+        self.connection.execute("BEGIN IMMEDIATE")
+        rows = self._run(sql.DELETE, {"id": session_id})
+        for row in rows:
+            self._write(deleted_event(session_id, row["study_id"], int(row["version"])), now)
+        self.connection.execute("COMMIT")
+        return rows
 
     async def close(self) -> None:
         self.connection.close()
