@@ -91,7 +91,7 @@ RULES: tuple[Rule, ...] = (
     _rule(_READING, ASSET_PATHS, None),
     _rule([*_READING, "POST"], [KEY_FORM_PATH, LOGOUT_PATH], None),
     _rule(_READING, PAGE_PATHS, Scope.READ, cookie=True, key_form=KEY_FORM_PATH),
-    _rule(_READING, ["/sessions/{}/export"], Scope.READ, cookie=True),
+    _rule(_READING, ["/sessions/{}/export", "/studies/{}/export"], Scope.READ, cookie=True),
     # The session page's live transcript listens here with the same cookie.
     _rule(_READING, ["/events"], Scope.READ, cookie=True),
     # Erasure and the audit log.

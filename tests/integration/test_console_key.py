@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import html
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -155,18 +157,33 @@ async def test_the_key_form_leads_only_to_console_pages(
     assert (entered.status_code, entered.headers["location"]) == (303, "/console")
 
 
-async def test_the_cookie_reads_console_pages_and_export_links(
-    browser: httpx.AsyncClient, session_id: str
+async def test_the_cookie_opens_every_link_the_console_shows(
+    app: LifespanManager, browser: httpx.AsyncClient
 ) -> None:
+    bearer = {"Authorization": f"Bearer {API_KEY}"}
+    async with client_of(app) as http:
+        created = await http.post(
+            "/sessions", json={**NEW_SESSION, "study_id": "study-a"}, headers=bearer
+        )
+        session_id = created.json()["id"]
+        said = {"turn_number": 1, "speaker": "respondent", "text": "Hello coffee"}
+        await http.post(f"/sessions/{session_id}/utterances", json=said, headers=bearer)
     cookie = key_cookie(API_KEY)
+    pages = ["/console", f"/console/sessions/{session_id}", "/console/search?q=coffee"]
+    links: set[str] = set()
+    for page in pages:
+        shown = await browser.get(page, headers=cookie)
+        assert shown.status_code == 200, page
+        links |= {
+            html.unescape(href)
+            for href in re.findall(r'href="(/[^"]*)"', shown.text)
+            if not href.startswith("/console/static/")
+        }
 
-    for path in (
-        "/console",
-        f"/console/sessions/{session_id}",
-        f"/sessions/{session_id}/export?format=csv",
-    ):
-        assert (await browser.get(path, headers=cookie)).status_code == 200, path
-        assert (await browser.head(path, headers=cookie)).status_code == 200, path
+    assert "/studies/study-a/export?format=qdpx" in links
+    for link in sorted(links - {"/docs"}):
+        assert (await browser.get(link, headers=cookie)).status_code == 200, link
+        assert (await browser.head(link, headers=cookie)).status_code == 200, link
 
 
 async def test_a_cookie_does_not_authorise_the_json_api(

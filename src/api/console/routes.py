@@ -27,6 +27,7 @@ from src.api.console.paths import (
     KEY_COOKIE,
     KEY_FORM_PATH,
     LOGOUT_PATH,
+    SEARCH_PAGE_PATH,
 )
 from src.api.deps import RepositoryDep, SessionIdPath, SettingsDep
 from src.core.errors import InvalidSearchQueryError
@@ -301,7 +302,7 @@ def _drawing(graph: Graph) -> dict[str, Any] | None:
     }
 
 
-@router.get("/search")
+@router.get(SEARCH_PAGE_PATH.removeprefix(HOME_PATH))
 async def search_page(
     request: Request,
     repository: RepositoryDep,
