@@ -126,6 +126,28 @@ def _drive(unit: Unit[T], step: Step) -> T:
         return result
 
 
+def _read_on_thread(
+    connection: aiosqlite.Connection, unit: Callable[[], Unit[T]], guard: SameFileGuard | None
+) -> T:
+    """A read unit on the connection's own thread, in one read transaction, then the guard."""
+    database = raw_connection(connection)
+    database.execute("BEGIN")
+    try:
+        result = _drive(
+            unit(), lambda sql, parameters: database.execute(sql, parameters).fetchall()
+        )
+    except Exception:
+        database.rollback()
+        if guard is not None:
+            # A refusal ("not found") read from a file swapped under the server is not one.
+            guard(database, False)
+        raise
+    database.rollback()
+    if guard is not None:
+        guard(database, False)
+    return result
+
+
 def _commit(database: sqlite3.Connection) -> None:
     try:
         database.execute("COMMIT")
@@ -174,7 +196,7 @@ class _SqliteBackend:
         self.connections: tuple[aiosqlite.Connection, ...] = ()
         self._writes: StatementBatcher | None = None
         self._guard: SameFileGuard | None = None
-        self._reads: StatementBatcher | None = None
+        self._reader: aiosqlite.Connection | None = None
         self._inline: InlineReader | None = None
         self._closed = False
 
@@ -196,14 +218,13 @@ class _SqliteBackend:
         self.connections = tuple(opened)
         self._guard = same_file
         self._writes = StatementBatcher(writer, guard=same_file)
-        self._reads = StatementBatcher(opened[-1], guard=same_file)
+        self._reader = opened[-1]
 
     async def close(self) -> None:
         self._closed = True
-        batchers, self._reads, self._writes = (self._reads, self._writes), None, None
-        for batcher in batchers:
-            if batcher is not None:
-                await batcher.drain()
+        writes, self._writes, self._reader = self._writes, None, None
+        if writes is not None:
+            await writes.drain()
         inline, self._inline = self._inline, None
         if inline is not None:
             inline.close()
@@ -222,20 +243,11 @@ class _SqliteBackend:
             answer = inline.run(lambda step: _drive(unit(), step))
             if answer is not NOT_HERE:
                 return answer  # type: ignore[return-value]
-        reads = self._reads
-        if reads is None:  # closed since the call began
+        reader = self._reader
+        if reader is None:  # closed since the call began
             raise RepositoryClosedError()
-        running = unit()
         try:
-            statement = next(running)
-            while True:
-                query, parameters = statement
-                if query.timestamps:
-                    parameters = _parameters(statement, None)
-                statement = running.send(await reads.read(query.sqlite, parameters))
-        except StopIteration as done:
-            result: T = done.value
-            return result
+            return await run_on_thread(reader, _read_on_thread, reader, unit, self._guard)
         except (sqlite3.DatabaseError, ValueError) as exc:
             mapped = self._domain_error(exc)
             if mapped is None:
