@@ -32,7 +32,7 @@ def _targets(facts: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
     for operation in OPERATIONS:
         if operation in ours and operation in plain:
             ratio = ours[operation]["p50_us"] / plain[operation]["p50_us"]
-            limit = 1.5 if operation in WRITE_OPERATIONS else 10.0
+            limit = 1.5 if operation in WRITE_OPERATIONS or operation == "turn" else 5.0
             rows.append(
                 (
                     f"{operation} p50 vs plain sqlite3",
@@ -59,8 +59,8 @@ def _targets(facts: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
             (
                 "64 tasks' throughput vs plain sqlite3 sequential",
                 f"{ratio:.2f}x",
-                ">= 1.0x",
-                ratio >= 1.0,
+                ">= 1.5x",
+                ratio >= 1.5,
             )
         )
     if "concurrent_turns" in ours and "sequential_turns" in plain:
@@ -69,8 +69,8 @@ def _targets(facts: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
             (
                 "64 interviews' turns/s vs plain sqlite3 sequential turns",
                 f"{ratio:.2f}x",
-                ">= 1.0x",
-                ratio >= 1.0,
+                ">= 1.5x",
+                ratio >= 1.5,
             )
         )
     for operation in ("turn", "update_state"):
@@ -120,8 +120,8 @@ def _targets(facts: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
                     (
                         f"HTTP GET by id vs framework floor, {connections} connections",
                         f"{ratio:.2f}x",
-                        ">= 0.6x",
-                        ratio >= 0.6,
+                        ">= 0.8x",
+                        ratio >= 0.8,
                     )
                 )
         create = scenarios.get("create@64")
@@ -431,8 +431,9 @@ def render(facts: dict[str, Any]) -> str:
         + ", ".join(f"{k}: {v:.0f} s" for k, v in facts["loads_s"].items())
         + "). Every write is durable: WAL with `synchronous=FULL` on SQLite, the default"
         " `synchronous_commit=on` on PostgreSQL. *plain sqlite3* is the in-process limit:"
-        " one long-lived `sqlite3` connection, the same schema and statements, one transaction"
-        " per operation, rows returned as they come with no model built."
+        " one long-lived `sqlite3` connection, the same schema, PRAGMAs and statements (every"
+        " write's history row and event included), one transaction per operation, rows"
+        " returned as they come with no model built."
         " *connection-per-operation* is the spec's sketch as written (a new aiosqlite"
         " connection, so a new thread, per call) plus the commit it lacks; its list reads"
         " every active session, as the sketch's `list_active` does. List pages start from"
