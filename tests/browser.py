@@ -9,8 +9,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, Page, Route, sync_playwright
+
+from tests.servers import running_server
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 # CI sets this: there, a page test that finds no browser is a failure, not a skip.
@@ -40,6 +43,20 @@ def headless_chromium() -> Iterator[Browser]:
             yield browser
         finally:
             browser.close()
+
+
+@contextmanager
+def server_with_key(tmp_path_factory: pytest.TempPathFactory, name: str, key: str) -> Iterator[str]:
+    """A real server on a SQLite file of its own, with an API key; yields its URL."""
+    folder = tmp_path_factory.mktemp(name)
+    env = {"DATABASE_PATH": str(folder / f"{name}.db"), "DATABASE_URL": "", "API_KEY": key}
+    with running_server(folder, env) as url:
+        yield url
+
+
+def api_with_key(server: str, key: str) -> httpx.Client:
+    """A client of `server`'s JSON API that sends `key`."""
+    return httpx.Client(base_url=server, headers={"Authorization": f"Bearer {key}"}, timeout=10)
 
 
 @dataclass

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from playwright.sync_api import Browser
 
 from tests.backends import PostgresBackend, SqliteBackend
+from tests.browser import headless_chromium
 from tests.http import serve_in_process
 
 
@@ -28,3 +30,10 @@ async def sqlite_client(sqlite_backend: SqliteBackend) -> AsyncIterator[httpx.As
 def sqlite_backend_elsewhere(tmp_path: Path) -> SqliteBackend:
     """A second SQLite store, with a key of its own."""
     return SqliteBackend(tmp_path / "elsewhere" / "sessions.db")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Headless chromium, shared by a module's page tests."""
+    with headless_chromium() as chromium:
+        yield chromium

@@ -10,8 +10,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Dialog, Page, Route, ViewportSize
 
-from tests.browser import LoopbackOnly, headless_chromium, loopback_page
-from tests.servers import running_server
+from tests.browser import LoopbackOnly, api_with_key, loopback_page, server_with_key
 
 pytestmark = pytest.mark.sqlite
 
@@ -22,22 +21,14 @@ DESKTOP = ViewportSize(width=1280, height=800)
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with headless_chromium() as chromium:
-        yield chromium
-
-
-@pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A server with an API key, so that the console must ask for it."""
-    folder = tmp_path_factory.mktemp("console")
-    env = {"DATABASE_PATH": str(folder / "console.db"), "DATABASE_URL": "", "API_KEY": KEY}
-    with running_server(folder, env) as url:
+    with server_with_key(tmp_path_factory, "console", KEY) as url:
         yield url
 
 
 def api(server: str) -> httpx.Client:
-    return httpx.Client(base_url=server, headers={"Authorization": f"Bearer {KEY}"})
+    return api_with_key(server, KEY)
 
 
 def new_session(server: str, concept_id: str, methodology: str, concept_name: str) -> str:

@@ -9,8 +9,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser
 
-from tests.browser import headless_chromium, loopback_page
-from tests.servers import running_server
+from tests.browser import api_with_key, loopback_page, server_with_key
 
 pytestmark = pytest.mark.sqlite
 
@@ -19,21 +18,13 @@ HOSTILE = "<script>alert(1)</script>"
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with headless_chromium() as chromium:
-        yield chromium
-
-
-@pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    folder = tmp_path_factory.mktemp("console-live")
-    env = {"DATABASE_PATH": str(folder / "live.db"), "DATABASE_URL": "", "API_KEY": KEY}
-    with running_server(folder, env) as url:
+    with server_with_key(tmp_path_factory, "console-live", KEY) as url:
         yield url
 
 
 def api(server: str) -> httpx.Client:
-    return httpx.Client(base_url=server, headers={"Authorization": f"Bearer {KEY}"}, timeout=10)
+    return api_with_key(server, KEY)
 
 
 def test_a_turn_recorded_through_the_api_appears_on_the_open_session_page(

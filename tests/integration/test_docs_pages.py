@@ -8,8 +8,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser
 
-from tests.browser import headless_chromium, loopback_page
-from tests.servers import running_server
+from tests.browser import loopback_page, server_with_key
 
 pytestmark = pytest.mark.sqlite
 
@@ -27,17 +26,9 @@ OPERATIONS = [
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with headless_chromium() as chromium:
-        yield chromium
-
-
-@pytest.fixture(scope="module")
 def locked_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A server with an API key, so that the pages must load without one."""
-    folder = tmp_path_factory.mktemp("docs")
-    env = {"DATABASE_PATH": str(folder / "docs.db"), "DATABASE_URL": "", "API_KEY": KEY}
-    with running_server(folder, env) as url:
+    with server_with_key(tmp_path_factory, "docs", KEY) as url:
         yield url
 
 
