@@ -3,17 +3,13 @@ no event names a write that is not stored."""
 
 from __future__ import annotations
 
-import asyncio
 import random
 from pathlib import Path
-
-import httpx
 
 from src.domain.models.event import EventType
 from src.persistence.repositories.protocol import SessionRepositoryProtocol
 from tests.backends import PostgresBackend, SqliteBackend
-from tests.reliability.bursts import turns_until_killed
-from tests.servers import launch_server
+from tests.reliability.bursts import burst_then_kill, server_env
 
 KILLS = 3
 WRITERS = 12
@@ -65,26 +61,13 @@ async def check_events(repo: SessionRepositoryProtocol, acknowledged: dict[str, 
 async def test_every_acknowledged_write_has_its_event_after_sigkill(
     tmp_path: Path, backend: SqliteBackend | PostgresBackend
 ) -> None:
-    if isinstance(backend, SqliteBackend):
-        env = {"DATABASE_PATH": str(backend.path), "DATABASE_URL": ""}
-    else:
-        env = {"DATABASE_URL": backend.dsn, "DATABASE_POOL_SIZE": "4"}
+    env = server_env(backend)
     rng = random.Random(15)
     acknowledged: dict[str, int] = {}
 
     for _ in range(KILLS):
         writes_before = sum(acknowledged.values()) + len(acknowledged)
-        server = launch_server(tmp_path, env)
-        await asyncio.to_thread(server.wait_until_healthy)
-        limits = httpx.Limits(max_connections=WRITERS)
-        async with httpx.AsyncClient(base_url=server.url, limits=limits, timeout=10) as client:
-            writers = [
-                asyncio.create_task(turns_until_killed(client, acknowledged, turn_body))
-                for _ in range(WRITERS)
-            ]
-            await asyncio.sleep(rng.uniform(0.5, 1.5))
-            server.kill()
-            await asyncio.gather(*writers)
+        await burst_then_kill(tmp_path, env, rng, acknowledged, turn_body, WRITERS)
 
         async with backend.open() as repo:
             await check_events(repo, acknowledged)
