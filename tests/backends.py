@@ -150,3 +150,21 @@ def stored_ids(db_path: Path) -> set[str]:
         return {row[0] for row in connection.execute("SELECT id FROM sessions")}
     finally:
         connection.close()
+
+
+# Children before their parent, so that each DROP finds nothing referring to it.
+SESSION_TABLES = (
+    "utterances",
+    "state_data",
+    "turn_records",
+    "session_versions",
+    "graph_nodes",
+    "graph_edges",
+    "sessions",
+)
+
+
+async def drop_session_tables(backend: SqliteBackend | PostgresBackend) -> None:
+    """Drop the sessions table and every table that refers to it, under a running store."""
+    for table in SESSION_TABLES:
+        await backend.execute(f"DROP TABLE {table}")

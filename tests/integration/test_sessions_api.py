@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from src.core.config import Settings
-from tests.backends import PostgresBackend, SqliteBackend
+from tests.backends import PostgresBackend, SqliteBackend, drop_session_tables
 from tests.builders import NEW_SESSION_BODY
 
 MAX_BODY_BYTES = Settings.model_fields["max_body_bytes"].default
@@ -415,16 +415,7 @@ class TestHealthAndErrors:
     async def test_health_is_503_when_the_sessions_table_is_gone(
         self, client: httpx.AsyncClient, backend: SqliteBackend | PostgresBackend
     ) -> None:
-        for table in (
-            "utterances",
-            "state_data",
-            "turn_records",
-            "session_versions",
-            "graph_nodes",
-            "graph_edges",
-            "sessions",
-        ):
-            await backend.execute(f"DROP TABLE {table}")
+        await drop_session_tables(backend)
 
         response = await client.get("/health")
 

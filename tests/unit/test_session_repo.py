@@ -26,7 +26,7 @@ from src.domain.models.session import SessionStatus
 from src.persistence.database import Synchronous
 from src.persistence.repositories.protocol import SessionRepositoryProtocol
 from src.persistence.repositories.session_repo import SessionRepository
-from tests.backends import PostgresBackend, SqliteBackend
+from tests.backends import PostgresBackend, SqliteBackend, drop_session_tables
 from tests.builders import new_session, state_of
 
 Backend = SqliteBackend | PostgresBackend
@@ -504,16 +504,7 @@ class TestLifetime:
         self, repo: SessionRepositoryProtocol, backend: Backend
     ) -> None:
         await repo.ping()
-        for table in (
-            "utterances",
-            "state_data",
-            "turn_records",
-            "session_versions",
-            "graph_nodes",
-            "graph_edges",
-            "sessions",
-        ):
-            await backend.execute(f"DROP TABLE {table}")
+        await drop_session_tables(backend)
 
         with pytest.raises(StorageUnavailableError):
             await repo.ping()
