@@ -400,3 +400,38 @@ async def test_the_search_page_finds_what_was_said_and_marks_it_safely(
     assert HOSTILE not in found.text and html.escape(HOSTILE, quote=False) in found.text
     assert linked_sessions(elsewhere.text) == [] and "Nothing said matches." in elsewhere.text
     assert blank.status_code == 422 and 'role="alert"' in blank.text
+
+
+async def test_quotes_are_found_beyond_the_transcript_page_shown(
+    console: httpx.AsyncClient,
+) -> None:
+    session_id = await create(console)
+    said = "The crema matters most."
+    quote = "crema"
+    start = said.index(quote)
+    span = {"turn_number": 1, "speaker": "respondent", "start": start, "end": start + len(quote)}
+    turn = await console.post(
+        f"/sessions/{session_id}/turns",
+        json={
+            "utterances": [{"turn_number": 1, "speaker": "respondent", "text": said}],
+            "state_patch": {"turn_count": 1},
+            "graph": {
+                "nodes": [{"id": "c", "type": "attribute", "label": "crema", "provenance": [span]}]
+            },
+        },
+    )
+    assert turn.status_code == 201, turn.text
+    for number in range(2, 2 + MAX_PAGE_SIZE):
+        said_later = {"turn_number": number, "speaker": "respondent", "text": f"More {number}."}
+        assert (
+            await console.post(f"/sessions/{session_id}/utterances", json=said_later)
+        ).is_success
+
+    first = (await console.get(f"/console/sessions/{session_id}")).text
+    later_link = re.search(r'rel="next" href="([^"]+)"', first)
+    assert later_link is not None
+    later = (
+        await console.get(f"/console/sessions/{session_id}{html.unescape(later_link.group(1))}")
+    ).text
+
+    assert f"<q>{quote}</q>" in first and f"<q>{quote}</q>" in later

@@ -8,6 +8,7 @@ middleware reads for these pages (src.api.access says where).
 from __future__ import annotations
 
 import math
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, time, timedelta
 from http import HTTPStatus
 from typing import Annotated, Any, Literal
@@ -45,6 +46,7 @@ from src.domain.models.session import (
     StudyId,
 )
 from src.domain.models.turn import Change
+from src.domain.models.utterance import Utterance
 from src.domain.search import MARK_END, MARK_START
 from src.persistence.pagination import MAX_PAGE_SIZE, walk_pages
 from src.persistence.repositories.protocol import SessionRepositoryProtocol
@@ -256,21 +258,38 @@ async def session_page(
         more_history=history.next_after is not None,
         versions_path=f"{root}/sessions/{quote(session.id, safe='')}/versions",
         graph=graph,
-        quotes=await _quotes(repository, session_id, graph),
+        # The page already read the whole transcript when it starts at turn 0 and has no next.
+        quotes=await _quotes(
+            repository,
+            session_id,
+            graph,
+            transcript.items if cursor is None and transcript.next_cursor is None else None,
+        ),
         drawing=_drawing(graph),
     )
 
 
-async def _quotes(repository: SessionRepositoryProtocol, session_id: str, graph: Graph) -> Quotes:
-    """What each node's spans quote, read from the whole transcript."""
+async def _quotes(
+    repository: SessionRepositoryProtocol,
+    session_id: str,
+    graph: Graph,
+    whole_transcript: list[Utterance] | None,
+) -> Quotes:
+    """What each node's spans quote, from the whole transcript (read here unless given)."""
     quotes = Quotes(graph)
-    if graph.nodes:
-        async for utterance in walk_pages(
+    if not graph.nodes:
+        return quotes
+    if whole_transcript is None:
+        utterances: AsyncIterator[Utterance] = walk_pages(
             lambda cursor: repository.list_utterances(
                 session_id, limit=MAX_PAGE_SIZE, cursor=cursor
             )
-        ):
+        )
+        async for utterance in utterances:
             quotes.see(utterance.turn_number, utterance.speaker.value, utterance.text)
+        return quotes
+    for utterance in whole_transcript:
+        quotes.see(utterance.turn_number, utterance.speaker.value, utterance.text)
     return quotes
 
 
