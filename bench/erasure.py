@@ -16,6 +16,7 @@ import statistics
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,11 +37,11 @@ SESSIONS, TURNS = 50, 40
 _TURNS_PER_BACKGROUND_SESSION = 40
 _CHUNK = 20_000
 _SESSION_COLUMNS = ["id", "methodology", "concept_id", "concept_name", "status"]
-_SESSION_COLUMNS += ["created_at", "updated_at"]
+_SESSION_COLUMNS += ["study_id", "created_at", "updated_at"]
 _UTTERANCE_COLUMNS = ["session_id", "turn_number", "speaker", "text", "created_at"]
 _INSERT_SESSION = (
-    "INSERT INTO sessions (id, methodology, concept_id, concept_name, status, created_at,"
-    " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO sessions (id, methodology, concept_id, concept_name, status, study_id,"
+    " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_UTTERANCE = (
     "INSERT INTO utterances (session_id, turn_number, speaker, text, created_at)"
@@ -48,26 +49,41 @@ _INSERT_UTTERANCE = (
 )
 
 
-def _background(count: int) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    """Sessions and `count` utterances of other participants (two a turn)."""
+def background_text(n: int) -> str:
+    """The text of the background's utterance `n`, as erasure measures it."""
+    return f"utterance {n} about coffee, tea number {n % 997} and home {n % 31}"
+
+
+def _background(
+    count: int, text: Callable[[int], str], studies: int
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """Sessions and `count` utterances of other participants (two a turn); the sessions
+    spread over `studies` studies (`study-0`...) in turn, or none for 0."""
     now = datetime.now(UTC)
-    sessions, utterances = [], []
+    sessions: list[tuple[Any, ...]] = []
+    utterances: list[tuple[Any, ...]] = []
     per_session = 2 * _TURNS_PER_BACKGROUND_SESSION
     for first in range(0, count, per_session):
         session_id = str(uuid.uuid4())
-        sessions.append((session_id, METHODOLOGY, CONCEPT_ID, CONCEPT_NAME, "active", now, now))
+        study_id = f"study-{len(sessions) % studies}" if studies else None
+        sessions.append(
+            (session_id, METHODOLOGY, CONCEPT_ID, CONCEPT_NAME, "active", study_id, now, now)
+        )
         for n in range(first, min(first + per_session, count)):
             speaker = "interviewer" if n % 2 == 0 else "respondent"
-            text = f"utterance {n} about coffee, tea number {n % 997} and home {n % 31}"
-            utterances.append((session_id, 1 + (n - first) // 2, speaker, text, now))
+            utterances.append((session_id, 1 + (n - first) // 2, speaker, text(n), now))
     return sessions, utterances
 
 
-def build_sqlite(path: Path, count: int) -> None:
+def build_sqlite(
+    path: Path, count: int, *, text: Callable[[int], str] = background_text, studies: int = 0
+) -> None:
+    """A SQLite store of `count` background utterances, written in bulk in one transaction
+    through the schema's own triggers, which fill the search index as any write does."""
     asyncio.run(init_database(path))
-    sessions, utterances = _background(count)
+    sessions, utterances = _background(count, text, studies)
     connection = sqlite3.connect(path, isolation_level=None)
-    stamp = [(*row[:5], to_text(row[5]), to_text(row[6])) for row in sessions]
+    stamp = [(*row[:6], to_text(row[6]), to_text(row[7])) for row in sessions]
     try:
         connection.execute("BEGIN")
         connection.executemany(_INSERT_SESSION, stamp)
@@ -82,9 +98,13 @@ def build_sqlite(path: Path, count: int) -> None:
         connection.close()
 
 
-async def build_postgres(dsn: str, count: int) -> None:
+async def build_postgres(
+    dsn: str, count: int, *, text: Callable[[int], str] = background_text, studies: int = 0
+) -> None:
+    """A PostgreSQL store of `count` background utterances, loaded with COPY: the search
+    vector is a generated column and its GIN index is kept up by the insert, as any write."""
     await init_postgres(dsn)
-    sessions, utterances = _background(count)
+    sessions, utterances = _background(count, text, studies)
     connection = await asyncpg.connect(dsn)
     try:
         await connection.copy_records_to_table(
