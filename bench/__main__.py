@@ -115,6 +115,40 @@ def run_erasures(
     return results
 
 
+def run_search(
+    work: Path, suffix: str, quick: bool, postgres: bool, repetitions: int
+) -> dict[str, Any]:
+    """Search over a store of 1,000,000 utterances on each engine; the stores built once,
+    then measured once per repetition, engines in turn."""
+    utterances = 20_000 if quick else 1_000_000
+    stores = {"sqlite": str(work / "search.db")}
+    if postgres:
+        stores["postgres"] = asyncio.run(postgres_schema(f"bench_search_{suffix}"))
+    builds = {}
+    for engine, store in stores.items():
+        command = [sys.executable, "-m", "bench.search", "build", engine, store, str(utterances)]
+        output = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
+        builds[engine] = json.loads(output.stdout)["build_s"]
+    runs: dict[str, list[dict[str, Any]]] = {}
+    try:
+        for _ in range(repetitions):
+            for engine, store in stores.items():
+                command = [sys.executable, "-m", "bench.search", "measure", engine, store]
+                if quick:
+                    command.append("--quick")
+                output = subprocess.run(
+                    command, cwd=ROOT, capture_output=True, text=True, check=True
+                )
+                runs.setdefault(engine, []).append(json.loads(output.stdout))
+    finally:
+        if postgres:
+            asyncio.run(postgres_schema(f"bench_search_{suffix}", drop=True))
+    return {
+        engine: {**graph_medians(results), "utterances": utterances, "build_s": builds[engine]}
+        for engine, results in runs.items()
+    }
+
+
 def graph_medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """The median of each figure of `bench.graph`'s runs, nested as they are."""
     merged: dict[str, Any] = {}
@@ -191,6 +225,10 @@ def main() -> None:
     # Erasure: a participant with 50 sessions of 40 turns, among other utterances.
     facts["erasure"] = run_erasures(work, suffix, quick, pg_version is not None, repetitions)
     print(f"bench: erasure done at {time.perf_counter() - started:.0f} s", file=sys.stderr)
+
+    # Search: words, phrases and prefixes over 1,000,000 utterances; a turn's index upkeep.
+    facts["search"] = run_search(work, suffix, quick, pg_version is not None, repetitions)
+    print(f"bench: search done at {time.perf_counter() - started:.0f} s", file=sys.stderr)
 
     # Export: one long session streamed to /dev/null, at two lengths; flat
     # memory means the same peak for three times the utterances.
