@@ -23,6 +23,7 @@ from src.domain.redaction import Pseudonymizer
 from src.persistence.pagination import walk_pages
 from src.persistence.repositories.protocol import SessionRepositoryProtocol
 from src.study_exporting import (
+    LISTING_PAGE_SIZE,
     StudyExportFormat,
     export_session_bytes,
     export_study,
@@ -200,7 +201,9 @@ async def session_ids_with_status(
 ) -> list[str]:
     """The ids of every session in `status`, newest first."""
     pages = walk_pages(
-        lambda cursor: repository.list_sessions(status=status, limit=500, cursor=cursor)
+        lambda cursor: repository.list_sessions(
+            status=status, limit=LISTING_PAGE_SIZE, cursor=cursor
+        )
     )
     return [session.id async for session in pages]
 

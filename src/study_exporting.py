@@ -21,7 +21,17 @@ from src.persistence.pagination import walk_pages
 from src.persistence.repositories.protocol import SessionRepositoryProtocol
 from src.persistence.repositories.transcript import walk_turn_records, walk_utterances
 
-__all__ = ["StudyExportFormat", "export_session_bytes", "export_study", "study_session_ids"]
+__all__ = [
+    "LISTING_PAGE_SIZE",
+    "StudyExportFormat",
+    "export_session_bytes",
+    "export_study",
+    "study_session_ids",
+]
+
+LISTING_PAGE_SIZE = 50
+"""Sessions read at once to list the ids to export: a listing's page holds whole sessions,
+state included, so a small page keeps memory flat however many sessions there are."""
 
 
 class StudyExportFormat(StrEnum):
@@ -135,7 +145,9 @@ async def study_session_ids(repository: SessionRepositoryProtocol, study_id: str
         StudyNotFoundError: no session belongs to the study.
     """
     pages = walk_pages(
-        lambda cursor: repository.list_sessions(study_id=study_id, limit=500, cursor=cursor)
+        lambda cursor: repository.list_sessions(
+            study_id=study_id, limit=LISTING_PAGE_SIZE, cursor=cursor
+        )
     )
     ids = [session.id async for session in pages]
     if not ids:
