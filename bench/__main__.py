@@ -30,6 +30,7 @@ from bench import http, report
 from bench.export import build_transcript_store
 from bench.stores import build_postgres_store, build_sqlite_store, file_size_mib
 from src.domain.export import ExportFormat
+from src.study_exporting import StudyExportFormat
 
 ROOT = Path(__file__).resolve().parents[1]
 POSTGRES_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -149,6 +150,32 @@ def run_search(
     }
 
 
+def run_study_exports(work: Path, quick: bool, repetitions: int) -> dict[str, Any]:
+    """A study of 200 and of 600 sessions exported to /dev/null in each study format."""
+    sizes = {"small": 20, "large": 60} if quick else {"small": 200, "large": 600}
+    stores, builds = {}, {}
+    for name, sessions in sizes.items():
+        path = work / f"study-{name}.db"
+        command = [sys.executable, "-m", "bench.study_export", "build", str(path), str(sessions)]
+        built = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
+        builds[name] = json.loads(built.stdout)["build_s"]
+        stores[name] = str(path)
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for _ in range(repetitions):
+        for export_format in StudyExportFormat:
+            for name, path_text in stores.items():
+                command = [sys.executable, "-m", "bench.study_export", path_text, export_format]
+                output = subprocess.run(
+                    command, cwd=ROOT, capture_output=True, text=True, check=True
+                ).stdout
+                runs.setdefault(f"{export_format}@{name}", []).append(json.loads(output))
+    return {
+        "sessions": sizes,
+        "build_s": builds,
+        "runs": {key: median_runs(values) for key, values in runs.items()},
+    }
+
+
 def graph_medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """The median of each figure of `bench.graph`'s runs, nested as they are."""
     merged: dict[str, Any] = {}
@@ -258,6 +285,10 @@ def main() -> None:
         "runs": {key: median_runs(values) for key, values in export_runs.items()},
     }
     print(f"bench: export done at {time.perf_counter() - started:.0f} s", file=sys.stderr)
+
+    # A whole study's export (qdpx, csv, jsonl) at two sizes, each in a process of its own.
+    facts["study_export"] = run_study_exports(work, quick, repetitions)
+    print(f"bench: study export done at {time.perf_counter() - started:.0f} s", file=sys.stderr)
 
     # The conversation graph: a turn with a graph change, as_of_turn, nearest nodes.
     graph_runs: list[dict[str, Any]] = []

@@ -440,6 +440,61 @@ def _search_lines(search: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _study_export_targets(study: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
+    """A whole study's export (bench/study_export.py): flat memory in the number of sessions."""
+    runs = study.get("runs", {})
+    sizes = study.get("sessions", {})
+    rows: list[tuple[str, str, str, bool]] = []
+    for label, formats in (("qdpx", ("qdpx",)), ("csv and jsonl, the worse", ("csv", "jsonl"))):
+        ratios = [
+            runs[f"{f}@large"]["peak_rss_mib"] / runs[f"{f}@small"]["peak_rss_mib"]
+            for f in formats
+            if f"{f}@large" in runs and f"{f}@small" in runs
+        ]
+        if ratios:
+            worst = max(ratios)
+            rows.append(
+                (
+                    f"study export peak RSS, {sizes['large']:,} sessions vs {sizes['small']:,}"
+                    f" ({label})",
+                    f"{worst:.2f}x",
+                    "<= 1.1x",
+                    worst <= 1.1,
+                )
+            )
+    return rows
+
+
+def _study_export_table(study: dict[str, Any]) -> list[str]:
+    sizes = study["sessions"]
+    rows = [
+        "## Study export",
+        "",
+        "`bench.study_export`: a study whose sessions each hold 20 turns (two utterances, a"
+        " record and a graph change of 3 nodes and 2 edges citing the answer, so 60 codings"
+        " a session in the qdpx project); one session recorded through the repository, its"
+        " rows copied in bulk for the others, each with a participant of its own and one"
+        " node label in three its own (the code book grows with the study). The whole study"
+        " exported with `export_study_to` (the code behind `interview-system export --study`"
+        " and `GET /studies/{id}/export`) to `/dev/null`, each run in a process of its own;"
+        " peak RSS is the process's VmHWM. The store's two reading connections (the reader"
+        " and the inline reader) each keep a page cache of up to 8 MiB, which fills as the"
+        " export reads more of the store: the peak grows until both are full.",
+        "",
+        "| format | sessions | time (s) | sessions/s | MiB written | peak RSS (MiB) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for key, run in study["runs"].items():
+        export_format, size = key.split("@")
+        count = sizes[size]
+        rows.append(
+            f"| {export_format} | {count:,} | {_n(run['elapsed_s'], 2)} |"
+            f" {_n(count / run['elapsed_s'])} | {_n(run['mib_written'], 1)} |"
+            f" {_n(run['peak_rss_mib'], 1)} |"
+        )
+    return rows
+
+
 def _erasure_targets(facts: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
     return [
         (
@@ -499,6 +554,7 @@ def render(facts: dict[str, Any]) -> str:
         for name, value, limit, met in _targets(facts)
         + _erasure_targets(facts)
         + _search_targets(facts.get("search", {}))
+        + _study_export_targets(facts.get("study_export", {}))
     ]
     out += [
         "",
@@ -536,6 +592,8 @@ def render(facts: dict[str, Any]) -> str:
     ]
     if "export" in facts:
         out += [*_export_table(facts["export"]), ""]
+    if "study_export" in facts:
+        out += [*_study_export_table(facts["study_export"]), ""]
     if facts.get("graph"):
         out += [*_graph_table(facts["graph"]), ""]
     for name, run in facts["http"].items():
