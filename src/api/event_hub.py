@@ -7,6 +7,11 @@ event after the last id it handed out. Each subscriber has a bounded queue:
 handing out never waits for a subscriber, so a slow one never slows the
 reader, nor any writer; one whose queue is full is dropped, and told to
 resume from the last id it received.
+
+While writes keep coming, the reader hands out at most once per
+`hand_out_seconds`: each pass wakes every subscriber and costs a send on each
+stream, so with hundreds of streams, fewer and larger passes leave the server's
+time to the writers. The first event after a quiet spell goes out at once.
 """
 
 from __future__ import annotations
@@ -91,9 +96,11 @@ class EventHub:
         *,
         poll_seconds: float = 1.0,
         queue_limit: int = 2000,
+        hand_out_seconds: float = 0.025,
     ) -> None:
         self._repository = repository
         self._poll_seconds = poll_seconds
+        self._hand_out_seconds = hand_out_seconds
         self._queue_limit = queue_limit
         self._subscriptions: set[Subscription] = set()
         self._position = 0
@@ -176,6 +183,7 @@ class EventHub:
                 _log.warning("event_log_unreadable", error=exc.detail)
             except Exception as exc:
                 _log.error("event_log_unreadable", error=str(exc) or repr(exc), exc_info=exc)
+            await asyncio.sleep(self._hand_out_seconds)
 
     async def _hand_out(self) -> None:
         while True:

@@ -57,3 +57,31 @@ def test_a_dropped_stream_ends_with_the_id_to_resume_after() -> None:
     last = ensure_bytes(_messages(None, 7), "\r\n")
 
     assert last == f'event: {RESUME_EVENT}\r\ndata: {{"resume_after": 7}}\r\n\r\n'.encode()
+
+
+async def test_a_busy_log_is_handed_out_in_few_large_batches(
+    sqlite_repo: SessionRepository,
+) -> None:
+    hub = EventHub(sqlite_repo, poll_seconds=0.05, hand_out_seconds=0.1)
+    try:
+        session = await sqlite_repo.create(new_session())
+        stream = await hub.stream(None, session_id=session.id)
+        batches: list[int] = []
+
+        async def read() -> None:
+            while sum(batches) < 60:
+                batch = await anext(stream)
+                assert batch is not None
+                batches.append(len(batch))
+
+        reader = asyncio.create_task(read())
+        for turn in range(1, 61):
+            said = NewUtterance(turn_number=turn, speaker=Speaker.RESPONDENT, text="yes")
+            await sqlite_repo.append_utterance(session.id, said)
+            await asyncio.sleep(0.01)
+        await asyncio.wait_for(reader, 5)
+
+        # 60 writes over at least 0.6 s: at most one pass per 0.1 s, and the first at once.
+        assert len(batches) <= 9, batches
+    finally:
+        await hub.stop()
