@@ -7,7 +7,9 @@
   version and its history row, the nodes and edges) in one transaction, calls
   interleaved so that noise falls on both;
 - `as_of_turn` read of a 2,000-node graph built over 20 turns;
-- nearest 10 nodes over 2,000 384-dimensional embeddings.
+- nearest 10 nodes over 2,000 384-dimensional embeddings, at one version of the graph
+  (as the engine's merge step asks for each new node of a turn), and the first query
+  after each of a series of changes.
 """
 
 from __future__ import annotations
@@ -225,10 +227,30 @@ async def reads(repository: SessionRepositoryProtocol, queries: int) -> dict[str
         begin = time.perf_counter_ns()
         await repository.similar_nodes(embedded.id, probe, k=10)
         nearest_ns.append(time.perf_counter_ns() - begin)
+    # The engine's merge step after its turn is written: the first query at a new version
+    # reads every embedding again.
+    after_change_ns = []
+    for round_ in range(max(10, queries // 10)):
+        moved = f"v{rng.randrange(GRAPH_NODES)}"
+        vector = [rng.gauss(0, 1) for _ in range(DIMENSIONS)]
+        await repository.change_graph(
+            embedded.id,
+            GraphChange.model_validate(
+                {
+                    "nodes": [
+                        {"id": moved, "type": "t", "label": f"moved {round_}", "embedding": vector}
+                    ]
+                }
+            ),
+        )
+        begin = time.perf_counter_ns()
+        await repository.similar_nodes(embedded.id, moved, k=10)
+        after_change_ns.append(time.perf_counter_ns() - begin)
     return {
         "as_of_nodes": nodes,
         "as_of": percentiles(as_of_ns),
         "nearest_10": percentiles(nearest_ns),
+        "nearest_10_after_change": percentiles(after_change_ns),
     }
 
 

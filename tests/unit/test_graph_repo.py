@@ -295,6 +295,33 @@ class TestSimilar:
         with pytest.raises(SessionNotFoundError):
             await repo.similar_nodes("no-such-session", "a")
 
+    async def test_the_next_query_sees_every_write_to_the_graph_or_its_session(
+        self, backend: Any, repo: SessionRepositoryProtocol
+    ) -> None:
+        session_id = await started(repo)
+        vectors = {"a": [1.0, 0.0], "b": [0.8, 0.6], "c": [0.0, 1.0]}
+        nodes = [{"id": k, "type": "t", "label": k, "embedding": v} for k, v in vectors.items()]
+        await repo.change_graph(session_id, change(nodes=nodes))
+        assert [hit.node for hit in await repo.similar_nodes(session_id, "a")] == ["b", "c"]
+
+        async with backend.open() as other:
+            # Another server on the same store deletes the session and makes another under
+            # its id, which reaches the same version.
+            await other.delete(session_id)
+            await other.create(new_session(id=session_id))
+            again = {"a": [0.0, 1.0], "c": [0.0, 3.0], "d": [1.0, 0.0]}
+            nodes = [{"id": k, "type": "t", "label": k, "embedding": v} for k, v in again.items()]
+            await other.change_graph(session_id, change(nodes=nodes))
+            hits = await repo.similar_nodes(session_id, "a")
+            assert [hit.node for hit in hits] == ["c", "d"]
+
+            # ...then changes its graph.
+            twin = {"id": "twin", "type": "t", "label": "twin", "embedding": [0.0, 2.0]}
+            await other.change_graph(session_id, change(nodes=[twin], remove_nodes=["c"]))
+            hits = await repo.similar_nodes(session_id, "a")
+            assert [hit.node for hit in hits] == ["twin", "d"]
+            assert [hit.score for hit in hits] == pytest.approx([1.0, 0.0])
+
 
 @pytest.mark.parametrize(
     "bad",

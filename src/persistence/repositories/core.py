@@ -84,6 +84,7 @@ from src.persistence.repositories.common import (
     transition_refusal,
     transition_sources,
 )
+from src.persistence.repositories.embedding_cache import EmbeddingCache
 from src.persistence.repositories.events import (
     deleted_event,
     event_from_row,
@@ -604,6 +605,7 @@ class RepositoryCore:
         self._opened = False
         self._closed = False
         self._cursor_key = b""
+        self._embeddings = EmbeddingCache()
 
     async def __aenter__(self) -> Self:
         await self._ready()
@@ -1311,12 +1313,9 @@ class RepositoryCore:
         if isinstance(k, bool) or not 1 <= k <= 100:
             raise ValueError(f"k must be 1..100, not {k!r}")
 
-        def unit() -> Unit[list[SimilarNode]]:
-            if not (yield from _exists(session_id)):
-                raise SessionNotFoundError(session_id)
-            return (yield from nearest_nodes(session_id, node_id, k))
-
-        return await self._read(unit, scan=True)
+        return await self._read(
+            lambda: nearest_nodes(session_id, node_id, k, self._embeddings), scan=True
+        )
 
     async def list_idle(
         self, status: SessionStatus, *, idle_since: datetime, limit: int = 100

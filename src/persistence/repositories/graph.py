@@ -20,6 +20,7 @@ from src.core.errors import (
     InvalidGraphError,
     NodeNotFoundError,
     NodeWithoutEmbeddingError,
+    SessionNotFoundError,
 )
 from src.domain.models.graph import (
     Edge,
@@ -34,6 +35,7 @@ from src.domain.models.graph import (
 from src.domain.models.json import compact_json
 from src.persistence.repositories import graph_statements as sql
 from src.persistence.repositories.common import Row
+from src.persistence.repositories.embedding_cache import EmbeddingCache, Embeddings
 from src.persistence.repositories.statements import Statement, Unit
 
 __all__ = ["apply_graph_change", "copy_graph", "graph_as_of", "nearest_nodes"]
@@ -277,36 +279,39 @@ def graph_as_of(session_id: str, turn: int) -> Unit[Graph | None]:
     return Graph(nodes=nodes, edges=edges)
 
 
-def nearest_nodes(session_id: str, node_id: str, k: int) -> Unit[list[SimilarNode]]:
+def nearest_nodes(
+    session_id: str, node_id: str, k: int, cache: EmbeddingCache
+) -> Unit[list[SimilarNode]]:
     """The `k` other standing nodes whose embeddings (of the same length) are nearest to
     the node's by cosine, best first, ties by id.
 
     Raises:
+        SessionNotFoundError: no session has this id.
         NodeNotFoundError: the graph has no such standing node.
         NodeWithoutEmbeddingError: the node has no embedding.
     """
+    revision = yield Statement(sql.SESSION_REVISION, {"id": session_id})
+    if not revision:
+        raise SessionNotFoundError(session_id)
     rows = yield Statement(sql.NODE_EMBEDDING, {"session_id": session_id, "node_id": node_id})
     if not rows:
         raise NodeNotFoundError(session_id, node_id)
     if rows[0][0] is None:
         raise NodeWithoutEmbeddingError(session_id, node_id)
     probe = np.frombuffer(bytes(rows[0][0]), dtype=_FLOAT)
-    others = yield Statement(
-        sql.EMBEDDINGS_OF_SIZE,
-        {"session_id": session_id, "node_id": node_id, "size": probe.nbytes},
-    )
-    if not others:
-        return []
-    ids = [row[0] for row in others]
-    matrix = np.frombuffer(b"".join(bytes(row[1]) for row in others), dtype=_FLOAT).reshape(
-        len(others), probe.size
-    )
-    # einsum takes each row's length without a temporary matrix as large as the data.
-    lengths = np.sqrt(np.einsum("ij,ij->i", matrix, matrix)) * np.linalg.norm(probe)
-    scores = (matrix @ probe) / lengths
-    # Best first, ties by id: exact, and a few thousand rows sort in well under a millisecond.
-    order = np.lexsort((np.array(ids), -scores))[:k]
-    return [SimilarNode(node=ids[i], score=float(scores[i])) for i in order]
+    key = (revision[0][0], revision[0][1], probe.nbytes)
+    embeddings = cache.get(session_id, key)
+    if embeddings is None:
+        standing = yield Statement(
+            sql.EMBEDDINGS_OF_SIZE, {"session_id": session_id, "size": probe.nbytes}
+        )
+        embeddings = Embeddings.of(
+            key, [row[0] for row in standing], [bytes(row[1]) for row in standing], probe.size
+        )
+        cache.put(session_id, embeddings)
+    return [
+        SimilarNode(node=node, score=score) for node, score in embeddings.nearest(node_id, probe, k)
+    ]
 
 
 def copy_graph(session_id: str, new_id: str, turn: int) -> Unit[None]:

@@ -165,6 +165,10 @@ EMBEDDINGS_AS_OF = query(
     f"SELECT node_id, embedding FROM graph_nodes WHERE {_AS_OF} AND embedding IS NOT NULL"  # noqa: S608
 )
 
+# What every graph write changes (the version) and what tells a session from one made
+# again under its id (the creation time).
+SESSION_REVISION = query("SELECT created_at, version FROM sessions WHERE id = :id")
+
 NODE_EMBEDDING = query(
     f"SELECT embedding FROM graph_nodes WHERE {_STANDING} AND node_id = :node_id"  # noqa: S608
 )
@@ -173,7 +177,6 @@ EMBEDDINGS_OF_SIZE = query(
     f"""
 SELECT node_id, embedding FROM graph_nodes
 WHERE {_STANDING} AND embedding IS NOT NULL AND length(embedding) = :size
-    AND node_id <> :node_id
 """  # noqa: S608
 )
 

@@ -1,0 +1,88 @@
+"""The embeddings of recently searched graphs, kept between nearest-node queries.
+
+The engine's merge step asks for the nodes nearest to each new one, several
+times between two writes of the same graph; reading every embedding again
+each time (2,000 nodes of 384 values are 6 MB of rows) costs far more than the
+product itself. An entry is keyed by what every graph write changes, the
+session's version, and by its creation time, so that a session deleted and
+made again under the same id never meets the old one's entry; each query
+reads that key in its own snapshot, so another process's write is seen.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["EmbeddingCache", "Embeddings"]
+
+_FLOAT = np.dtype("<f8")
+_DEFAULT_MAX_BYTES = 32 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Embeddings:
+    """A graph's standing embeddings of one length, as rows of a matrix."""
+
+    key: Hashable
+    ids: npt.NDArray[np.str_]
+    matrix: npt.NDArray[np.float64]
+    lengths: npt.NDArray[np.float64]
+
+    @classmethod
+    def of(cls, key: Hashable, ids: Sequence[str], blobs: Sequence[bytes], size: int) -> Embeddings:
+        matrix = np.frombuffer(b"".join(blobs), dtype=_FLOAT).reshape(len(blobs), size)
+        # einsum takes each row's length without a temporary matrix as large as the data.
+        lengths = np.sqrt(np.einsum("ij,ij->i", matrix, matrix))
+        return cls(key, np.array(ids, dtype=np.str_), matrix, lengths)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.matrix.nbytes + self.lengths.nbytes + self.ids.nbytes)
+
+    def nearest(
+        self, probe_id: str, probe: npt.NDArray[np.float64], k: int
+    ) -> list[tuple[str, float]]:
+        """The `k` rows other than `probe_id` with the highest cosine to `probe`, best first,
+        ties by id."""
+        scores = (self.matrix @ probe) / (self.lengths * np.linalg.norm(probe))
+        order = np.lexsort((self.ids, -scores))
+        ranked = [(str(self.ids[i]), float(scores[i])) for i in order[: k + 1]]
+        return [(node, score) for node, score in ranked if node != probe_id][:k]
+
+
+class EmbeddingCache:
+    """The most recently used graphs' embeddings, at most `max_bytes` of them; thread-safe,
+    since SQLite's reads run on a connection's thread."""
+
+    def __init__(self, max_bytes: int = _DEFAULT_MAX_BYTES) -> None:
+        self._max_bytes = max_bytes
+        self._entries: OrderedDict[str, Embeddings] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, session_id: str, key: Hashable) -> Embeddings | None:
+        with self._lock:
+            entry = self._entries.get(session_id)
+            if entry is None or entry.key != key:
+                return None
+            self._entries.move_to_end(session_id)
+            return entry
+
+    def put(self, session_id: str, entry: Embeddings) -> None:
+        with self._lock:
+            old = self._entries.pop(session_id, None)
+            if old is not None:
+                self._bytes -= old.nbytes
+            if entry.nbytes > self._max_bytes:
+                return
+            self._entries[session_id] = entry
+            self._bytes += entry.nbytes
+            while self._bytes > self._max_bytes:
+                _, evicted = self._entries.popitem(last=False)
+                self._bytes -= evicted.nbytes
