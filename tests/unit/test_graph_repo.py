@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import random
+import struct
 from typing import Any
 
 import pytest
@@ -19,6 +21,7 @@ from src.core.errors import (
 from src.domain.models.graph import Graph, GraphChange
 from src.domain.models.utterance import NewUtterance
 from src.persistence.repositories.protocol import SessionRepositoryProtocol
+from tests.backends import PostgresBackend
 from tests.builders import new_session, state_of
 
 ANSWER = "I drink coffee because it keeps me awake and I like the taste"
@@ -321,6 +324,62 @@ class TestSimilar:
             hits = await repo.similar_nodes(session_id, "a")
             assert [hit.node for hit in hits] == ["twin", "d"]
             assert [hit.score for hit in hits] == pytest.approx([1.0, 0.0])
+
+    async def test_equal_embeddings_tie_and_go_by_id(self, repo: SessionRepositoryProtocol) -> None:
+        session_id = await started(repo)
+        rng = random.Random(3)
+        shared = [rng.gauss(0, 1) for _ in range(384)]
+        probe = [rng.gauss(0, 1) for _ in range(384)]
+        nodes = [{"id": k, "type": "t", "label": k, "embedding": shared} for k in "edcba"]
+        nodes.append({"id": "z", "type": "t", "label": "z", "embedding": probe})
+        await repo.change_graph(session_id, change(nodes=nodes))
+
+        hits = await repo.similar_nodes(session_id, "z")
+
+        assert [hit.node for hit in hits] == ["a", "b", "c", "d", "e"]
+        assert len({round(hit.score, 12) for hit in hits}) == 1
+
+    async def test_huge_and_tiny_magnitudes_give_true_cosines(
+        self, repo: SessionRepositoryProtocol
+    ) -> None:
+        session_id = await started(repo)
+        vectors = {
+            "probe": [1.0, 0.0],
+            "huge": [1e200, 0.0],
+            "huge-diagonal": [1e200, 1e200],
+            "tiny": [1e-200, 0.0],
+            "subnormal": [0.0, 5e-324],
+        }
+        nodes = [{"id": k, "type": "t", "label": k, "embedding": v} for k, v in vectors.items()]
+        await repo.change_graph(session_id, change(nodes=nodes))
+
+        hits = {hit.node: hit.score for hit in await repo.similar_nodes(session_id, "probe")}
+
+        assert hits == pytest.approx(
+            {"huge": 1.0, "tiny": 1.0, "huge-diagonal": math.sqrt(0.5), "subnormal": 0.0}
+        )
+
+
+@pytest.mark.postgres
+async def test_older_data_reloaded_under_a_running_server_is_searched_afresh(
+    postgres_backend: PostgresBackend,
+) -> None:
+    async with postgres_backend.open() as repo:
+        session_id = await started(repo)
+        vectors = {"a": [1.0, 0.0], "b": [0.0, 1.0]}
+        nodes = [{"id": k, "type": "t", "label": k, "embedding": v} for k, v in vectors.items()]
+        await repo.change_graph(session_id, change(nodes=nodes))
+        assert (await repo.similar_nodes(session_id, "a"))[0].score == pytest.approx(0.0)
+
+        # As pg_restore of an older dump would: other data under the same version.
+        embedding = "\\x" + struct.pack("<2d", 1.0, 0.0).hex()
+        await postgres_backend.execute(
+            f"UPDATE graph_nodes SET embedding = '{embedding}'::bytea"
+            f" WHERE session_id = '{session_id}' AND node_id = 'b';"
+            f" UPDATE sessions SET version = version WHERE id = '{session_id}'"
+        )
+
+        assert (await repo.similar_nodes(session_id, "a"))[0].score == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize(

@@ -900,7 +900,9 @@ class RepositoryCore:
             yield deleted_event(session_id, study_id, int(version))
             return True
 
-        return await self._write(unit, atomic=True)
+        deleted = await self._write(unit, atomic=True)
+        self._embeddings.forget([session_id])
+        return deleted
 
     async def append_utterance(self, session_id: str, utterance: NewUtterance) -> Utterance:
         """Append one utterance to an active or paused session's record.
@@ -1583,7 +1585,11 @@ class RepositoryCore:
         Raises:
             ParticipantNotFoundError: no session names this participant.
         """
-        return await self._write(lambda: _erase(participant_id), atomic=True)
+        erased = await self._write(lambda: _erase(participant_id), atomic=True)
+        # Nothing of theirs stays in this process's memory either (other servers' entries
+        # can no longer be reached, and go as they age out).
+        self._embeddings.forget()
+        return erased
 
 
 def _erase(participant_id: str) -> Unit[Erasure]:

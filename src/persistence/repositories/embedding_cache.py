@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,7 +36,7 @@ class Embeddings:
 
     @classmethod
     def of(cls, key: Hashable, ids: Sequence[str], blobs: Sequence[bytes], size: int) -> Embeddings:
-        matrix = np.frombuffer(b"".join(blobs), dtype=_FLOAT).reshape(len(blobs), size)
+        matrix = _scaled(np.frombuffer(b"".join(blobs), dtype=_FLOAT).reshape(len(blobs), size))
         # einsum takes each row's length without a temporary matrix as large as the data.
         lengths = np.sqrt(np.einsum("ij,ij->i", matrix, matrix))
         return cls(key, np.array(ids, dtype=np.str_), matrix, lengths)
@@ -50,10 +50,22 @@ class Embeddings:
     ) -> list[tuple[str, float]]:
         """The `k` rows other than `probe_id` with the highest cosine to `probe`, best first,
         ties by id."""
-        scores = (self.matrix @ probe) / (self.lengths * np.linalg.norm(probe))
-        order = np.lexsort((self.ids, -scores))
+        scaled = _scaled(probe)
+        cosines = (self.matrix @ scaled) / (self.lengths * np.linalg.norm(scaled))
+        scores = np.clip(cosines, -1.0, 1.0)
+        # Equal embeddings can differ in the last bits of their products, by where their
+        # rows sit in the matrix: scores equal to 12 digits are ties, and go by id.
+        order = np.lexsort((self.ids, -np.round(scores, 12)))
         ranked = [(str(self.ids[i]), float(scores[i])) for i in order[: k + 1]]
         return [(node, score) for node, score in ranked if node != probe_id][:k]
+
+
+def _scaled(vectors: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Each vector divided by its largest magnitude: the same cosines, and lengths that
+    neither overflow (1e200) nor vanish (1e-200) when squared."""
+    largest = np.max(np.abs(vectors), axis=-1, keepdims=True)
+    scaled: npt.NDArray[np.float64] = vectors / largest
+    return scaled
 
 
 class EmbeddingCache:
@@ -73,6 +85,14 @@ class EmbeddingCache:
                 return None
             self._entries.move_to_end(session_id)
             return entry
+
+    def forget(self, session_ids: Iterable[str] | None = None) -> None:
+        """Drop these sessions' entries (None: every entry), once they are deleted or erased."""
+        with self._lock:
+            for session_id in list(self._entries) if session_ids is None else session_ids:
+                old = self._entries.pop(session_id, None)
+                if old is not None:
+                    self._bytes -= old.nbytes
 
     def put(self, session_id: str, entry: Embeddings) -> None:
         with self._lock:

@@ -299,7 +299,7 @@ def nearest_nodes(
     if rows[0][0] is None:
         raise NodeWithoutEmbeddingError(session_id, node_id)
     probe = np.frombuffer(bytes(rows[0][0]), dtype=_FLOAT)
-    key = (revision[0][0], revision[0][1], probe.nbytes)
+    key = (*revision[0], probe.nbytes)
     embeddings = cache.get(session_id, key)
     if embeddings is None:
         standing = yield Statement(

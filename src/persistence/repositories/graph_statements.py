@@ -166,8 +166,12 @@ EMBEDDINGS_AS_OF = query(
 )
 
 # What every graph write changes (the version) and what tells a session from one made
-# again under its id (the creation time).
-SESSION_REVISION = query("SELECT created_at, version FROM sessions WHERE id = :id")
+# again under its id (the creation time); on PostgreSQL also the row's xmin, which a
+# reload of older data (pg_restore under running servers) changes too.
+SESSION_REVISION = query(
+    "SELECT created_at, version FROM sessions WHERE id = :id",
+    postgres="SELECT created_at, version, xmin::text FROM sessions WHERE id = :id",
+)
 
 NODE_EMBEDDING = query(
     f"SELECT embedding FROM graph_nodes WHERE {_STANDING} AND node_id = :node_id"  # noqa: S608
