@@ -18,6 +18,10 @@ __all__ = ["check_can_listen", "serve"]
 # switch interval, aiosqlite's connection thread could wait that long for the
 # GIL on every hop. Measured under load on one core (see docs/benchmarks.md).
 _GIL_SWITCH_INTERVAL_S = 0.0002
+# How long a stop waits for open requests: an event stream whose client stopped
+# reading never ends by itself, and would keep the process (and its database) from
+# stopping. Whatever is still open then is cancelled; every write commits or not.
+_GRACEFUL_SHUTDOWN_S = 10
 
 
 def serve(app: FastAPI, settings: Settings) -> None:
@@ -32,6 +36,7 @@ def serve(app: FastAPI, settings: Settings) -> None:
         # httptools, with timeouts for requests that never finish and a header size cap.
         http=GuardedHttpToolsProtocol,
         log_config=None,
+        timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN_S,
     )
 
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import signal
+import socket
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.servers import running_server
+from tests.builders import NEW_SESSION_BODY
+from tests.servers import launch_server, running_server
 
 pytestmark = pytest.mark.sqlite
 
@@ -56,3 +60,34 @@ def test_serving_beyond_loopback_without_a_key_is_warned_about(
 
     log = "".join(path.read_text() for path in tmp_path.glob("server-*.log"))
     assert ("serving_without_api_key" in log) is warned
+
+
+def test_a_client_that_stops_reading_its_event_stream_does_not_hold_up_shutdown(
+    tmp_path: Path,
+) -> None:
+    env = {"DATABASE_PATH": str(tmp_path / "stalled.db"), "DATABASE_URL": ""}
+    server = launch_server(tmp_path, env)
+    stalled = socket.socket()
+    try:
+        server.wait_until_healthy()
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stalled.connect(("127.0.0.1", int(server.url.rsplit(":", 1)[1])))
+        stalled.sendall(b"GET /events HTTP/1.1\r\nHost: stalled\r\n\r\n")
+        with httpx.Client(base_url=server.url) as client:
+            session_id = client.post("/sessions", json=NEW_SESSION_BODY).json()["id"]
+            for turn in range(1, 301):
+                said = {"turn_number": turn, "speaker": "respondent", "text": "x" * 20_000}
+                response = client.post(f"/sessions/{session_id}/utterances", json=said)
+                assert response.status_code == 201
+        # The stream's events now wait in buffers the client never drains.
+
+        begun = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        server.process.wait(timeout=60)
+
+        assert time.monotonic() - begun < 30
+        assert "Application shutdown complete" in server.log_path.read_text()
+    finally:
+        stalled.close()
+        if server.process.poll() is None:
+            server.kill()
