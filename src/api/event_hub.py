@@ -116,14 +116,17 @@ class EventHub:
         the client fell too far behind.
 
         Raises (before the first event):
-            EventsTrimmedError: events after `after` are no longer kept.
+            EventsTrimmedError: events after `after` are no longer kept, or `after` is past
+                the newest event.
         """
         await self._started()
         bounds = await self._repository.event_bounds()
         if after is None:
             after = bounds.newest
-        elif after < bounds.trimmed_through:
-            raise EventsTrimmedError(after, bounds.trimmed_through)
+        elif after < bounds.trimmed_through or after > bounds.newest:
+            # Past the newest, the id came from an older copy of the log: the ids after it
+            # now name other events, which the client has not seen.
+            raise EventsTrimmedError(after, bounds.trimmed_through, bounds.newest)
         subscription = Subscription(session_id, study_id, self._queue_limit)
         # No await between these two: the queue gets every event after `handed_out`,
         # and the log is read for the ones up to it.

@@ -284,13 +284,22 @@ class InvalidEventIdError(SessionError, ValueError):
 
 
 class EventsTrimmedError(SessionError):
-    """The events after the asked-for id are no longer all kept (EVENT_RETENTION)."""
+    """The events after the asked-for id are no longer all kept (EVENT_RETENTION), or the
+    id is past the newest (the log was put back to an older copy since it was read)."""
 
-    def __init__(self, after: int, trimmed_through: int) -> None:
-        super().__init__(
-            f"Events after id {after} are no longer kept: the log starts after id"
-            f" {trimmed_through}. Reload what you show, then listen without an id."
-        )
+    def __init__(self, after: int, trimmed_through: int, newest: int | None = None) -> None:
+        if newest is not None and after > newest:
+            detail = (
+                f"No event with id {after} is in the log, whose newest id is {newest}: it was"
+                " put back to an older copy since. Reload what you show, then listen without"
+                " an id."
+            )
+        else:
+            detail = (
+                f"Events after id {after} are no longer kept: the log starts after id"
+                f" {trimmed_through}. Reload what you show, then listen without an id."
+            )
+        super().__init__(detail)
         self.trimmed_through = trimmed_through
 
 

@@ -152,6 +152,14 @@ async def test_bad_event_ids_and_filters_are_refused(
             gone = await client.get("/events", params={"after": "0"})
             assert gone.status_code == 410
             assert gone.json()["trimmed_through"] == trimmed
+            # An id past the newest came from an older copy of the log (a restore): its
+            # ids after it name other events now, so resuming there would skip them.
+            async with client.stream(
+                "GET", "/events", headers={"Last-Event-ID": str(trimmed + 1)}
+            ) as ahead:
+                assert ahead.status_code == 410
+                await ahead.aread()
+            assert f"newest id is {trimmed}" in ahead.json()["detail"]
             # Resuming from the trimmed bound itself misses nothing: it streams.
             async with client.stream(
                 "GET", "/events", headers={"Last-Event-ID": str(trimmed)}
