@@ -11,7 +11,7 @@ import pytest
 from src.core.errors import SchemaVersionError
 from src.persistence.database import init_database, load_migrations
 from src.persistence.repositories.session_repo import SessionRepository
-from src.persistence.repositories.statements import list_query
+from src.persistence.repositories.statements import ERASURE_SESSIONS, list_query
 from tests.builders import new_session
 
 pytestmark = pytest.mark.sqlite
@@ -144,3 +144,14 @@ async def test_listing_newest_first_uses_an_index_and_no_sort(
 
     assert index in plan
     assert "TEMP B-TREE" not in plan
+
+
+async def test_erasure_follows_forks_through_an_index_and_reads_no_whole_table(
+    db_path: Path,
+) -> None:
+    await init_database(db_path)
+
+    plan = query_plan(db_path, ERASURE_SESSIONS.sqlite, {"participant_id": "p"})
+
+    assert "sessions_by_forked_from (forked_from_id=?)" in plan
+    assert "SCAN sessions" not in plan
