@@ -146,6 +146,11 @@ class EventHub:
                     study_id=subscription.study_id,
                     limit=_PAGE,
                 )
+                # Retention may have trimmed past `last` while the client caught up: the page
+                # then lacks events it never had. It is told to resume, and hears why (410).
+                if (await self._repository.event_bounds()).trimmed_through > last:
+                    yield None
+                    return
                 batch = [published(event) for event in page if event.id <= handed_out]
                 if batch:
                     yield batch

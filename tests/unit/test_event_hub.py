@@ -6,6 +6,7 @@ import asyncio
 
 from src.api.event_hub import EventHub
 from src.domain.models.event import Event
+from src.domain.models.session import utc_now
 from src.domain.models.utterance import NewUtterance, Speaker
 from src.persistence.repositories.session_repo import SessionRepository
 from tests.builders import new_session
@@ -83,5 +84,27 @@ async def test_a_busy_log_is_handed_out_in_few_large_batches(
 
         # 60 writes over at least 0.6 s: at most one pass per 0.1 s, and the first at once.
         assert len(batches) <= 9, batches
+    finally:
+        await hub.stop()
+
+
+async def test_a_stream_catching_up_is_told_to_resume_when_retention_trims_past_it(
+    sqlite_repo: SessionRepository,
+) -> None:
+    hub = EventHub(sqlite_repo, poll_seconds=0.05)
+    try:
+        session = await sqlite_repo.create(new_session())
+        for turn in range(1, 1201):
+            said = NewUtterance(turn_number=turn, speaker=Speaker.RESPONDENT, text="yes")
+            await sqlite_repo.append_utterance(session.id, said)
+        stream = await hub.stream(0)
+        first = await asyncio.wait_for(anext(stream), 5)
+        assert first is not None
+        assert [m.event.id for m in first] == list(range(1, 501))
+
+        # Retention trims past what the client has, while it is still catching up.
+        assert await sqlite_repo.trim_events(utc_now(), limit=800) == 800
+
+        assert await asyncio.wait_for(anext(stream), 5) is None
     finally:
         await hub.stop()
