@@ -20,6 +20,7 @@ from src.main import create_app
 from src.persistence.database import load_migrations
 from src.persistence.postgres import MIGRATIONS_DIRECTORY, init_postgres, migrate_postgres
 from src.persistence.repositories.postgres_session_repo import PostgresSessionRepository
+from src.persistence.repositories.statements import Statement, Unit, query
 from tests.backends import PostgresBackend
 from tests.builders import NEW_SESSION_BODY, new_session, state_of
 from tests.http import serve_in_process
@@ -202,3 +203,21 @@ class TestSettings:
 
     def test_an_empty_database_url_means_sqlite(self) -> None:
         assert Settings(database_url="").database_url is None
+
+
+async def test_a_read_of_many_statements_sees_one_snapshot(
+    postgres_backend: PostgresBackend,
+) -> None:
+    """A whole graph, a search or a count is read as of one moment, as on SQLite: a write
+    committed between two of its statements is seen by neither."""
+    isolation = Statement(query("SELECT current_setting('transaction_isolation')"), {})
+
+    def unit() -> Unit[tuple[str, str]]:
+        ((first,),) = yield isolation
+        ((second,),) = yield isolation
+        return str(first), str(second)
+
+    async with PostgresSessionRepository(postgres_backend.dsn) as repository:
+        seen = await repository._read(unit, scan=True)
+
+    assert seen == ("repeatable read", "repeatable read")

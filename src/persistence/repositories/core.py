@@ -143,7 +143,8 @@ class Backend(Protocol):
         """Run a unit (made by calling `unit`, again for a retry) that changes nothing.
 
         scan: it may visit many rows (a count, a whole graph, a search), so it
-        is never tried on the event loop's own thread.
+        is never tried on the event loop's own thread; its statements see one
+        snapshot on either backend (SQLite's reads always do).
         """
 
     async def write(self, unit: Callable[[], Unit[T]], *, atomic: bool = False) -> T:

@@ -81,14 +81,21 @@ async def _drive(connection: Connection, unit: Unit[T]) -> T:
         return result
 
 
-async def _run(pool: asyncpg.Pool, unit: Unit[T], *, atomic: bool) -> T:
-    """Run the unit on a connection of the pool; raise _ConnectionLost if the connection broke."""
+async def _run(pool: asyncpg.Pool, unit: Unit[T], *, atomic: bool, snapshot: bool = False) -> T:
+    """Run the unit on a connection of the pool; raise _ConnectionLost if the connection broke.
+
+    atomic: in a transaction. snapshot: in a read-only one that sees one snapshot for all
+    of the unit's statements (REPEATABLE READ), not one per statement.
+    """
     done: list[T] = []
     connection: Connection | None = None
     try:
         async with pool.acquire() as connection:
             if atomic:
                 async with connection.transaction():
+                    done.append(await _drive(connection, unit))
+            elif snapshot:
+                async with connection.transaction(isolation="repeatable_read", readonly=True):
                     done.append(await _drive(connection, unit))
             else:
                 done.append(await _drive(connection, unit))
@@ -133,12 +140,12 @@ class _PostgresBackend:
         with self._domain_errors():
             pool = self._connected()
             try:
-                return await _run(pool, unit(), atomic=False)
+                return await _run(pool, unit(), atomic=False, snapshot=scan)
             except _ConnectionLost:
                 # A read changes nothing, so it is tried once more, on a new
                 # connection: the others in the pool may have been ended too.
                 await pool.expire_connections()
-                return await _run(pool, unit(), atomic=False)
+                return await _run(pool, unit(), atomic=False, snapshot=scan)
 
     async def write(self, unit: Callable[[], Unit[T]], *, atomic: bool = False) -> T:
         with self._domain_errors():
