@@ -20,7 +20,9 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -77,12 +79,17 @@ async def postgres_schema(name: str, drop: bool = False) -> str:
     return f"{POSTGRES_URL}?search_path={name}"
 
 
+def run_json(command: list[str]) -> Any:
+    """Run a bench module in a process of its own; what it printed, as JSON."""
+    output = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
+    return json.loads(output.stdout)
+
+
 def run_repository(kind: str, store: str, ids_file: Path, quick: bool) -> dict[str, Any]:
     command = [sys.executable, "-m", "bench.repository", kind, store, str(ids_file)]
     if quick:
         command.append("--quick")
-    output = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    result: dict[str, Any] = json.loads(output)
+    result: dict[str, Any] = run_json(command)
     return result
 
 
@@ -98,22 +105,29 @@ def median_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return merged
 
 
+@contextmanager
+def engine_stores(path: Path, schema: str, postgres: bool) -> Iterator[dict[str, str]]:
+    """A SQLite file and, if asked, a PostgreSQL schema of its own, dropped afterwards."""
+    stores = {"sqlite": str(path)}
+    if postgres:
+        stores["postgres"] = asyncio.run(postgres_schema(schema))
+    try:
+        yield stores
+    finally:
+        if postgres:
+            asyncio.run(postgres_schema(schema, drop=True))
+
+
 def run_erasures(
     work: Path, suffix: str, quick: bool, postgres: bool, repetitions: int
 ) -> dict[str, Any]:
     background = 20_000 if quick else 1_000_000
-    stores = {"sqlite": str(work / "erasure.db")}
-    if postgres:
-        stores["postgres"] = asyncio.run(postgres_schema(f"bench_erasure_{suffix}"))
-    results = {}
-    for engine, store in stores.items():
-        command = [sys.executable, "-m", "bench.erasure", engine, store]
-        command += [str(background), str(repetitions)]
-        output = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
-        results[engine] = json.loads(output.stdout)
-    if postgres:
-        asyncio.run(postgres_schema(f"bench_erasure_{suffix}", drop=True))
-    return results
+    sizes = [str(background), str(repetitions)]
+    with engine_stores(work / "erasure.db", f"bench_erasure_{suffix}", postgres) as stores:
+        return {
+            engine: run_json([sys.executable, "-m", "bench.erasure", engine, store, *sizes])
+            for engine, store in stores.items()
+        }
 
 
 def run_search(
@@ -122,28 +136,20 @@ def run_search(
     """Search over a store of 1,000,000 utterances on each engine; the stores built once,
     then measured once per repetition, engines in turn."""
     utterances = 20_000 if quick else 1_000_000
-    stores = {"sqlite": str(work / "search.db")}
-    if postgres:
-        stores["postgres"] = asyncio.run(postgres_schema(f"bench_search_{suffix}"))
-    builds = {}
-    for engine, store in stores.items():
-        command = [sys.executable, "-m", "bench.search", "build", engine, store, str(utterances)]
-        output = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
-        builds[engine] = json.loads(output.stdout)["build_s"]
     runs: dict[str, list[dict[str, Any]]] = {}
-    try:
+    with engine_stores(work / "search.db", f"bench_search_{suffix}", postgres) as stores:
+        builds = {
+            engine: run_json(
+                [sys.executable, "-m", "bench.search", "build", engine, store, str(utterances)]
+            )["build_s"]
+            for engine, store in stores.items()
+        }
         for _ in range(repetitions):
             for engine, store in stores.items():
                 command = [sys.executable, "-m", "bench.search", "measure", engine, store]
                 if quick:
                     command.append("--quick")
-                output = subprocess.run(
-                    command, cwd=ROOT, capture_output=True, text=True, check=True
-                )
-                runs.setdefault(engine, []).append(json.loads(output.stdout))
-    finally:
-        if postgres:
-            asyncio.run(postgres_schema(f"bench_search_{suffix}", drop=True))
+                runs.setdefault(engine, []).append(run_json(command))
     return {
         engine: {**graph_medians(results), "utterances": utterances, "build_s": builds[engine]}
         for engine, results in runs.items()
@@ -157,18 +163,14 @@ def run_study_exports(work: Path, quick: bool, repetitions: int) -> dict[str, An
     for name, sessions in sizes.items():
         path = work / f"study-{name}.db"
         command = [sys.executable, "-m", "bench.study_export", "build", str(path), str(sessions)]
-        built = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
-        builds[name] = json.loads(built.stdout)["build_s"]
+        builds[name] = run_json(command)["build_s"]
         stores[name] = str(path)
     runs: dict[str, list[dict[str, Any]]] = {}
     for _ in range(repetitions):
         for export_format in StudyExportFormat:
             for name, path_text in stores.items():
                 command = [sys.executable, "-m", "bench.study_export", path_text, export_format]
-                output = subprocess.run(
-                    command, cwd=ROOT, capture_output=True, text=True, check=True
-                ).stdout
-                runs.setdefault(f"{export_format}@{name}", []).append(json.loads(output))
+                runs.setdefault(f"{export_format}@{name}", []).append(run_json(command))
     return {
         "sessions": sizes,
         "build_s": builds,
@@ -276,10 +278,7 @@ def main() -> None:
                     session_id,
                     export_format,
                 ]
-                output = subprocess.run(
-                    command, cwd=ROOT, capture_output=True, text=True, check=True
-                ).stdout
-                export_runs.setdefault(f"{export_format}@{name}", []).append(json.loads(output))
+                export_runs.setdefault(f"{export_format}@{name}", []).append(run_json(command))
     facts["export"] = {
         "utterances": lengths,
         "runs": {key: median_runs(values) for key, values in export_runs.items()},
@@ -300,13 +299,10 @@ def main() -> None:
         if quick:
             command.append("--quick")
         try:
-            output = subprocess.run(
-                command, cwd=ROOT, capture_output=True, text=True, check=True
-            ).stdout
+            graph_runs.append(run_json(command))
         finally:
             if pg_version is not None:
                 asyncio.run(postgres_schema(schema, drop=True))
-        graph_runs.append(json.loads(output))
     facts["graph"] = graph_medians(graph_runs)
     print(f"bench: graph done at {time.perf_counter() - started:.0f} s", file=sys.stderr)
 

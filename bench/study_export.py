@@ -34,22 +34,13 @@ from src.domain.models.utterance import NewUtterance
 from src.exporting import export_study_to
 from src.persistence.repositories.session_repo import SessionRepository
 from src.study_exporting import StudyExportFormat
+from tests.backends import SESSION_TABLES
 
 ANSWER = "I suppose it is about feeling ready for the day, and for the people who count on me. "
 STUDY_ID = "bench-study"
 TURNS = 20
 NODES_PER_TURN, EDGES_PER_TURN = 3, 2
 _TEMPLATE = "bench-study-0"
-# What an export reads of a session; events are not exported.
-_TABLES = (
-    "sessions",
-    "utterances",
-    "state_data",
-    "turn_records",
-    "session_versions",
-    "graph_nodes",
-    "graph_edges",
-)
 
 
 def _said(turn: int) -> list[NewUtterance]:
@@ -122,7 +113,8 @@ def build(path: Path, sessions: int) -> None:
     connection = sqlite3.connect(path, isolation_level=None)
     try:
         copies = []
-        for table in _TABLES:
+        # Parents first, so that each row finds what it refers to; events are not exported.
+        for table in reversed(SESSION_TABLES):
             columns = [row[1] for row in connection.execute(f"PRAGMA table_info({table})")]
             values = {
                 "id": ":id",

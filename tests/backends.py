@@ -152,7 +152,8 @@ def stored_ids(db_path: Path) -> set[str]:
         connection.close()
 
 
-# Children before their parent, so that each DROP finds nothing referring to it.
+# A session's tables (events aside), children before their parent, so that each DROP
+# finds nothing referring to it.
 SESSION_TABLES = (
     "utterances",
     "state_data",
