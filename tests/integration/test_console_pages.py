@@ -7,6 +7,7 @@ import io
 import re
 import zipfile
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -42,6 +43,18 @@ async def create(
 
 def linked_sessions(page: str) -> list[str]:
     return re.findall(r'href="/console/sessions/([^"]+)"', page)
+
+
+def first_turn_quoting(said: str, quote: str, *, label: str) -> dict[str, Any]:
+    """A turn 1 whose respondent says `said`, and a node `a` citing `quote` in it."""
+    start = said.index(quote)
+    span = {"turn_number": 1, "speaker": "respondent", "start": start, "end": start + len(quote)}
+    node = {"id": "a", "type": "attribute", "label": label, "provenance": [span]}
+    return {
+        "utterances": [{"turn_number": 1, "speaker": "respondent", "text": said}],
+        "state_patch": {"turn_count": 1},
+        "graph": {"nodes": [node]},
+    }
 
 
 async def test_the_root_leads_to_the_console(console: httpx.AsyncClient) -> None:
@@ -344,25 +357,12 @@ async def test_the_session_page_shows_participant_usage_history_and_graph_with_q
         participant_id="p-1",
         labels={"wave": HOSTILE},  # type: ignore[arg-type]
     )
-    said = "It keeps me awake at night."
     quote = "keeps me awake"
-    start = said.index(quote)
-    span = {"turn_number": 1, "speaker": "respondent", "start": start, "end": start + len(quote)}
-    turn = await console.post(
-        f"/sessions/{session_id}/turns",
-        json={
-            "utterances": [{"turn_number": 1, "speaker": "respondent", "text": said}],
-            "state_patch": {"turn_count": 1},
-            "record": {"usage": {"input_tokens": 7, "output_tokens": 3}},
-            "graph": {
-                "nodes": [
-                    {"id": "a", "type": "attribute", "label": HOSTILE, "provenance": [span]},
-                    {"id": "c", "type": "consequence", "label": "rested"},
-                ],
-                "edges": [{"id": "e", "source": "a", "target": "c", "type": "leads_to"}],
-            },
-        },
-    )
+    body = first_turn_quoting("It keeps me awake at night.", quote, label=HOSTILE)
+    body["record"] = {"usage": {"input_tokens": 7, "output_tokens": 3}}
+    body["graph"]["nodes"].append({"id": "c", "type": "consequence", "label": "rested"})
+    body["graph"]["edges"] = [{"id": "e", "source": "a", "target": "c", "type": "leads_to"}]
+    turn = await console.post(f"/sessions/{session_id}/turns", json=body)
     assert turn.status_code == 201, turn.text
 
     page = (await console.get(f"/console/sessions/{session_id}")).text
@@ -406,20 +406,9 @@ async def test_quotes_are_found_beyond_the_transcript_page_shown(
     console: httpx.AsyncClient,
 ) -> None:
     session_id = await create(console)
-    said = "The crema matters most."
     quote = "crema"
-    start = said.index(quote)
-    span = {"turn_number": 1, "speaker": "respondent", "start": start, "end": start + len(quote)}
-    turn = await console.post(
-        f"/sessions/{session_id}/turns",
-        json={
-            "utterances": [{"turn_number": 1, "speaker": "respondent", "text": said}],
-            "state_patch": {"turn_count": 1},
-            "graph": {
-                "nodes": [{"id": "c", "type": "attribute", "label": "crema", "provenance": [span]}]
-            },
-        },
-    )
+    body = first_turn_quoting("The crema matters most.", quote, label="crema")
+    turn = await console.post(f"/sessions/{session_id}/turns", json=body)
     assert turn.status_code == 201, turn.text
     for number in range(2, 2 + MAX_PAGE_SIZE):
         said_later = {"turn_number": number, "speaker": "respondent", "text": f"More {number}."}
