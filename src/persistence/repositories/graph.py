@@ -290,16 +290,16 @@ def nearest_nodes(
         NodeNotFoundError: the graph has no such standing node.
         NodeWithoutEmbeddingError: the node has no embedding.
     """
-    revision = yield Statement(sql.SESSION_REVISION, {"id": session_id})
-    if not revision:
-        raise SessionNotFoundError(session_id)
-    rows = yield Statement(sql.NODE_EMBEDDING, {"session_id": session_id, "node_id": node_id})
+    rows = yield Statement(sql.NEAREST_PROBE, {"session_id": session_id, "node_id": node_id})
     if not rows:
+        raise SessionNotFoundError(session_id)
+    *revision, found, blob = rows[0]
+    if found is None:
         raise NodeNotFoundError(session_id, node_id)
-    if rows[0][0] is None:
+    if blob is None:
         raise NodeWithoutEmbeddingError(session_id, node_id)
-    probe = np.frombuffer(bytes(rows[0][0]), dtype=_FLOAT)
-    key = (*revision[0], probe.nbytes)
+    probe = np.frombuffer(bytes(blob), dtype=_FLOAT)
+    key = (*revision, probe.nbytes)
     embeddings = cache.get(session_id, key)
     if embeddings is None:
         standing = yield Statement(

@@ -165,16 +165,21 @@ EMBEDDINGS_AS_OF = query(
     f"SELECT node_id, embedding FROM graph_nodes WHERE {_AS_OF} AND embedding IS NOT NULL"  # noqa: S608
 )
 
-# What every graph write changes (the version) and what tells a session from one made
-# again under its id (the creation time); on PostgreSQL also the row's xmin, which a
-# reload of older data (pg_restore under running servers) changes too.
-SESSION_REVISION = query(
-    "SELECT created_at, version FROM sessions WHERE id = :id",
-    postgres="SELECT created_at, version, xmin::text FROM sessions WHERE id = :id",
-)
-
-NODE_EMBEDDING = query(
-    f"SELECT embedding FROM graph_nodes WHERE {_STANDING} AND node_id = :node_id"  # noqa: S608
+# The probe of a nearest-nodes query, with what every graph write changes (the version)
+# and what tells a session from one made again under its id (the creation time); on
+# PostgreSQL also the row's xmin, which a reload of older data (pg_restore under
+# running servers) changes too. `found` is NULL when no standing node has the id.
+_PROBE = """
+SELECT {revision}, probe.found, probe.embedding
+FROM sessions AS s LEFT JOIN (
+    SELECT 1 AS found, embedding FROM graph_nodes
+    WHERE session_id = :session_id AND valid_to IS NULL AND node_id = :node_id
+) AS probe ON TRUE
+WHERE s.id = :session_id
+"""
+NEAREST_PROBE = query(
+    _PROBE.format(revision="s.created_at, s.version"),
+    postgres=_PROBE.format(revision="s.created_at, s.version, s.xmin::text"),
 )
 
 EMBEDDINGS_OF_SIZE = query(
