@@ -64,15 +64,20 @@ class Subscription:
             self.study_id is None or event.study_id == self.study_id
         )
 
-    def offer(self, event: Published) -> None:
-        """Queue `event`, or drop the subscription if it is too far behind."""
+    def offer(self, events: list[Published]) -> None:
+        """Queue those of `events` (in id order) that match, or drop the subscription if
+        it is too far behind."""
         if self.dropped:
             return
-        if len(self._pending) >= self._limit:
+        if self.session_id is not None or self.study_id is not None:
+            events = [published for published in events if self.matches(published.event)]
+            if not events:
+                return
+        if len(self._pending) + len(events) > self._limit:
             self.dropped = True
             self._pending.clear()
         else:
-            self._pending.append(event)
+            self._pending.extend(events)
         self._ready.set()
 
     async def next(self) -> list[Published] | None:
@@ -162,7 +167,13 @@ class EventHub:
                 if live is None:
                     yield None
                     return
-                fresh = [message for message in live if message.event.id > last]
+                # In id order: only a stream still catching up when these were queued
+                # has some of them already.
+                fresh = (
+                    live
+                    if live[0].event.id > last
+                    else [message for message in live if message.event.id > last]
+                )
                 if fresh:
                     yield fresh
                     last = fresh[-1].event.id
@@ -196,12 +207,13 @@ class EventHub:
     async def _hand_out(self) -> None:
         while True:
             page = await self._repository.list_events(after=self._position, limit=_PAGE)
-            for event in page:
-                message = published(event)
+            if page:
+                # One offer a subscription a page: the cost of a pass grows with the
+                # subscriptions, not with subscriptions times events.
+                messages = [published(event) for event in page]
                 for subscription in tuple(self._subscriptions):
-                    if subscription.matches(event):
-                        subscription.offer(message)
-                self._position = event.id
+                    subscription.offer(messages)
+                self._position = page[-1].id
             if len(page) < _PAGE:
                 return
 

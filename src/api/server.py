@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import socket
 import sys
 
@@ -27,6 +28,11 @@ _GRACEFUL_SHUTDOWN_S = 10
 def serve(app: FastAPI, settings: Settings) -> None:
     """Serve `app` on the settings' host and port until SIGINT or SIGTERM."""
     sys.setswitchinterval(_GIL_SWITCH_INTERVAL_S)
+    # The app's own objects (routes, models, their schemas) live as long as the
+    # process; frozen, every full collection skips them. Measured: 12-17% more
+    # turns a second on one core (docs/benchmarks.md).
+    gc.collect()
+    gc.freeze()
     # uvloop is a dependency, so "auto" picks it.
     uvicorn.run(
         app,
