@@ -532,6 +532,33 @@ def _erasure_lines(facts: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _event_lines(events: dict[str, Any]) -> list[str]:
+    lines = [
+        "## Events",
+        "",
+        "`bench.events`: 64 clients record turns as fast as the server answers (each on a"
+        " keep-alive connection of its own, written and read raw, so that the client's cost"
+        " stays small beside the server's), first with no subscriber, then with 200 streams"
+        " on `GET /events` (190 read and discarded, 10 timed), in 5 alternating rounds of"
+        " 4 s. The servers run on core 0, every client on core 1. On PostgreSQL the writes"
+        " go to one server and the subscribers listen on a second one, so every event"
+        " crosses servers by LISTEN/NOTIFY. The ratio is the median of the rounds' ratios;"
+        " delivery is from a write's answer to a timed subscriber reading its event.",
+        "",
+        "| engine | turns/s, none | turns/s, 200 streams | ratio (rounds)"
+        " | delivery p50 / p99 ms |",
+        "|---|---|---|---|---|",
+    ]
+    for engine, run in events.items():
+        rounds = ", ".join(f"{ratio:.2f}" for ratio in run.get("throughput_ratios", []))
+        lines.append(
+            f"| {engine} | {_n(run['writes_per_s_without'])} | {_n(run['writes_per_s_with'])}"
+            f" | {run['throughput_ratio']:.2f}x ({rounds}) | {run['delivery_p50_ms']:.1f} /"
+            f" {run['delivery_p99_ms']:.1f} |"
+        )
+    return [*lines, ""]
+
+
 def render(facts: dict[str, Any]) -> str:
     m = facts["machine"]
     large = "1,000,000" if not facts["quick"] else "20,000"
@@ -620,6 +647,8 @@ def render(facts: dict[str, Any]) -> str:
             " that the processes share one store correctly under load, not how they scale.",
             "",
         ]
+    if facts.get("events"):
+        out += _event_lines(facts["events"])
     out += _erasure_lines(facts)
     if facts.get("search"):
         out += _search_lines(facts["search"])
