@@ -38,6 +38,18 @@ def test_a_value_deeper_than_the_limit_is_refused(depth: int) -> None:
     assert f"at most {MAX_JSON_DEPTH} levels" in raised.value.errors()[0]["msg"]
 
 
+@pytest.mark.parametrize(("depth", "kept"), [(MAX_JSON_DEPTH, True), (MAX_JSON_DEPTH + 1, False)])
+def test_one_deep_branch_among_many_shallow_ones_is_measured(depth: int, kept: bool) -> None:
+    history = [{"turn": turn, "tags": ["a", "b"]} for turn in range(100)]
+    value = {"history": history, "deep": nested(depth - 1), "after": [{"x": [1]}] * 50}
+
+    if kept:
+        assert Record(data=value).data == value
+    else:
+        with pytest.raises(ValidationError, match=f"at most {MAX_JSON_DEPTH} levels"):
+            Record(data=value)
+
+
 def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
     value = {"k": "[" * (MAX_JSON_DEPTH + 5) + "{" * 3}
 

@@ -47,7 +47,9 @@ def data_change(
                 removed.append(key)
             continue
         text = compact_json(new[key])
-        if key not in old or compact_json(old[key]) != text:
+        # Unequal values have unequal texts; equal ones may not (1 and 1.0), so only
+        # those are encoded a second time.
+        if key not in old or old[key] != new[key] or compact_json(old[key]) != text:
             set_[key] = text
     return DataChange(set_, removed)
 
