@@ -108,3 +108,43 @@ async def test_a_stream_catching_up_is_told_to_resume_when_retention_trims_past_
         assert await asyncio.wait_for(anext(stream), 5) is None
     finally:
         await hub.stop()
+
+
+async def test_each_stream_gets_only_the_events_its_filters_match_from_a_busy_log(
+    sqlite_repo: SessionRepository,
+) -> None:
+    hub = EventHub(sqlite_repo, poll_seconds=0.05, hand_out_seconds=0.2)
+    try:
+        first = await sqlite_repo.create(new_session(study_id="study-a"))
+        second = await sqlite_repo.create(new_session(study_id="study-b"))
+        streams = {
+            "all": await hub.stream(None),
+            "first": await hub.stream(None, session_id=first.id),
+            "study-b": await hub.stream(None, study_id="study-b"),
+            "none": await hub.stream(None, session_id=first.id, study_id="study-b"),
+        }
+        # Written faster than one pass, so each pass hands out a page of both sessions.
+        for turn in range(1, 11):
+            for session in (first, second):
+                said = NewUtterance(turn_number=turn, speaker=Speaker.RESPONDENT, text="yes")
+                await sqlite_repo.append_utterance(session.id, said)
+        everything = await sqlite_repo.list_events(after=0)
+        expected = {
+            "all": [e.id for e in everything if e.type.value == "session.utterance_added"],
+            "first": [e.id for e in everything if e.session_id == first.id][1:],
+            "study-b": [e.id for e in everything if e.study_id == "study-b"][1:],
+        }
+
+        for name, wanted in expected.items():
+            received: list[int] = []
+            while len(received) < len(wanted):
+                batch = await asyncio.wait_for(anext(streams[name]), 5)
+                assert batch is not None
+                received += [message.event.id for message in batch]
+            assert received == wanted, name
+        with_nothing = asyncio.ensure_future(anext(streams["none"]))
+        await asyncio.sleep(0.5)
+        assert not with_nothing.done()
+        with_nothing.cancel()
+    finally:
+        await hub.stop()
