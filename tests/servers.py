@@ -1,19 +1,25 @@
-"""Real `interview-system serve` processes on free ports."""
+"""Real servers on free ports: `interview-system serve` processes, or the app under uvicorn
+in the test's own process."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import uvicorn
+
+from src.core.config import Settings
+from src.main import create_app
 
 SERVER = Path(sys.executable).with_name("interview-system")
 
@@ -98,3 +104,23 @@ def running_server(cwd: Path, env: dict[str, str]) -> Iterator[str]:
         server.kill()
         raise
     server.stop()
+
+
+@asynccontextmanager
+async def serving_in_process(settings: Settings, **app_options: float) -> AsyncIterator[str]:
+    """The app under uvicorn in this process, so that `create_app`'s options for tests
+    (a shorter heartbeat, a shorter stall) can be set; its URL."""
+    port = free_port()
+    app = create_app(settings, **app_options)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    task = asyncio.create_task(server.serve())
+    try:
+        async with asyncio.timeout(20):
+            while not server.started:  # noqa: ASYNC110 (uvicorn offers no event to wait for)
+                await asyncio.sleep(0.01)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 20)

@@ -47,10 +47,14 @@ class AppState(TypedDict):
     settings: Settings
     events: EventHub
     event_heartbeat_seconds: float
+    event_stall_seconds: float
 
 
 def create_app(
-    settings: Settings | None = None, *, event_heartbeat_seconds: float = 15.0
+    settings: Settings | None = None,
+    *,
+    event_heartbeat_seconds: float = 15.0,
+    event_stall_seconds: float = 10.0,
 ) -> FastAPI:
     """Build the API; it opens its repository on start-up and closes it on shutdown.
 
@@ -59,7 +63,9 @@ def create_app(
 
     Without `settings`, they are read from the environment when the app starts.
     `event_heartbeat_seconds`: how long an idle event stream waits between
-    heartbeats (CONTRACT: at most 15 s; shorter only for tests).
+    heartbeats (CONTRACT: at most 15 s; shorter only for tests);
+    `event_stall_seconds`: how long a stream that fell behind may wait on a client
+    that reads nothing before its connection is closed.
     """
 
     @asynccontextmanager
@@ -78,6 +84,7 @@ def create_app(
                     "settings": resolved,
                     "events": hub,
                     "event_heartbeat_seconds": event_heartbeat_seconds,
+                    "event_stall_seconds": event_stall_seconds,
                 }
             finally:
                 for task in tasks:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, Iterator
 from contextlib import suppress
 from typing import NamedTuple
 
@@ -28,10 +28,13 @@ from src.core.errors import EventsTrimmedError, StorageError
 from src.domain.models.event import Event
 from src.persistence.repositories.protocol import EventWatch, SessionRepositoryProtocol
 
-__all__ = ["EventHub", "Published", "Subscription"]
+__all__ = ["EventHub", "EventStream", "Published", "Resume", "Subscription", "published"]
 
 _log = structlog.get_logger(__name__)
 _PAGE = 500
+_CHUNK_BYTES = 256 * 1024
+"""At most this much of a backlog goes into one send (one message more if it alone is larger):
+a stream that fell behind is caught up in pieces, never copied whole."""
 
 
 class Published(NamedTuple):
@@ -40,6 +43,12 @@ class Published(NamedTuple):
 
     event: Event
     message: bytes
+
+
+class Resume(NamedTuple):
+    """The end of a stream that fell too far behind: reconnect after the id `after`."""
+
+    after: int
 
 
 def published(event: Event) -> Published:
@@ -51,12 +60,16 @@ def published(event: Event) -> Published:
 class Subscription:
     """What one client is sent: the events that match its filters, in id order."""
 
-    def __init__(self, session_id: str | None, study_id: str | None, limit: int) -> None:
+    def __init__(
+        self, session_id: str | None, study_id: str | None, limit: int, limit_bytes: int
+    ) -> None:
         self.session_id = session_id
         self.study_id = study_id
         self.dropped = False
         self._limit = limit
+        self._limit_bytes = limit_bytes
         self._pending: deque[Published] = deque()
+        self._pending_bytes = 0
         self._ready = asyncio.Event()
 
     def matches(self, event: Event) -> bool:
@@ -66,18 +79,25 @@ class Subscription:
 
     def offer(self, events: list[Published]) -> None:
         """Queue those of `events` (in id order) that match, or drop the subscription if
-        it is too far behind."""
+        it is too far behind: more events, or more bytes of them, than its limits."""
         if self.dropped:
             return
         if self.session_id is not None or self.study_id is not None:
             events = [published for published in events if self.matches(published.event)]
             if not events:
                 return
-        if len(self._pending) + len(events) > self._limit:
+        size = sum(len(published.message) for published in events)
+        # Bytes count only once events already wait: one large page to a client that
+        # keeps up is no reason to drop it.
+        if len(self._pending) + len(events) > self._limit or (
+            self._pending and self._pending_bytes + size > self._limit_bytes
+        ):
             self.dropped = True
             self._pending.clear()
+            self._pending_bytes = 0
         else:
             self._pending.extend(events)
+            self._pending_bytes += size
         self._ready.set()
 
     async def next(self) -> list[Published] | None:
@@ -89,7 +109,45 @@ class Subscription:
             await self._ready.wait()
         queued = list(self._pending)
         self._pending.clear()
+        self._pending_bytes = 0
         return queued
+
+
+def _pieces(messages: list[Published]) -> Iterator[list[Published]]:
+    """`messages` in order, in runs of at most _CHUNK_BYTES (or one message)."""
+    start, size = 0, 0
+    for index, message in enumerate(messages):
+        if size and size + len(message.message) > _CHUNK_BYTES:
+            yield messages[start:index]
+            start, size = index, 0
+        size += len(message.message)
+    if start < len(messages):
+        yield messages[start:] if start else messages
+
+
+class EventStream:
+    """One client's events: batches of messages in id order, then a Resume if it fell
+    too far behind (or retention trimmed past it while it caught up)."""
+
+    def __init__(
+        self, subscription: Subscription, events: AsyncGenerator[list[Published] | Resume]
+    ) -> None:
+        self._subscription = subscription
+        self._events = events
+
+    @property
+    def fallen_behind(self) -> bool:
+        """Whether the stream was dropped for falling behind: it ends with a Resume."""
+        return self._subscription.dropped
+
+    def __aiter__(self) -> EventStream:
+        return self
+
+    async def __anext__(self) -> list[Published] | Resume:
+        return await anext(self._events)
+
+    async def aclose(self) -> None:
+        await self._events.aclose()
 
 
 class EventHub:
@@ -101,12 +159,14 @@ class EventHub:
         *,
         poll_seconds: float = 1.0,
         queue_limit: int = 2000,
+        queue_limit_bytes: int = 8 * 1024 * 1024,
         hand_out_seconds: float = 0.025,
     ) -> None:
         self._repository = repository
         self._poll_seconds = poll_seconds
         self._hand_out_seconds = hand_out_seconds
         self._queue_limit = queue_limit
+        self._queue_limit_bytes = queue_limit_bytes
         self._subscriptions: set[Subscription] = set()
         self._position = 0
         self._reader: asyncio.Task[None] | None = None
@@ -115,10 +175,10 @@ class EventHub:
 
     async def stream(
         self, after: int | None, *, session_id: str | None = None, study_id: str | None = None
-    ) -> AsyncIterator[list[Published] | None]:
+    ) -> EventStream:
         """The events after the id `after` (None: after the newest), then each new one as it
-        is written, in batches (what was queued while the client was busy); a final None if
-        the client fell too far behind.
+        is written, in batches (what was queued while the client was busy); a final Resume
+        if the client fell too far behind.
 
         Raises (before the first event):
             EventsTrimmedError: events after `after` are no longer kept, or `after` is past
@@ -132,16 +192,18 @@ class EventHub:
             # Past the newest, the id came from an older copy of the log: the ids after it
             # now name other events, which the client has not seen.
             raise EventsTrimmedError(after, bounds.trimmed_through, bounds.newest)
-        subscription = Subscription(session_id, study_id, self._queue_limit)
+        subscription = Subscription(
+            session_id, study_id, self._queue_limit, self._queue_limit_bytes
+        )
         # No await between these two: the queue gets every event after `handed_out`,
         # and the log is read for the ones up to it.
         self._subscriptions.add(subscription)
         handed_out = self._position
-        return self._events(subscription, after, handed_out)
+        return EventStream(subscription, self._events(subscription, after, handed_out))
 
     async def _events(
         self, subscription: Subscription, after: int, handed_out: int
-    ) -> AsyncIterator[list[Published] | None]:
+    ) -> AsyncGenerator[list[Published] | Resume]:
         last = after
         try:
             while last < handed_out:
@@ -154,10 +216,11 @@ class EventHub:
                 # Retention may have trimmed past `last` while the client caught up: the page
                 # then lacks events it never had. It is told to resume, and hears why (410).
                 if (await self._repository.event_bounds()).trimmed_through > last:
-                    yield None
+                    yield Resume(last)
                     return
-                batch = [published(event) for event in page if event.id <= handed_out]
-                if batch:
+                for batch in _pieces(
+                    [published(event) for event in page if event.id <= handed_out]
+                ):
                     yield batch
                     last = batch[-1].event.id
                 if len(page) < _PAGE or page[-1].id > handed_out:
@@ -165,7 +228,7 @@ class EventHub:
             while True:
                 live = await subscription.next()
                 if live is None:
-                    yield None
+                    yield Resume(last)
                     return
                 # In id order: only a stream still catching up when these were queued
                 # has some of them already.
@@ -174,9 +237,9 @@ class EventHub:
                     if live[0].event.id > last
                     else [message for message in live if message.event.id > last]
                 )
-                if fresh:
-                    yield fresh
-                    last = fresh[-1].event.id
+                for batch in _pieces(fresh):
+                    yield batch
+                    last = batch[-1].event.id
         finally:
             self._subscriptions.discard(subscription)
 

@@ -136,10 +136,15 @@ async def test_bad_event_ids_and_filters_are_refused(
 ) -> None:
     with running_server(tmp_path, server_env(sqlite_backend)) as url:
         async with httpx.AsyncClient(base_url=url, timeout=30) as client:
-            for bad in ("abc", "-1", "1.5", "", "9" * 30):
+            for bad in ("abc", "-1", "1.5", "", "+5", "1e3", "0x10"):
                 response = await client.get("/events", headers={"Last-Event-ID": bad})
                 assert response.status_code == 400, (bad, response.text)
                 assert response.headers["content-type"] == "application/problem+json"
+            # Whole numbers past any id there is, with or without leading zeros: past the
+            # newest, so 410 as any such id.
+            for ahead_of_all in ("9" * 19, "9" * 30, "0" * 19 + "1"):
+                response = await client.get("/events", headers={"Last-Event-ID": ahead_of_all})
+                assert response.status_code == 410, (ahead_of_all, response.text)
             assert (await client.get("/events", params={"after": "x1"})).status_code == 400
             unknown = await client.get("/events", params={"sesion_id": "a"})
             assert unknown.status_code == 422

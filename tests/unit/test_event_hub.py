@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncGenerator
 
-from src.api.event_hub import EventHub
+from src.api.event_hub import (
+    EventHub,
+    EventStream,
+    Published,
+    Resume,
+    Subscription,
+    published,
+)
 from src.domain.models.event import Event
 from src.domain.models.session import utc_now
 from src.domain.models.utterance import NewUtterance, Speaker
@@ -18,6 +26,7 @@ async def test_a_subscriber_too_far_behind_is_dropped_while_others_get_everythin
     hub = EventHub(sqlite_repo, poll_seconds=0.05, queue_limit=5)
     try:
         session = await sqlite_repo.create(new_session())
+        created = (await sqlite_repo.event_bounds()).newest
         slow = await hub.stream(None, session_id=session.id)
         fast = await hub.stream(None, session_id=session.id)
         received: list[Event] = []
@@ -25,11 +34,12 @@ async def test_a_subscriber_too_far_behind_is_dropped_while_others_get_everythin
             said = NewUtterance(turn_number=turn, speaker=Speaker.RESPONDENT, text="yes")
             await sqlite_repo.append_utterance(session.id, said)
             batch = await asyncio.wait_for(anext(fast), 5)
-            assert batch is not None
+            assert isinstance(batch, list)
             received.extend(message.event for message in batch)
 
-        # The slow one read nothing all along: it is told to resume, and nothing else.
-        assert await asyncio.wait_for(anext(slow), 5) is None
+        # The slow one read nothing all along: it is told to resume after the id it
+        # started after, and nothing else.
+        assert await asyncio.wait_for(anext(slow), 5) == Resume(created)
         assert [event.data["utterance"]["turn_number"] for event in received] == list(range(1, 21))
     finally:
         await hub.stop()
@@ -44,18 +54,22 @@ async def test_a_stream_with_no_id_starts_after_the_newest_event(
         stream = await hub.stream(None)
         later = await sqlite_repo.create(new_session())
         first = await asyncio.wait_for(anext(stream), 5)
-        assert first is not None
+        assert isinstance(first, list)
         assert [message.event.session_id for message in first] == [later.id]
     finally:
         await hub.stop()
 
 
-def test_a_dropped_stream_ends_with_the_id_to_resume_after() -> None:
+async def test_a_dropped_stream_ends_with_the_id_to_resume_after() -> None:
     from sse_starlette.event import ensure_bytes
 
     from src.api.routes.events import RESUME_EVENT, _messages
 
-    last = ensure_bytes(_messages(None, 7), "\r\n")
+    async def dropped() -> AsyncGenerator[list[Published] | Resume]:
+        yield Resume(7)
+
+    stream = EventStream(Subscription(None, None, 1, 1), dropped())
+    (last,) = [ensure_bytes(message, "\r\n") async for message in _messages(stream)]
 
     assert last == f'event: {RESUME_EVENT}\r\ndata: {{"resume_after": 7}}\r\n\r\n'.encode()
 
@@ -72,7 +86,7 @@ async def test_a_busy_log_is_handed_out_in_few_large_batches(
         async def read() -> None:
             while sum(batches) < 60:
                 batch = await anext(stream)
-                assert batch is not None
+                assert isinstance(batch, list)
                 batches.append(len(batch))
 
         reader = asyncio.create_task(read())
@@ -99,13 +113,13 @@ async def test_a_stream_catching_up_is_told_to_resume_when_retention_trims_past_
             await sqlite_repo.append_utterance(session.id, said)
         stream = await hub.stream(0)
         first = await asyncio.wait_for(anext(stream), 5)
-        assert first is not None
+        assert isinstance(first, list)
         assert [m.event.id for m in first] == list(range(1, 501))
 
         # Retention trims past what the client has, while it is still catching up.
         assert await sqlite_repo.trim_events(utc_now(), limit=800) == 800
 
-        assert await asyncio.wait_for(anext(stream), 5) is None
+        assert await asyncio.wait_for(anext(stream), 5) == Resume(500)
     finally:
         await hub.stop()
 
@@ -139,12 +153,87 @@ async def test_each_stream_gets_only_the_events_its_filters_match_from_a_busy_lo
             received: list[int] = []
             while len(received) < len(wanted):
                 batch = await asyncio.wait_for(anext(streams[name]), 5)
-                assert batch is not None
+                assert isinstance(batch, list)
                 received += [message.event.id for message in batch]
             assert received == wanted, name
         with_nothing = asyncio.ensure_future(anext(streams["none"]))
         await asyncio.sleep(0.5)
         assert not with_nothing.done()
         with_nothing.cancel()
+    finally:
+        await hub.stop()
+
+
+async def _append_large(repository: SessionRepository, session_id: str, turns: range) -> None:
+    for turn in turns:
+        said = NewUtterance(turn_number=turn, speaker=Speaker.RESPONDENT, text="x" * 20_000)
+        await repository.append_utterance(session_id, said)
+
+
+def _size(batch: list[Published]) -> int:
+    return sum(len(message.message) for message in batch)
+
+
+async def test_a_backlog_is_sent_in_pieces_of_bounded_size_in_order(
+    sqlite_repo: SessionRepository,
+) -> None:
+    hub = EventHub(sqlite_repo, poll_seconds=0.05)
+    try:
+        session = await sqlite_repo.create(new_session())
+        await _append_large(sqlite_repo, session.id, range(1, 31))
+        catching_up = await hub.stream(0)
+        live = await hub.stream(None)
+        await _append_large(sqlite_repo, session.id, range(31, 61))
+
+        for stream, wanted in ((catching_up, 31), (live, 30)):
+            sizes: list[int] = []
+            ids: list[int] = []
+            while len(ids) < wanted:
+                batch = await asyncio.wait_for(anext(stream), 5)
+                assert isinstance(batch, list)
+                sizes.append(_size(batch))
+                ids += [message.event.id for message in batch]
+            # Each event is some 20 KB: never more than 256 KiB and one event in a piece.
+            assert len(sizes) > 2 and max(sizes) <= 256 * 1024 + 21_000, sizes
+            assert ids == list(range(ids[0], ids[0] + wanted))
+    finally:
+        await hub.stop()
+
+
+async def test_one_large_page_is_taken_by_a_subscriber_that_keeps_up(
+    sqlite_repo: SessionRepository,
+) -> None:
+    session = await sqlite_repo.create(new_session())
+    await _append_large(sqlite_repo, session.id, range(1, 31))
+    page = [published(event) for event in await sqlite_repo.list_events(after=0)]
+    subscription = Subscription(None, None, 2000, 100_000)
+
+    # Some 600 KB at once to an empty queue: taken whole.
+    subscription.offer(page[:30])
+    assert await subscription.next() == page[:30]
+    # More while some still wait, past the bytes limit: dropped.
+    subscription.offer(page[:10])
+    subscription.offer(page[10:20])
+    assert subscription.dropped
+    assert await subscription.next() is None
+
+
+async def test_a_subscriber_with_too_many_bytes_waiting_is_dropped(
+    sqlite_repo: SessionRepository,
+) -> None:
+    hub = EventHub(sqlite_repo, poll_seconds=0.05, queue_limit_bytes=200_000)
+    try:
+        session = await sqlite_repo.create(new_session())
+        stream = await hub.stream(None)
+        await _append_large(sqlite_repo, session.id, range(1, 2))
+        first = await asyncio.wait_for(anext(stream), 5)
+        assert isinstance(first, list)
+        # Far fewer than 2,000 events, but some 300 KB of them, come in several passes
+        # and wait unread.
+        for turn in range(2, 17):
+            await _append_large(sqlite_repo, session.id, range(turn, turn + 1))
+            await asyncio.sleep(0.05)
+
+        assert await asyncio.wait_for(anext(stream), 5) == Resume(first[-1].event.id)
     finally:
         await hub.stop()

@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import time
 from collections.abc import AsyncIterator
 from typing import Annotated, cast
 
+import structlog
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from sse_starlette import EventSourceResponse, ServerSentEvent
-from starlette.types import Message, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from src.api.errors import problem_responses
-from src.api.event_hub import EventHub, Published
+from src.api.event_hub import EventHub, EventStream, Resume
 from src.core.errors import InvalidEventIdError
 from src.domain.models.session import SessionId, StudyId
 
 __all__ = ["RESUME_EVENT", "router"]
+
+_log = structlog.get_logger(__name__)
 
 router = APIRouter(tags=["events"], responses=problem_responses(401, 503))
 
@@ -26,7 +31,9 @@ RESUME_EVENT = "stream.resume"
 `Last-Event-ID` it received (a browser's EventSource does so by itself)."""
 
 _PARAMETERS = frozenset({"study_id", "session_id", "after"})
-_EVENT_ID = re.compile(r"[0-9]{1,18}")
+# Any whole number: one past the newest id (or past any id there can be) is a 410, as the
+# README says, not a 400.
+_EVENT_ID = re.compile(r"[0-9]{1,1000}")
 
 
 def _event_id(text: str) -> int:
@@ -50,23 +57,59 @@ def _check_parameters(request: Request) -> None:
         )
 
 
+class _Stalled(Exception):
+    """A stream that fell behind waited too long on a client that reads nothing."""
+
+
 class _EventStream(EventSourceResponse):
-    """sse-starlette's response without a cancel scope around each send when no
-    send timeout is set: with hundreds of streams, that scope was a sixth of
-    what handing out an event cost."""
+    """sse-starlette's response, sending without a cancel scope around each send (with
+    hundreds of streams, that scope was a sixth of what handing out an event cost), and
+    closing a stream that fell behind once its client has read nothing for `stall_seconds`:
+    such a client cannot even read the Resume, and would keep its connection forever."""
+
+    def __init__(self, stream: EventStream, *, stall_seconds: float, ping: float) -> None:
+        super().__init__(
+            _messages(stream),
+            ping=ping,
+            headers={"Cache-Control": "no-store"},
+            data_sender_callable=self._close_when_stalled,
+        )
+        self._stream = stream
+        self._stall_seconds = stall_seconds
+        self._sending_since: float | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except _Stalled:
+            _log.info("event_stream_closed", reason="the client read nothing after falling behind")
 
     async def _send_with_timeout(self, send: Send, message: Message) -> None:
-        if self.send_timeout is None:
+        self._sending_since = time.monotonic()
+        try:
             await send(message)
+        finally:
+            self._sending_since = None
+
+    async def _close_when_stalled(self) -> None:
+        while True:
+            await asyncio.sleep(self._stall_seconds / 2)
+            since = self._sending_since
+            if (
+                self._stream.fallen_behind
+                and since is not None
+                and time.monotonic() - since > self._stall_seconds
+            ):
+                raise _Stalled
+
+
+async def _messages(stream: EventStream) -> AsyncIterator[ServerSentEvent | bytes]:
+    async for batch in stream:
+        if isinstance(batch, Resume):
+            yield ServerSentEvent(json.dumps({"resume_after": batch.after}), event=RESUME_EVENT)
         else:
-            await super()._send_with_timeout(send, message)
-
-
-def _messages(batch: list[Published] | None, last: int | None) -> ServerSentEvent | bytes:
-    if batch is None:
-        return ServerSentEvent(json.dumps({"resume_after": last}), event=RESUME_EVENT)
-    # One write for the batch: a busy stream sends fewer, larger chunks.
-    return b"".join([published.message for published in batch])
+            # One write for the batch: a busy stream sends fewer, larger chunks.
+            yield b"".join([published.message for published in batch])
 
 
 @router.get(
@@ -102,13 +145,8 @@ async def events(
     stream = await hub.stream(
         None if resume is None else _event_id(resume), session_id=session_id, study_id=study_id
     )
-
-    async def messages() -> AsyncIterator[ServerSentEvent | bytes]:
-        last = None if resume is None else int(resume)
-        async for batch in stream:
-            yield _messages(batch, last)
-            if batch is not None:
-                last = batch[-1].event.id
-
-    heartbeat = cast(float, request.state.event_heartbeat_seconds)
-    return _EventStream(messages(), ping=heartbeat, headers={"Cache-Control": "no-store"})
+    return _EventStream(
+        stream,
+        stall_seconds=cast(float, request.state.event_stall_seconds),
+        ping=cast(float, request.state.event_heartbeat_seconds),
+    )
