@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from datetime import timedelta
 
 import pytest
@@ -13,6 +14,8 @@ from src.domain.models.graph import GraphChange
 from src.domain.models.session import SessionStatus, utc_now
 from src.domain.models.utterance import NewUtterance, Speaker
 from src.persistence.repositories.protocol import SessionRepositoryProtocol
+from src.persistence.repositories.session_repo import SessionRepository
+from src.persistence.repositories.statements import list_events_query
 from tests.backends import PostgresBackend, SqliteBackend
 from tests.builders import new_session, state_of
 
@@ -162,3 +165,29 @@ async def test_a_graph_change_on_its_own_appends_its_event(repo: SessionReposito
         "removed_nodes": ["x"],
         "removed_edges": [],
     }
+
+
+async def test_a_sessions_events_are_read_through_its_index(
+    sqlite_repo: SessionRepository,
+) -> None:
+    # A resuming console follows one session: its events must not cost a walk of the log.
+    first = await sqlite_repo.create(new_session())
+    other = await sqlite_repo.create(new_session(study_id="study-b"))
+    for turn in range(1, 6):
+        for session in (first, other):
+            said = NewUtterance(turn_number=turn, speaker=Speaker.RESPONDENT, text="yes")
+            await sqlite_repo.append_utterance(session.id, said)
+    listing = list_events_query(session=True, study=False).sqlite
+    with sqlite3.connect(sqlite_repo.db_path) as database:
+        plan = database.execute(
+            f"EXPLAIN QUERY PLAN {listing}", {"after": 0, "limit": 5, "session_id": first.id}
+        ).fetchall()
+
+    assert "USING INDEX events_by_session" in plan[0][-1], plan
+    events = await sqlite_repo.list_events(after=0, session_id=first.id)
+    assert {event.session_id for event in events} == {first.id}
+    assert len(events) == 6
+    studies = await sqlite_repo.list_events(after=0, study_id="study-b")
+    assert {event.session_id for event in studies} == {other.id}
+    both = await sqlite_repo.list_events(after=0, session_id=first.id, study_id="study-b")
+    assert both == []

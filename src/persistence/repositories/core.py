@@ -1437,9 +1437,13 @@ class RepositoryCore:
         check_limit(limit)
         if isinstance(after, bool) or not 0 <= after < 2**63:
             raise ValueError(f"events start after an id of 0 or more, not {after!r}")
+        parameters: dict[str, Any] = {"after": after, "limit": limit}
+        if session_id is not None:
+            parameters["session_id"] = session_id
+        if study_id is not None:
+            parameters["study_id"] = study_id
         listing = Statement(
-            sql.LIST_EVENTS,
-            {"after": after, "session_id": session_id, "study_id": study_id, "limit": limit},
+            sql.list_events_query(session_id is not None, study_id is not None), parameters
         )
 
         def unit() -> Unit[list[Event]]:

@@ -44,6 +44,7 @@ __all__ = [
     "Statement",
     "Unit",
     "audit_list_query",
+    "list_events_query",
     "list_query",
     "query",
     "search_query",
@@ -735,17 +736,20 @@ INSERT_EVENT_VALUES = _event_insert(
 """An event whose session row is gone (a delete) or that names none (an erasure)."""
 
 _EVENT_READ = f"SELECT id, {_EVENT_COLUMNS} FROM events"  # noqa: S608
-LIST_EVENTS = query(
-    f"""
-{_EVENT_READ}
-WHERE id > :after
-  AND (:session_id IS NULL OR session_id = :session_id)
-  AND (:study_id IS NULL OR study_id = :study_id)
-ORDER BY id
-LIMIT :limit
-""",
-    types={"after": "bigint", "session_id": "text", "study_id": "text"},
-)
+
+
+@cache
+def list_events_query(session: bool, study: bool) -> Query:
+    """Events after an id, of one session and one study only if asked: a filter is in
+    the statement only when set, so that the session's index serves a session's stream."""
+    filters = (" AND session_id = :session_id" if session else "") + (
+        " AND study_id = :study_id" if study else ""
+    )
+    return query(
+        f"{_EVENT_READ} WHERE id > :after{filters} ORDER BY id LIMIT :limit",
+        types={"after": "bigint"},
+    )
+
 
 EVENT_BOUNDS = query(
     "SELECT trimmed_through, (SELECT max(id) FROM events) FROM event_log",
