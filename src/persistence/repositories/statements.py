@@ -348,8 +348,9 @@ def list_query(filtered: tuple[str, ...], after_key: bool, labels: int = 0) -> Q
     )
 
 
-# The columns a search may filter on, as both dialects' search queries name
-# them: `u` is the utterance (its index row on SQLite), `s` its session.
+# The columns a search may filter on: the utterance's own (`u`), or its session's (`s`),
+# which filter through the ids of the sessions that match, so that a search joins a hit
+# to its session only for the page it returns.
 SEARCH_FILTER_COLUMNS = {
     "study_id": "s.study_id",
     "participant_id": "s.participant_id",
@@ -357,6 +358,7 @@ SEARCH_FILTER_COLUMNS = {
     "methodology": "s.methodology",
 }
 _SEARCH_ORDER = "rank DESC, session_id, turn_number, speaker"
+_PAGE_ORDER = "page.rank DESC, page.session_id, page.turn_number, page.speaker"
 _AFTER_HIT = """WHERE rank < :after_rank OR (
     rank = :after_rank AND (session_id, turn_number, speaker)
         > (:after_session_id, :after_turn_number, :after_speaker)
@@ -365,20 +367,27 @@ _AFTER_HIT = """WHERE rank < :after_rank OR (
 # A hit's rank depends on its own text alone (how many places match, for its
 # length), never on the rest of the store (as BM25's word weights do), so a
 # cursor's rank still sorts where it did while utterances are added between pages.
+# The snippet is made for the page only: the index is matched again, walked through
+# (its rowids alone: a few ms for 10,000 hits; a lookup by rowid would expand a prefix
+# anew for each row) and joined to the page.
 _SQLITE_SEARCH = f"""
-SELECT session_id, study_id, participant_id, turn_number, speaker, snippet, rank FROM (
-    SELECT u.session_id, s.study_id, s.participant_id, u.turn_number, u.speaker,
-        snippet(utterance_search, 0, '{MARK_START}', '{MARK_END}', '…', 32) AS snippet,
+WITH hits AS (
+    SELECT u.row_id, u.session_id, u.turn_number, u.speaker,
         (length(highlight(utterance_search, 0, char(1), '')) - length(utterance_search.text))
             * 100.0 / (length(utterance_search.text) + 100) AS rank
     FROM utterance_search
     JOIN utterance_search_rows AS u ON u.row_id = utterance_search.rowid
-    JOIN sessions AS s ON s.id = u.session_id
     WHERE utterance_search MATCH :match {{filters}}
-) AS hits
-{{after}}
-ORDER BY {_SEARCH_ORDER}
-LIMIT :limit
+), page AS (
+    SELECT * FROM hits {{after}} ORDER BY {_SEARCH_ORDER} LIMIT :limit
+)
+SELECT page.session_id, s.study_id, s.participant_id, page.turn_number, page.speaker,
+    snippet(utterance_search, 0, '{MARK_START}', '{MARK_END}', '…', 32) AS snippet, page.rank
+FROM utterance_search
+CROSS JOIN page ON page.row_id = +utterance_search.rowid
+JOIN sessions AS s ON s.id = page.session_id
+WHERE utterance_search MATCH :match
+ORDER BY {_PAGE_ORDER}
 """  # noqa: S608
 
 # Each term becomes a tsquery of its own: a phrase through PostgreSQL's own
@@ -393,28 +402,37 @@ WITH query AS (
         SELECT to_tsquery('utterance_search', prefix) FROM unnest(:prefixes::text[]) AS prefix
     ) AS parts
 ), hits AS (
-    SELECT u.session_id, s.study_id, s.participant_id, u.turn_number,
-        u.speaker, u.text, ts_rank(u.search_vector, query.terms)::float8 AS rank
+    SELECT u.session_id, u.turn_number, u.speaker, u.text,
+        ts_rank(u.search_vector, query.terms)::float8 AS rank
     FROM query, utterances AS u
-    JOIN sessions AS s ON s.id = u.session_id
     WHERE u.search_vector @@ query.terms {{filters}}
 ), page AS (
     SELECT * FROM hits {{after}} ORDER BY {_SEARCH_ORDER} LIMIT :limit
 )
-SELECT session_id, study_id, participant_id, turn_number, speaker,
+SELECT page.session_id, s.study_id, s.participant_id, page.turn_number, page.speaker,
     ts_headline('utterance_search', page.text, query.terms,
         'StartSel={MARK_START}, StopSel={MARK_END}, MinWords=12, MaxWords=32') AS snippet,
-    rank
-FROM page, query
-ORDER BY {_SEARCH_ORDER}
+    page.rank
+FROM page JOIN sessions AS s ON s.id = page.session_id, query
+ORDER BY {_PAGE_ORDER}
 """  # noqa: S608
+
+
+def _search_filters(filtered: tuple[str, ...]) -> str:
+    own = [name for name in filtered if SEARCH_FILTER_COLUMNS[name].startswith("u.")]
+    of_session = [name for name in filtered if SEARCH_FILTER_COLUMNS[name].startswith("s.")]
+    filters = "".join(f" AND {SEARCH_FILTER_COLUMNS[name]} = :{name}" for name in own)
+    if of_session:
+        matching = " AND ".join(f"{SEARCH_FILTER_COLUMNS[name]} = :{name}" for name in of_session)
+        filters += f" AND u.session_id IN (SELECT s.id FROM sessions AS s WHERE {matching})"  # noqa: S608
+    return filters
 
 
 @cache
 def search_query(filtered: tuple[str, ...], after_key: bool) -> Query:
     """The search for these filters (names in SEARCH_FILTER_COLUMNS), after a hit's key if asked."""
     # Only column names from SEARCH_FILTER_COLUMNS are joined in; values are bound.
-    filters = "".join(f" AND {SEARCH_FILTER_COLUMNS[name]} = :{name}" for name in filtered)
+    filters = _search_filters(filtered)
     after = _AFTER_HIT if after_key else ""
     return query(
         _SQLITE_SEARCH.format(filters=filters, after=after),
