@@ -91,3 +91,37 @@ def test_a_client_that_stops_reading_its_event_stream_does_not_hold_up_shutdown(
         stalled.close()
         if server.process.poll() is None:
             server.kill()
+
+
+def test_open_event_streams_end_cleanly_when_the_server_stops(tmp_path: Path) -> None:
+    env = {"DATABASE_PATH": str(tmp_path / "streams.db"), "DATABASE_URL": ""}
+    server = launch_server(tmp_path, env)
+    readers = []
+    try:
+        server.wait_until_healthy()
+        port = int(server.url.rsplit(":", 1)[1])
+        for _ in range(3):
+            reader = socket.create_connection(("127.0.0.1", port))
+            reader.sendall(b"GET /events HTTP/1.1\r\nHost: reader\r\n\r\n")
+            readers.append(reader)
+        with httpx.Client(base_url=server.url) as client:
+            client.post("/sessions", json=NEW_SESSION_BODY)
+        time.sleep(0.5)
+
+        server.stop()
+
+        # Each stream got the end of a chunked answer, and the log has no error about it.
+        for reader in readers:
+            reader.settimeout(10)
+            received = b""
+            while chunk := reader.recv(65536):
+                received += chunk
+            assert received.endswith(b"0\r\n\r\n"), received[-200:]
+        log = server.log_path.read_text()
+        assert "without completing response" not in log, log
+        assert "[error" not in log, log
+    finally:
+        for reader in readers:
+            reader.close()
+        if server.process.poll() is None:
+            server.kill()

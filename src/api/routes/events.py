@@ -7,6 +7,7 @@ import json
 import re
 import time
 from collections.abc import AsyncIterator
+from contextlib import suppress
 from typing import Annotated, cast
 
 import structlog
@@ -79,10 +80,25 @@ class _EventStream(EventSourceResponse):
         self._sending_since: float | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        finished = False
+
+        async def sending(message: Message) -> None:
+            nonlocal finished
+            finished = message["type"] == "http.response.body" and not message.get("more_body")
+            await send(message)
+
         try:
-            await super().__call__(scope, receive, send)
+            await super().__call__(scope, receive, sending)
         except _Stalled:
             _log.info("event_stream_closed", reason="the client read nothing after falling behind")
+            return
+        if not finished:
+            # The server is stopping: the stream was cut short, and ends as an answer that
+            # is complete, not as one the app left unfinished (which the server logs as an
+            # error). A client that reads nothing cannot hold this up.
+            with suppress(TimeoutError):
+                async with asyncio.timeout(1):
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _send_with_timeout(self, send: Send, message: Message) -> None:
         self._sending_since = time.monotonic()
