@@ -17,8 +17,7 @@ time to the writers. The first event after a quiet spell goes out at once.
 from __future__ import annotations
 
 import asyncio
-from collections import deque
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator
 from contextlib import suppress
 from typing import NamedTuple
 
@@ -28,7 +27,16 @@ from src.core.errors import EventsTrimmedError, StorageError
 from src.domain.models.event import Event
 from src.persistence.repositories.protocol import EventWatch, SessionRepositoryProtocol
 
-__all__ = ["EventHub", "EventStream", "Published", "Resume", "Subscription", "published"]
+__all__ = [
+    "Chunk",
+    "EventHub",
+    "EventStream",
+    "Published",
+    "Resume",
+    "Subscription",
+    "chunks",
+    "published",
+]
 
 _log = structlog.get_logger(__name__)
 _PAGE = 500
@@ -57,6 +65,46 @@ def published(event: Event) -> Published:
     return Published(event, text.encode())
 
 
+class Chunk:
+    """Consecutive messages and their bytes, joined once for every stream they go to."""
+
+    __slots__ = ("data", "messages")
+
+    def __init__(self, messages: list[Published]) -> None:
+        self.messages = messages
+        self.data = b"".join([published.message for published in messages])
+
+    @property
+    def first_id(self) -> int:
+        return self.messages[0].event.id
+
+    @property
+    def last_id(self) -> int:
+        return self.messages[-1].event.id
+
+    def after(self, last: int) -> Chunk | None:
+        """The part of the chunk after the id `last` (None: nothing)."""
+        if self.first_id > last:
+            return self
+        if self.last_id <= last:
+            return None
+        return Chunk([published for published in self.messages if published.event.id > last])
+
+
+def chunks(messages: list[Published]) -> list[Chunk]:
+    """`messages` in order, in chunks of at most _CHUNK_BYTES (or one message)."""
+    pieces: list[Chunk] = []
+    start, size = 0, 0
+    for index, published in enumerate(messages):
+        if size and size + len(published.message) > _CHUNK_BYTES:
+            pieces.append(Chunk(messages[start:index]))
+            start, size = index, 0
+        size += len(published.message)
+    if start < len(messages):
+        pieces.append(Chunk(messages[start:]))
+    return pieces
+
+
 class Subscription:
     """What one client is sent: the events that match its filters, in id order."""
 
@@ -68,70 +116,63 @@ class Subscription:
         self.dropped = False
         self._limit = limit
         self._limit_bytes = limit_bytes
-        self._pending: deque[Published] = deque()
+        self._pending: list[Chunk] = []
+        self._pending_events = 0
         self._pending_bytes = 0
         self._ready = asyncio.Event()
+
+    @property
+    def filtered(self) -> bool:
+        return self.session_id is not None or self.study_id is not None
 
     def matches(self, event: Event) -> bool:
         return (self.session_id is None or event.session_id == self.session_id) and (
             self.study_id is None or event.study_id == self.study_id
         )
 
-    def offer(self, events: list[Published]) -> None:
-        """Queue those of `events` (in id order) that match, or drop the subscription if
-        it is too far behind: more events, or more bytes of them, than its limits."""
+    def offer(self, page: list[Published], shared: list[Chunk], events: int, size: int) -> None:
+        """Queue the page's events (in id order) that match: `shared`, its chunks, holding
+        `events` events in `size` bytes, unless filters pick fewer; or drop the subscription
+        if it is too far behind: more events, or more bytes of them, than its limits."""
         if self.dropped:
             return
-        if self.session_id is not None or self.study_id is not None:
-            events = [published for published in events if self.matches(published.event)]
-            if not events:
+        if self.filtered:
+            page = [published for published in page if self.matches(published.event)]
+            if not page:
                 return
-        size = sum(len(published.message) for published in events)
+            shared = chunks(page)
+            events, size = len(page), sum(len(chunk.data) for chunk in shared)
         # Bytes count only once events already wait: one large page to a client that
         # keeps up is no reason to drop it.
-        if len(self._pending) + len(events) > self._limit or (
+        if self._pending_events + events > self._limit or (
             self._pending and self._pending_bytes + size > self._limit_bytes
         ):
             self.dropped = True
-            self._pending.clear()
-            self._pending_bytes = 0
+            self._pending = []
+            self._pending_events = self._pending_bytes = 0
         else:
-            self._pending.extend(events)
+            self._pending += shared
+            self._pending_events += events
             self._pending_bytes += size
         self._ready.set()
 
-    async def next(self) -> list[Published] | None:
-        """The events queued since the last call (at least one); None once dropped."""
+    async def next(self) -> list[Chunk] | None:
+        """The chunks queued since the last call (at least one); None once dropped."""
         while not self._pending:
             if self.dropped:
                 return None
             self._ready.clear()
             await self._ready.wait()
-        queued = list(self._pending)
-        self._pending.clear()
-        self._pending_bytes = 0
+        queued, self._pending = self._pending, []
+        self._pending_events = self._pending_bytes = 0
         return queued
 
 
-def _pieces(messages: list[Published]) -> Iterator[list[Published]]:
-    """`messages` in order, in runs of at most _CHUNK_BYTES (or one message)."""
-    start, size = 0, 0
-    for index, message in enumerate(messages):
-        if size and size + len(message.message) > _CHUNK_BYTES:
-            yield messages[start:index]
-            start, size = index, 0
-        size += len(message.message)
-    if start < len(messages):
-        yield messages[start:] if start else messages
-
-
 class EventStream:
-    """One client's events: batches of messages in id order, then a Resume if it fell
+    """One client's events: chunks of messages in id order, then a Resume if it fell
     too far behind (or retention trimmed past it while it caught up)."""
 
-    def __init__(
-        self, subscription: Subscription, events: AsyncGenerator[list[Published] | Resume]
-    ) -> None:
+    def __init__(self, subscription: Subscription, events: AsyncGenerator[Chunk | Resume]) -> None:
         self._subscription = subscription
         self._events = events
 
@@ -143,7 +184,7 @@ class EventStream:
     def __aiter__(self) -> EventStream:
         return self
 
-    async def __anext__(self) -> list[Published] | Resume:
+    async def __anext__(self) -> Chunk | Resume:
         return await anext(self._events)
 
     async def aclose(self) -> None:
@@ -177,7 +218,7 @@ class EventHub:
         self, after: int | None, *, session_id: str | None = None, study_id: str | None = None
     ) -> EventStream:
         """The events after the id `after` (None: after the newest), then each new one as it
-        is written, in batches (what was queued while the client was busy); a final Resume
+        is written, in chunks (what was queued while the client was busy); a final Resume
         if the client fell too far behind.
 
         Raises (before the first event):
@@ -203,7 +244,7 @@ class EventHub:
 
     async def _events(
         self, subscription: Subscription, after: int, handed_out: int
-    ) -> AsyncGenerator[list[Published] | Resume]:
+    ) -> AsyncGenerator[Chunk | Resume]:
         last = after
         try:
             while last < handed_out:
@@ -218,11 +259,9 @@ class EventHub:
                 if (await self._repository.event_bounds()).trimmed_through > last:
                     yield Resume(last)
                     return
-                for batch in _pieces(
-                    [published(event) for event in page if event.id <= handed_out]
-                ):
-                    yield batch
-                    last = batch[-1].event.id
+                for chunk in chunks([published(event) for event in page if event.id <= handed_out]):
+                    yield chunk
+                    last = chunk.last_id
                 if len(page) < _PAGE or page[-1].id > handed_out:
                     break
             while True:
@@ -230,16 +269,13 @@ class EventHub:
                 if live is None:
                     yield Resume(last)
                     return
-                # In id order: only a stream still catching up when these were queued
-                # has some of them already.
-                fresh = (
-                    live
-                    if live[0].event.id > last
-                    else [message for message in live if message.event.id > last]
-                )
-                for batch in _pieces(fresh):
-                    yield batch
-                    last = batch[-1].event.id
+                for queued in live:
+                    # In id order: only a stream still catching up when these were queued
+                    # has some of them already.
+                    fresh = queued.after(last)
+                    if fresh is not None:
+                        yield fresh
+                        last = fresh.last_id
         finally:
             self._subscriptions.discard(subscription)
 
@@ -271,11 +307,13 @@ class EventHub:
         while True:
             page = await self._repository.list_events(after=self._position, limit=_PAGE)
             if page:
-                # One offer a subscription a page: the cost of a pass grows with the
-                # subscriptions, not with subscriptions times events.
+                # Encoded, chunked and joined once: a pass costs each stream that takes
+                # every event an offer and a send, however many events the page holds.
                 messages = [published(event) for event in page]
+                shared = chunks(messages)
+                size = sum(len(chunk.data) for chunk in shared)
                 for subscription in tuple(self._subscriptions):
-                    subscription.offer(messages)
+                    subscription.offer(messages, shared, len(messages), size)
                 self._position = page[-1].id
             if len(page) < _PAGE:
                 return

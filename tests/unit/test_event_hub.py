@@ -6,11 +6,13 @@ import asyncio
 from collections.abc import AsyncGenerator
 
 from src.api.event_hub import (
+    Chunk,
     EventHub,
     EventStream,
     Published,
     Resume,
     Subscription,
+    chunks,
     published,
 )
 from src.domain.models.event import Event
@@ -34,8 +36,8 @@ async def test_a_subscriber_too_far_behind_is_dropped_while_others_get_everythin
             said = NewUtterance(turn_number=turn, speaker=Speaker.RESPONDENT, text="yes")
             await sqlite_repo.append_utterance(session.id, said)
             batch = await asyncio.wait_for(anext(fast), 5)
-            assert isinstance(batch, list)
-            received.extend(message.event for message in batch)
+            assert isinstance(batch, Chunk)
+            received.extend(message.event for message in batch.messages)
 
         # The slow one read nothing all along: it is told to resume after the id it
         # started after, and nothing else.
@@ -54,8 +56,8 @@ async def test_a_stream_with_no_id_starts_after_the_newest_event(
         stream = await hub.stream(None)
         later = await sqlite_repo.create(new_session())
         first = await asyncio.wait_for(anext(stream), 5)
-        assert isinstance(first, list)
-        assert [message.event.session_id for message in first] == [later.id]
+        assert isinstance(first, Chunk)
+        assert [message.event.session_id for message in first.messages] == [later.id]
     finally:
         await hub.stop()
 
@@ -65,7 +67,7 @@ async def test_a_dropped_stream_ends_with_the_id_to_resume_after() -> None:
 
     from src.api.routes.events import RESUME_EVENT, _messages
 
-    async def dropped() -> AsyncGenerator[list[Published] | Resume]:
+    async def dropped() -> AsyncGenerator[Chunk | Resume]:
         yield Resume(7)
 
     stream = EventStream(Subscription(None, None, 1, 1), dropped())
@@ -86,8 +88,8 @@ async def test_a_busy_log_is_handed_out_in_few_large_batches(
         async def read() -> None:
             while sum(batches) < 60:
                 batch = await anext(stream)
-                assert isinstance(batch, list)
-                batches.append(len(batch))
+                assert isinstance(batch, Chunk)
+                batches.append(len(batch.messages))
 
         reader = asyncio.create_task(read())
         for turn in range(1, 61):
@@ -113,8 +115,8 @@ async def test_a_stream_catching_up_is_told_to_resume_when_retention_trims_past_
             await sqlite_repo.append_utterance(session.id, said)
         stream = await hub.stream(0)
         first = await asyncio.wait_for(anext(stream), 5)
-        assert isinstance(first, list)
-        assert [m.event.id for m in first] == list(range(1, 501))
+        assert isinstance(first, Chunk)
+        assert [m.event.id for m in first.messages] == list(range(1, 501))
 
         # Retention trims past what the client has, while it is still catching up.
         assert await sqlite_repo.trim_events(utc_now(), limit=800) == 800
@@ -153,8 +155,8 @@ async def test_each_stream_gets_only_the_events_its_filters_match_from_a_busy_lo
             received: list[int] = []
             while len(received) < len(wanted):
                 batch = await asyncio.wait_for(anext(streams[name]), 5)
-                assert isinstance(batch, list)
-                received += [message.event.id for message in batch]
+                assert isinstance(batch, Chunk)
+                received += [message.event.id for message in batch.messages]
             assert received == wanted, name
         with_nothing = asyncio.ensure_future(anext(streams["none"]))
         await asyncio.sleep(0.5)
@@ -170,8 +172,9 @@ async def _append_large(repository: SessionRepository, session_id: str, turns: r
         await repository.append_utterance(session_id, said)
 
 
-def _size(batch: list[Published]) -> int:
-    return sum(len(message.message) for message in batch)
+def _offer(subscription: Subscription, page: list[Published]) -> None:
+    shared = chunks(page)
+    subscription.offer(page, shared, len(page), sum(len(chunk.data) for chunk in shared))
 
 
 async def test_a_backlog_is_sent_in_pieces_of_bounded_size_in_order(
@@ -190,9 +193,9 @@ async def test_a_backlog_is_sent_in_pieces_of_bounded_size_in_order(
             ids: list[int] = []
             while len(ids) < wanted:
                 batch = await asyncio.wait_for(anext(stream), 5)
-                assert isinstance(batch, list)
-                sizes.append(_size(batch))
-                ids += [message.event.id for message in batch]
+                assert isinstance(batch, Chunk)
+                sizes.append(len(batch.data))
+                ids += [message.event.id for message in batch.messages]
             # Each event is some 20 KB: never more than 256 KiB and one event in a piece.
             assert len(sizes) > 2 and max(sizes) <= 256 * 1024 + 21_000, sizes
             assert ids == list(range(ids[0], ids[0] + wanted))
@@ -209,11 +212,13 @@ async def test_one_large_page_is_taken_by_a_subscriber_that_keeps_up(
     subscription = Subscription(None, None, 2000, 100_000)
 
     # Some 600 KB at once to an empty queue: taken whole.
-    subscription.offer(page[:30])
-    assert await subscription.next() == page[:30]
+    _offer(subscription, page[:30])
+    taken = await subscription.next()
+    assert taken is not None
+    assert [message for chunk in taken for message in chunk.messages] == page[:30]
     # More while some still wait, past the bytes limit: dropped.
-    subscription.offer(page[:10])
-    subscription.offer(page[10:20])
+    _offer(subscription, page[:10])
+    _offer(subscription, page[10:20])
     assert subscription.dropped
     assert await subscription.next() is None
 
@@ -227,13 +232,28 @@ async def test_a_subscriber_with_too_many_bytes_waiting_is_dropped(
         stream = await hub.stream(None)
         await _append_large(sqlite_repo, session.id, range(1, 2))
         first = await asyncio.wait_for(anext(stream), 5)
-        assert isinstance(first, list)
+        assert isinstance(first, Chunk)
         # Far fewer than 2,000 events, but some 300 KB of them, come in several passes
         # and wait unread.
         for turn in range(2, 17):
             await _append_large(sqlite_repo, session.id, range(turn, turn + 1))
             await asyncio.sleep(0.05)
 
-        assert await asyncio.wait_for(anext(stream), 5) == Resume(first[-1].event.id)
+        assert await asyncio.wait_for(anext(stream), 5) == Resume(first.last_id)
     finally:
         await hub.stop()
+
+
+async def test_a_chunk_gives_only_what_comes_after_an_id(sqlite_repo: SessionRepository) -> None:
+    session = await sqlite_repo.create(new_session())
+    await _append_large(sqlite_repo, session.id, range(1, 5))
+    page = [published(event) for event in await sqlite_repo.list_events(after=0)]
+    (chunk,) = chunks(page)
+    ids = [message.event.id for message in page]
+
+    assert chunk.after(ids[0] - 1) is chunk
+    assert chunk.after(ids[-1]) is None
+    rest = chunk.after(ids[1])
+    assert rest is not None
+    assert [message.event.id for message in rest.messages] == ids[2:]
+    assert rest.data == b"".join(message.message for message in page[2:])
