@@ -82,6 +82,16 @@ class Chunk:
     def last_id(self) -> int:
         return self.messages[-1].event.id
 
+    @classmethod
+    def joined(cls, parts: list[Chunk]) -> Chunk:
+        """The chunks as one (one send for what waited), their bytes copied once."""
+        if len(parts) == 1:
+            return parts[0]
+        chunk = cls.__new__(cls)
+        chunk.messages = [published for part in parts for published in part.messages]
+        chunk.data = b"".join([part.data for part in parts])
+        return chunk
+
     def after(self, last: int) -> Chunk | None:
         """The part of the chunk after the id `last` (None: nothing)."""
         if self.first_id > last:
@@ -103,6 +113,20 @@ def chunks(messages: list[Published]) -> list[Chunk]:
     if start < len(messages):
         pieces.append(Chunk(messages[start:]))
     return pieces
+
+
+def _groups(pieces: list[Chunk]) -> list[list[Chunk]]:
+    """Consecutive chunks together while they hold at most _CHUNK_BYTES (or one chunk)."""
+    groups: list[list[Chunk]] = []
+    size = 0
+    for chunk in pieces:
+        if groups and size + len(chunk.data) <= _CHUNK_BYTES:
+            groups[-1].append(chunk)
+            size += len(chunk.data)
+        else:
+            groups.append([chunk])
+            size = len(chunk.data)
+    return groups
 
 
 class Subscription:
@@ -269,13 +293,14 @@ class EventHub:
                 if live is None:
                     yield Resume(last)
                     return
-                for queued in live:
-                    # In id order: only a stream still catching up when these were queued
-                    # has some of them already.
-                    fresh = queued.after(last)
-                    if fresh is not None:
-                        yield fresh
-                        last = fresh.last_id
+                # In id order: only a stream still catching up when these were queued
+                # has some of them already.
+                fresh = [
+                    chunk for chunk in (queued.after(last) for queued in live) if chunk is not None
+                ]
+                for group in _groups(fresh):
+                    yield Chunk.joined(group)
+                    last = group[-1].last_id
         finally:
             self._subscriptions.discard(subscription)
 

@@ -257,3 +257,30 @@ async def test_a_chunk_gives_only_what_comes_after_an_id(sqlite_repo: SessionRep
     assert rest is not None
     assert [message.event.id for message in rest.messages] == ids[2:]
     assert rest.data == b"".join(message.message for message in page[2:])
+
+
+async def test_what_waited_over_several_passes_goes_out_in_one_piece(
+    sqlite_repo: SessionRepository,
+) -> None:
+    hub = EventHub(sqlite_repo, poll_seconds=0.05, hand_out_seconds=0.01)
+    try:
+        session = await sqlite_repo.create(new_session())
+        stream = await hub.stream(None)
+        for turn in range(1, 11):
+            said = NewUtterance(turn_number=turn, speaker=Speaker.RESPONDENT, text="yes")
+            await sqlite_repo.append_utterance(session.id, said)
+            await asyncio.sleep(0.03)  # a pass between each two
+
+        first = await asyncio.wait_for(anext(stream), 5)
+        assert isinstance(first, Chunk)
+        received = [message.event.id for message in first.messages]
+        while len(received) < 10:
+            more = await asyncio.wait_for(anext(stream), 5)
+            assert isinstance(more, Chunk)
+            received += [message.event.id for message in more.messages]
+        # The stream was not read until all were written: one piece, in order.
+        assert len(first.messages) == 10
+        assert first.data == b"".join(message.message for message in first.messages)
+        assert received == sorted(received)
+    finally:
+        await hub.stop()
