@@ -88,6 +88,14 @@ async def test_case_and_accents_do_not_count(repo: Repo) -> None:
         assert await turns_found(repo, query) == {1, 2, 3}, query
 
 
+async def test_accents_do_not_count_in_words_with_digits(repo: Repo) -> None:
+    await said(repo, "a Café2 au lait", "naïve123 test")
+
+    for query in ("cafe2", "café2", "CAFE2"):
+        assert await turns_found(repo, query) == {1}, query
+    assert await turns_found(repo, "naive123") == {2}
+
+
 async def test_every_word_must_match(repo: Repo) -> None:
     await said(repo, "strong coffee", "coffee is strong", "strong tea", "weak coffee")
 

@@ -98,6 +98,33 @@ async def test_postgres_utterances_stored_before_search_are_found_after_the_upgr
     assert (hit.session_id, hit.snippet) == ("old", "An old <mark>Café</mark> story")
 
 
+@pytest.mark.postgres
+async def test_postgres_words_with_digits_stored_before_they_lost_accents_are_found(
+    tmp_path: Path,
+) -> None:
+    older = tmp_path / "migrations"
+    older.mkdir()
+    migrations = sorted(POSTGRES_MIGRATIONS.glob("*.sql"))
+    numbered = next(i for i, path in enumerate(migrations) if "numbered_words" in path.name)
+    for path in migrations[:numbered]:
+        shutil.copy(path, older)
+    async with postgres_schema() as dsn:
+        connection = await asyncpg.connect(dsn)
+        try:
+            await migrate_postgres(connection, "test", older)
+            for statement in _OLD_ROWS:
+                await connection.execute(
+                    statement.replace("'2026-01-01T", "'2026-01-01 ").replace("Café", "Café2")
+                )
+        finally:
+            await connection.close()
+
+        async with PostgresSessionRepository(dsn) as repo:
+            (hit,) = (await repo.search("cafe2")).items
+
+    assert (hit.session_id, hit.snippet) == ("old", "An old <mark>Café2</mark> story")
+
+
 @asynccontextmanager
 async def database_without_unaccent() -> AsyncIterator[str]:
     """A new database, and a role that may not create extensions in it, for its own schema."""
