@@ -75,25 +75,37 @@ async def test_sqlite_utterances_stored_before_search_are_found_after_the_upgrad
     assert (hit.session_id, hit.snippet) == ("old", "An old <mark>Café</mark> story")
 
 
-@pytest.mark.postgres
-async def test_postgres_utterances_stored_before_search_are_found_after_the_upgrade(
-    tmp_path: Path,
-) -> None:
+@asynccontextmanager
+async def postgres_store_before(
+    tmp_path: Path, migrations: int, said: str = "Café"
+) -> AsyncIterator[str]:
+    """A schema migrated to its first `migrations` only, holding _OLD_ROWS (the old
+    utterance saying `said` for "Café"), as an older version left it; its DSN."""
     older = tmp_path / "migrations"
     older.mkdir()
-    for path in sorted(POSTGRES_MIGRATIONS.glob("*.sql"))[:BEFORE_SEARCH]:
+    for path in sorted(POSTGRES_MIGRATIONS.glob("*.sql"))[:migrations]:
         shutil.copy(path, older)
     async with postgres_schema() as dsn:
         connection = await asyncpg.connect(dsn)
         try:
             await migrate_postgres(connection, "test", older)
             for statement in _OLD_ROWS:
-                await connection.execute(statement.replace("'2026-01-01T", "'2026-01-01 "))
+                statement = statement.replace("'2026-01-01T", "'2026-01-01 ")
+                await connection.execute(statement.replace("Café", said))
         finally:
             await connection.close()
+        yield dsn
 
-        async with PostgresSessionRepository(dsn) as repo:
-            (hit,) = (await repo.search("cafe")).items
+
+@pytest.mark.postgres
+async def test_postgres_utterances_stored_before_search_are_found_after_the_upgrade(
+    tmp_path: Path,
+) -> None:
+    async with (
+        postgres_store_before(tmp_path, BEFORE_SEARCH) as dsn,
+        PostgresSessionRepository(dsn) as repo,
+    ):
+        (hit,) = (await repo.search("cafe")).items
 
     assert (hit.session_id, hit.snippet) == ("old", "An old <mark>Café</mark> story")
 
@@ -102,25 +114,13 @@ async def test_postgres_utterances_stored_before_search_are_found_after_the_upgr
 async def test_postgres_words_with_digits_stored_before_they_lost_accents_are_found(
     tmp_path: Path,
 ) -> None:
-    older = tmp_path / "migrations"
-    older.mkdir()
-    migrations = sorted(POSTGRES_MIGRATIONS.glob("*.sql"))
-    numbered = next(i for i, path in enumerate(migrations) if "numbered_words" in path.name)
-    for path in migrations[:numbered]:
-        shutil.copy(path, older)
-    async with postgres_schema() as dsn:
-        connection = await asyncpg.connect(dsn)
-        try:
-            await migrate_postgres(connection, "test", older)
-            for statement in _OLD_ROWS:
-                await connection.execute(
-                    statement.replace("'2026-01-01T", "'2026-01-01 ").replace("Café", "Café2")
-                )
-        finally:
-            await connection.close()
-
-        async with PostgresSessionRepository(dsn) as repo:
-            (hit,) = (await repo.search("cafe2")).items
+    names = [path.name for path in sorted(POSTGRES_MIGRATIONS.glob("*.sql"))]
+    before = next(i for i, name in enumerate(names) if "numbered_words" in name)
+    async with (
+        postgres_store_before(tmp_path, before, said="Café2") as dsn,
+        PostgresSessionRepository(dsn) as repo,
+    ):
+        (hit,) = (await repo.search("cafe2")).items
 
     assert (hit.session_id, hit.snippet) == ("old", "An old <mark>Café2</mark> story")
 

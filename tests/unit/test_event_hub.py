@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import asynccontextmanager
 
 from src.api.event_hub import (
     Chunk,
@@ -22,11 +23,19 @@ from src.persistence.repositories.session_repo import SessionRepository
 from tests.builders import new_session
 
 
+@asynccontextmanager
+async def stopped_after(hub: EventHub) -> AsyncIterator[EventHub]:
+    """The hub, stopped when the block ends however it ends."""
+    try:
+        yield hub
+    finally:
+        await hub.stop()
+
+
 async def test_a_subscriber_too_far_behind_is_dropped_while_others_get_everything(
     sqlite_repo: SessionRepository,
 ) -> None:
-    hub = EventHub(sqlite_repo, poll_seconds=0.05, queue_limit=5)
-    try:
+    async with stopped_after(EventHub(sqlite_repo, poll_seconds=0.05, queue_limit=5)) as hub:
         session = await sqlite_repo.create(new_session())
         created = (await sqlite_repo.event_bounds()).newest
         slow = await hub.stream(None, session_id=session.id)
@@ -43,23 +52,18 @@ async def test_a_subscriber_too_far_behind_is_dropped_while_others_get_everythin
         # started after, and nothing else.
         assert await asyncio.wait_for(anext(slow), 5) == Resume(created)
         assert [event.data["utterance"]["turn_number"] for event in received] == list(range(1, 21))
-    finally:
-        await hub.stop()
 
 
 async def test_a_stream_with_no_id_starts_after_the_newest_event(
     sqlite_repo: SessionRepository,
 ) -> None:
-    hub = EventHub(sqlite_repo, poll_seconds=0.05)
-    try:
+    async with stopped_after(EventHub(sqlite_repo, poll_seconds=0.05)) as hub:
         await sqlite_repo.create(new_session())
         stream = await hub.stream(None)
         later = await sqlite_repo.create(new_session())
         first = await asyncio.wait_for(anext(stream), 5)
         assert isinstance(first, Chunk)
         assert [message.event.session_id for message in first.messages] == [later.id]
-    finally:
-        await hub.stop()
 
 
 async def test_a_dropped_stream_ends_with_the_id_to_resume_after() -> None:
@@ -79,8 +83,7 @@ async def test_a_dropped_stream_ends_with_the_id_to_resume_after() -> None:
 async def test_a_busy_log_is_handed_out_in_few_large_batches(
     sqlite_repo: SessionRepository,
 ) -> None:
-    hub = EventHub(sqlite_repo, poll_seconds=0.05, hand_out_seconds=0.1)
-    try:
+    async with stopped_after(EventHub(sqlite_repo, poll_seconds=0.05, hand_out_seconds=0.1)) as hub:
         session = await sqlite_repo.create(new_session())
         stream = await hub.stream(None, session_id=session.id)
         batches: list[int] = []
@@ -100,15 +103,12 @@ async def test_a_busy_log_is_handed_out_in_few_large_batches(
 
         # 60 writes over at least 0.6 s: at most one pass per 0.1 s, and the first at once.
         assert len(batches) <= 9, batches
-    finally:
-        await hub.stop()
 
 
 async def test_a_stream_catching_up_is_told_to_resume_when_retention_trims_past_it(
     sqlite_repo: SessionRepository,
 ) -> None:
-    hub = EventHub(sqlite_repo, poll_seconds=0.05)
-    try:
+    async with stopped_after(EventHub(sqlite_repo, poll_seconds=0.05)) as hub:
         session = await sqlite_repo.create(new_session())
         for turn in range(1, 1201):
             said = NewUtterance(turn_number=turn, speaker=Speaker.RESPONDENT, text="yes")
@@ -122,15 +122,12 @@ async def test_a_stream_catching_up_is_told_to_resume_when_retention_trims_past_
         assert await sqlite_repo.trim_events(utc_now(), limit=800) == 800
 
         assert await asyncio.wait_for(anext(stream), 5) == Resume(500)
-    finally:
-        await hub.stop()
 
 
 async def test_each_stream_gets_only_the_events_its_filters_match_from_a_busy_log(
     sqlite_repo: SessionRepository,
 ) -> None:
-    hub = EventHub(sqlite_repo, poll_seconds=0.05, hand_out_seconds=0.2)
-    try:
+    async with stopped_after(EventHub(sqlite_repo, poll_seconds=0.05, hand_out_seconds=0.2)) as hub:
         first = await sqlite_repo.create(new_session(study_id="study-a"))
         second = await sqlite_repo.create(new_session(study_id="study-b"))
         streams = {
@@ -162,8 +159,6 @@ async def test_each_stream_gets_only_the_events_its_filters_match_from_a_busy_lo
         await asyncio.sleep(0.5)
         assert not with_nothing.done()
         with_nothing.cancel()
-    finally:
-        await hub.stop()
 
 
 async def _append_large(repository: SessionRepository, session_id: str, turns: range) -> None:
@@ -180,8 +175,7 @@ def _offer(subscription: Subscription, page: list[Published]) -> None:
 async def test_a_backlog_is_sent_in_pieces_of_bounded_size_in_order(
     sqlite_repo: SessionRepository,
 ) -> None:
-    hub = EventHub(sqlite_repo, poll_seconds=0.05)
-    try:
+    async with stopped_after(EventHub(sqlite_repo, poll_seconds=0.05)) as hub:
         session = await sqlite_repo.create(new_session())
         await _append_large(sqlite_repo, session.id, range(1, 31))
         catching_up = await hub.stream(0)
@@ -199,8 +193,6 @@ async def test_a_backlog_is_sent_in_pieces_of_bounded_size_in_order(
             # Each event is some 20 KB: never more than 256 KiB and one event in a piece.
             assert len(sizes) > 2 and max(sizes) <= 256 * 1024 + 21_000, sizes
             assert ids == list(range(ids[0], ids[0] + wanted))
-    finally:
-        await hub.stop()
 
 
 async def test_one_large_page_is_taken_by_a_subscriber_that_keeps_up(
@@ -226,8 +218,9 @@ async def test_one_large_page_is_taken_by_a_subscriber_that_keeps_up(
 async def test_a_subscriber_with_too_many_bytes_waiting_is_dropped(
     sqlite_repo: SessionRepository,
 ) -> None:
-    hub = EventHub(sqlite_repo, poll_seconds=0.05, queue_limit_bytes=200_000)
-    try:
+    async with stopped_after(
+        EventHub(sqlite_repo, poll_seconds=0.05, queue_limit_bytes=200_000)
+    ) as hub:
         session = await sqlite_repo.create(new_session())
         stream = await hub.stream(None)
         await _append_large(sqlite_repo, session.id, range(1, 2))
@@ -240,8 +233,6 @@ async def test_a_subscriber_with_too_many_bytes_waiting_is_dropped(
             await asyncio.sleep(0.05)
 
         assert await asyncio.wait_for(anext(stream), 5) == Resume(first.last_id)
-    finally:
-        await hub.stop()
 
 
 async def test_a_chunk_gives_only_what_comes_after_an_id(sqlite_repo: SessionRepository) -> None:
@@ -262,8 +253,9 @@ async def test_a_chunk_gives_only_what_comes_after_an_id(sqlite_repo: SessionRep
 async def test_what_waited_over_several_passes_goes_out_in_one_piece(
     sqlite_repo: SessionRepository,
 ) -> None:
-    hub = EventHub(sqlite_repo, poll_seconds=0.05, hand_out_seconds=0.01)
-    try:
+    async with stopped_after(
+        EventHub(sqlite_repo, poll_seconds=0.05, hand_out_seconds=0.01)
+    ) as hub:
         session = await sqlite_repo.create(new_session())
         stream = await hub.stream(None)
         for turn in range(1, 11):
@@ -282,5 +274,3 @@ async def test_what_waited_over_several_passes_goes_out_in_one_piece(
         assert len(first.messages) == 10
         assert first.data == b"".join(message.message for message in first.messages)
         assert received == sorted(received)
-    finally:
-        await hub.stop()
