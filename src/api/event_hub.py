@@ -17,9 +17,9 @@ time to the writers. The first event after a quiet spell goes out at once.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from contextlib import suppress
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 import structlog
 
@@ -31,12 +31,15 @@ __all__ = [
     "Chunk",
     "EventHub",
     "EventStream",
+    "Page",
     "Published",
     "Resume",
     "Subscription",
     "chunks",
     "published",
 ]
+
+T = TypeVar("T")
 
 _log = structlog.get_logger(__name__)
 _PAGE = 500
@@ -101,32 +104,36 @@ class Chunk:
         return Chunk([published for published in self.messages if published.event.id > last])
 
 
+def _runs(items: list[T], size: Callable[[T], int]) -> list[list[T]]:
+    """Consecutive items together while they hold at most _CHUNK_BYTES (or one item)."""
+    runs: list[list[T]] = []
+    held = 0
+    for item in items:
+        if runs and held + size(item) <= _CHUNK_BYTES:
+            runs[-1].append(item)
+            held += size(item)
+        else:
+            runs.append([item])
+            held = size(item)
+    return runs
+
+
 def chunks(messages: list[Published]) -> list[Chunk]:
     """`messages` in order, in chunks of at most _CHUNK_BYTES (or one message)."""
-    pieces: list[Chunk] = []
-    start, size = 0, 0
-    for index, published in enumerate(messages):
-        if size and size + len(published.message) > _CHUNK_BYTES:
-            pieces.append(Chunk(messages[start:index]))
-            start, size = index, 0
-        size += len(published.message)
-    if start < len(messages):
-        pieces.append(Chunk(messages[start:]))
-    return pieces
+    return [Chunk(run) for run in _runs(messages, lambda published: len(published.message))]
 
 
-def _groups(pieces: list[Chunk]) -> list[list[Chunk]]:
-    """Consecutive chunks together while they hold at most _CHUNK_BYTES (or one chunk)."""
-    groups: list[list[Chunk]] = []
-    size = 0
-    for chunk in pieces:
-        if groups and size + len(chunk.data) <= _CHUNK_BYTES:
-            groups[-1].append(chunk)
-            size += len(chunk.data)
-        else:
-            groups.append([chunk])
-            size = len(chunk.data)
-    return groups
+class Page(NamedTuple):
+    """A pass's events for one or more streams: their messages, and those in chunks."""
+
+    messages: list[Published]
+    chunks: list[Chunk]
+    size: int
+
+    @classmethod
+    def of(cls, messages: list[Published]) -> Page:
+        pieces = chunks(messages)
+        return cls(messages, pieces, sum(len(chunk.data) for chunk in pieces))
 
 
 class Subscription:
@@ -154,30 +161,29 @@ class Subscription:
             self.study_id is None or event.study_id == self.study_id
         )
 
-    def offer(self, page: list[Published], shared: list[Chunk], events: int, size: int) -> None:
-        """Queue the page's events (in id order) that match: `shared`, its chunks, holding
-        `events` events in `size` bytes, unless filters pick fewer; or drop the subscription
-        if it is too far behind: more events, or more bytes of them, than its limits."""
+    def offer(self, page: Page) -> None:
+        """Queue the page's events that match (all of it, chunked as it is, when the
+        subscription has no filter), or drop the subscription if it is too far behind:
+        more events, or more bytes of them, than its limits."""
         if self.dropped:
             return
         if self.filtered:
-            page = [published for published in page if self.matches(published.event)]
-            if not page:
+            matching = [published for published in page.messages if self.matches(published.event)]
+            if not matching:
                 return
-            shared = chunks(page)
-            events, size = len(page), sum(len(chunk.data) for chunk in shared)
+            page = Page.of(matching)
         # Bytes count only once events already wait: one large page to a client that
         # keeps up is no reason to drop it.
-        if self._pending_events + events > self._limit or (
-            self._pending and self._pending_bytes + size > self._limit_bytes
+        if self._pending_events + len(page.messages) > self._limit or (
+            self._pending and self._pending_bytes + page.size > self._limit_bytes
         ):
             self.dropped = True
             self._pending = []
             self._pending_events = self._pending_bytes = 0
         else:
-            self._pending += shared
-            self._pending_events += events
-            self._pending_bytes += size
+            self._pending += page.chunks
+            self._pending_events += len(page.messages)
+            self._pending_bytes += page.size
         self._ready.set()
 
     async def next(self) -> list[Chunk] | None:
@@ -298,9 +304,9 @@ class EventHub:
                 fresh = [
                     chunk for chunk in (queued.after(last) for queued in live) if chunk is not None
                 ]
-                for group in _groups(fresh):
-                    yield Chunk.joined(group)
-                    last = group[-1].last_id
+                for run in _runs(fresh, lambda chunk: len(chunk.data)):
+                    yield Chunk.joined(run)
+                    last = run[-1].last_id
         finally:
             self._subscriptions.discard(subscription)
 
@@ -334,11 +340,9 @@ class EventHub:
             if page:
                 # Encoded, chunked and joined once: a pass costs each stream that takes
                 # every event an offer and a send, however many events the page holds.
-                messages = [published(event) for event in page]
-                shared = chunks(messages)
-                size = sum(len(chunk.data) for chunk in shared)
+                shared = Page.of([published(event) for event in page])
                 for subscription in tuple(self._subscriptions):
-                    subscription.offer(messages, shared, len(messages), size)
+                    subscription.offer(shared)
                 self._position = page[-1].id
             if len(page) < _PAGE:
                 return

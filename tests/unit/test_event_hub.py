@@ -10,6 +10,7 @@ from src.api.event_hub import (
     Chunk,
     EventHub,
     EventStream,
+    Page,
     Published,
     Resume,
     Subscription,
@@ -168,8 +169,7 @@ async def _append_large(repository: SessionRepository, session_id: str, turns: r
 
 
 def _offer(subscription: Subscription, page: list[Published]) -> None:
-    shared = chunks(page)
-    subscription.offer(page, shared, len(page), sum(len(chunk.data) for chunk in shared))
+    subscription.offer(Page.of(page))
 
 
 async def test_a_backlog_is_sent_in_pieces_of_bounded_size_in_order(

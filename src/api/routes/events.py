@@ -7,7 +7,7 @@ import json
 import re
 import time
 from collections.abc import AsyncIterator
-from contextlib import suppress
+from contextlib import aclosing, suppress
 from typing import Annotated, cast
 
 import structlog
@@ -90,7 +90,11 @@ class _EventStream(EventSourceResponse):
         async def sending(message: Message) -> None:
             nonlocal finished
             finished = message["type"] == "http.response.body" and not message.get("more_body")
-            await send(message)
+            self._sending_since = time.monotonic()
+            try:
+                await send(message)
+            finally:
+                self._sending_since = None
 
         try:
             await super().__call__(scope, receive, sending)
@@ -106,11 +110,7 @@ class _EventStream(EventSourceResponse):
                     await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _send_with_timeout(self, send: Send, message: Message) -> None:
-        self._sending_since = time.monotonic()
-        try:
-            await send(message)
-        finally:
-            self._sending_since = None
+        await send(message)
 
     async def _close_when_stalled(self) -> None:
         while True:
@@ -125,12 +125,14 @@ class _EventStream(EventSourceResponse):
 
 
 async def _messages(stream: EventStream) -> AsyncIterator[ServerSentEvent | bytes]:
-    async for batch in stream:
-        if isinstance(batch, Resume):
-            yield ServerSentEvent(json.dumps({"resume_after": batch.after}), event=RESUME_EVENT)
-        else:
-            # Joined once in the hub, however many streams send it.
-            yield batch.data
+    # Closed with the response, so that its subscription leaves the hub at once.
+    async with aclosing(stream):
+        async for batch in stream:
+            if isinstance(batch, Resume):
+                yield ServerSentEvent(json.dumps({"resume_after": batch.after}), event=RESUME_EVENT)
+            else:
+                # Joined once in the hub, however many streams send it.
+                yield batch.data
 
 
 @router.get(
