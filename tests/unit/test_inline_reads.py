@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -16,7 +17,13 @@ from src.core.errors import StorageUnavailableError
 from src.domain.models.session import SessionStatus
 from src.domain.models.utterance import NewUtterance, Speaker
 from src.persistence.database import database_file_guard, init_database
-from src.persistence.inline_reads import BUDGET_SECONDS, NOT_HERE, InlineReader, Step
+from src.persistence.inline_reads import (
+    BUDGET_SECONDS,
+    NOT_HERE,
+    WAIT_LIMIT_SECONDS,
+    InlineReader,
+    Step,
+)
 from src.persistence.repositories.session_repo import SessionRepository
 from src.persistence.sqlite_thread import run_on_thread
 from tests.builders import new_session
@@ -27,6 +34,13 @@ _COUNT_FAR = (
     "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 50000000)"
     " SELECT count(*) FROM c"
 )
+
+
+def spin_for(seconds: float) -> None:
+    """Hold this thread's CPU (and the GIL, but for the interpreter's switches)."""
+    until = time.thread_time() + seconds
+    while time.thread_time() < until:
+        pass
 
 
 async def test_short_reads_answer_while_the_reader_thread_is_busy(
@@ -86,6 +100,47 @@ async def test_a_read_past_the_budget_is_given_up_at_once(db_path: Path) -> None
     assert again == 42
 
 
+def test_a_read_that_waits_for_other_threads_is_not_given_up(db_path: Path) -> None:
+    # SQLite lets go of the GIL for every row; while another thread computes, each
+    # row waits for its turn: by the clock the read runs long, on the CPU it does not.
+    asyncio.run(init_database(db_path))
+    guard = database_file_guard(db_path)
+    assert guard is not None
+    reader = InlineReader(str(db_path), guard)
+    rows = (
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 80) SELECT x FROM c"
+    )
+    stop = threading.Event()
+
+    def compute() -> None:
+        while not stop.is_set():
+            spin_for(0.001)
+
+    waited = []
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(0.0002)  # as the server sets it
+    busy = threading.Thread(target=compute)
+    busy.start()
+    try:
+        for _ in range(20):
+            began, spent = time.perf_counter(), time.thread_time()
+            result = reader.run(lambda step: len(step(rows, {})))
+            took, spent = time.perf_counter() - began, time.thread_time() - spent
+            # Only a read that waited far more than it worked, within both limits,
+            # shows the difference.
+            if 3 * spent < took and spent < BUDGET_SECONDS and 0.001 < took < WAIT_LIMIT_SECONDS:
+                waited.append(result)
+                if len(waited) == 3:
+                    break
+    finally:
+        stop.set()
+        busy.join()
+        sys.setswitchinterval(interval)
+        reader.close()
+    assert waited
+    assert waited == [80] * len(waited)
+
+
 async def test_a_read_that_fails_in_the_database_is_given_up(db_path: Path) -> None:
     await init_database(db_path)
     guard = database_file_guard(db_path)
@@ -137,11 +192,11 @@ async def test_reads_past_the_budget_never_leave_the_connection_in_a_snapshot(
     reader = InlineReader(str(db_path), guard)
 
     def slow(step: Step) -> object:
-        time.sleep(BUDGET_SECONDS * 2)
+        spin_for(BUDGET_SECONDS * 1.2)
         return step("SELECT 1", {})
 
     try:
-        # The progress handler looks at the clock every few hundred steps of a
+        # The progress handler looks at the clocks every few thousand steps of a
         # statement, counted over its runs: the cached COMMIT or ROLLBACK of some
         # of these reads runs past the deadline.
         for _ in range(600):
