@@ -485,9 +485,9 @@ def _study_export_table(study: dict[str, Any]) -> list[str]:
         " node label in three its own (the code book grows with the study). The whole study"
         " exported with `export_study_to` (the code behind `interview-system export --study`"
         " and `GET /studies/{id}/export`) to `/dev/null`, each run in a process of its own;"
-        " peak RSS is the process's VmHWM. The store's two reading connections (the reader"
-        " and the inline reader) each keep a page cache of up to 8 MiB, which fills as the"
-        " export reads more of the store: the peak grows until both are full.",
+        " peak RSS is the process's VmHWM. The store's two reading connections keep page"
+        " caches (the reader's of up to 8 MiB, the inline reader's of up to 2 MiB) that"
+        " fill as the export reads more of the store: the peak grows until both are full.",
         "",
         "| format | sessions | time (s) | sessions/s | MiB written | peak RSS (MiB) |",
         "|---|---|---|---|---|---|",

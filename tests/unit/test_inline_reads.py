@@ -25,7 +25,7 @@ from src.persistence.inline_reads import (
     Step,
 )
 from src.persistence.repositories.session_repo import SessionRepository
-from src.persistence.sqlite_thread import run_on_thread
+from src.persistence.sqlite_thread import raw_connection, run_on_thread
 from tests.builders import new_session
 
 pytestmark = pytest.mark.sqlite
@@ -224,3 +224,22 @@ async def test_a_refusal_read_from_a_replaced_file_is_reported_as_the_replacemen
 
     with pytest.raises(StorageUnavailableError, match="replaced"):
         await calls[read]()
+
+
+async def test_the_inline_reader_keeps_a_smaller_page_cache_than_the_worker(
+    sqlite_repo: SessionRepository, db_path: Path
+) -> None:
+    # What exports and long listings pass through must not stay in two 8 MiB caches.
+    guard = database_file_guard(db_path)
+    assert guard is not None
+    inline = InlineReader(str(db_path), guard)
+    try:
+        inline_cache = inline.run(lambda step: step("PRAGMA cache_size", {})[0][0])
+    finally:
+        inline.close()
+    worker = sqlite_repo.connections[-1]
+    ((worker_cache,),) = await run_on_thread(
+        worker, lambda: raw_connection(worker).execute("PRAGMA cache_size").fetchall()
+    )
+    assert inline_cache == -2048
+    assert worker_cache == -8192
