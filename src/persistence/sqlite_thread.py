@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import aiosqlite
 
@@ -45,9 +45,49 @@ def raw_connection(connection: aiosqlite.Connection) -> sqlite3.Connection:
     return raw
 
 
+class _Call(Generic[T]):
+    """One call for the worker thread, which lets go of what it holds once used.
+
+    aiosqlite's thread keeps its last call and that call's future until the
+    next call arrives: a page of sessions read there (or an error whose
+    frames hold one) would stay in memory beside the pages read after it, for
+    as long as the thread is idle. So the thread gets this box: it answers
+    with the box, which the caller empties.
+    """
+
+    __slots__ = ("_args", "_error", "_function", "_result")
+
+    def __init__(self, function: Callable[..., T], args: tuple[Any, ...]) -> None:
+        self._function: Callable[..., T] | None = function
+        self._args: tuple[Any, ...] = args
+        self._result: T | None = None
+        self._error: BaseException | None = None
+
+    def __call__(self) -> _Call[T]:
+        function, args = self._function, self._args
+        self._function, self._args = None, ()
+        assert function is not None
+        try:
+            self._result = function(*args)
+        except BaseException as exc:  # raised again in the caller, by take()
+            self._error = exc
+        return self
+
+    def take(self) -> T:
+        """The call's result, or its error raised; the box holds neither afterwards."""
+        result, error = self._result, self._error
+        self._result = self._error = None
+        if error is None:
+            return result  # type: ignore[return-value]
+        try:
+            raise error
+        finally:
+            del error  # this frame stays in the traceback: not the error itself
+
+
 async def run_on_thread(
     connection: aiosqlite.Connection, function: Callable[..., T], *args: Any
 ) -> T:
     """Run `function(*args)` on the connection's worker thread, after what is queued there."""
-    result: T = await connection._execute(function, *args)  # type: ignore[no-untyped-call]
-    return result
+    call: _Call[T] = await connection._execute(_Call(function, args))  # type: ignore[no-untyped-call]
+    return call.take()
