@@ -32,7 +32,7 @@ T = TypeVar("T")
 
 BUDGET_SECONDS: Final = 0.002
 """The CPU time a read may spend on the event loop's thread before it is handed to the worker."""
-WAIT_LIMIT_SECONDS: Final = 0.05
+WAIT_LIMIT_SECONDS: Final = 0.02
 """How long by the clock a read may hold the event loop, its waits included."""
 _CHECK_EVERY: Final = 2000
 """Virtual machine steps between two looks at the clocks (about half a microsecond)."""

@@ -108,7 +108,7 @@ def test_a_read_that_waits_for_other_threads_is_not_given_up(db_path: Path) -> N
     assert guard is not None
     reader = InlineReader(str(db_path), guard)
     rows = (
-        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 80) SELECT x FROM c"
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 60) SELECT x FROM c"
     )
     stop = threading.Event()
 
@@ -138,7 +138,7 @@ def test_a_read_that_waits_for_other_threads_is_not_given_up(db_path: Path) -> N
         sys.setswitchinterval(interval)
         reader.close()
     assert waited
-    assert waited == [80] * len(waited)
+    assert waited == [60] * len(waited)
 
 
 async def test_a_read_that_fails_in_the_database_is_given_up(db_path: Path) -> None:
