@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -48,6 +49,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]
         )
         node = {"id": "n", "type": "t", "label": "Coffee", "embedding": [1.0]}
         httpx.post(f"{url}/sessions/{session_id}/graph", json={"nodes": [node]})
+        # The audit trail writes its entries a moment after their answers: GET and
+        # HEAD of /audit must not fall on either side of that write.
+        for _ in range(500):
+            if len(httpx.get(f"{url}/audit").json()) == 3:
+                break
+            time.sleep(0.01)
         yield url, session_id
 
 
