@@ -50,18 +50,21 @@ _SYNCHRONOUS_PRAGMA: dict[Synchronous, str] = {
 # cache_size: 8 MiB instead of SQLite's 2 MB keeps more of a large store's
 # b-tree pages in memory, a bounded cost; mmap would count the whole file
 # toward the process's resident memory as pages are touched.
+_STORE_CACHE_KIB = 8192
 # secure_delete: deleted content is overwritten with zeros, not left in free
 # space, so an erased participant's words do not stay readable in the file.
 _CONNECTION_PRAGMAS = """
 PRAGMA foreign_keys = ON;
-PRAGMA cache_size = -8192;
 PRAGMA secure_delete = ON;
 """
 
 
-def connection_pragmas(synchronous: Synchronous = "full") -> str:
+def connection_pragmas(synchronous: Synchronous = "full", cache_kib: int = _STORE_CACHE_KIB) -> str:
     """The PRAGMAs every connection of the store runs once opened, as one script."""
-    return _CONNECTION_PRAGMAS + _SYNCHRONOUS_PRAGMA[synchronous] + ";\n"
+    return (
+        f"{_CONNECTION_PRAGMAS}PRAGMA cache_size = -{cache_kib};\n"
+        f"{_SYNCHRONOUS_PRAGMA[synchronous]};\n"
+    )
 
 
 _MIGRATION_FILE = re.compile(r"^(?P<version>\d{3})_(?P<name>\w+)\.sql$")

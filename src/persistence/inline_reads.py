@@ -41,7 +41,7 @@ _CHECK_EVERY: Final = 2000
 # cache holds them. The store's 8 MiB would only fill, as exports and long
 # listings pass through, and stay filled beside the worker's (measured: a study's
 # jsonl export at 600 sessions peaked 6.9 MiB above one at 200; 0.1 MiB at 2 MiB).
-_INLINE_PRAGMAS: Final = "PRAGMA query_only = ON; PRAGMA cache_size = -2048;"
+_CACHE_KIB: Final = 2048
 
 NOT_HERE: Final = object()
 """What `InlineReader.run` returns for a read it gave up: run it on the worker."""
@@ -58,7 +58,9 @@ class InlineReader:
             db_path, isolation_level=None, timeout=0, check_same_thread=False
         )
         try:
-            self._database.executescript(connection_pragmas() + _INLINE_PRAGMAS)
+            self._database.executescript(
+                connection_pragmas(cache_kib=_CACHE_KIB) + "PRAGMA query_only = ON;"
+            )
         except BaseException:
             self._database.close()
             raise
