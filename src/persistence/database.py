@@ -119,14 +119,23 @@ def load_migrations(
 
 
 async def open_connection(
-    db_path: str | os.PathLike[str], synchronous: Synchronous = "full"
+    db_path: str | os.PathLike[str], synchronous: Synchronous = "full", *, any_thread: bool = False
 ) -> aiosqlite.Connection:
-    """Open a connection in autocommit mode with this store's PRAGMAs, creating the folder."""
+    """Open a connection in autocommit mode with this store's PRAGMAs, creating the folder.
+
+    any_thread: the sqlite3 connection may be used from threads other than its
+    worker, one at a time (the caller sees to that).
+    """
     path = Path(db_path)
     await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
     # Autocommit: each statement is its own transaction, committed before the
     # call returns; multi-statement work says BEGIN IMMEDIATE explicitly.
-    connection = aiosqlite.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_SECONDS)
+    connection = aiosqlite.connect(
+        path,
+        isolation_level=None,
+        timeout=BUSY_TIMEOUT_SECONDS,
+        check_same_thread=not any_thread,
+    )
     # An unclosed repository must not keep the interpreter from exiting.
     daemonize(connection)
     await connection

@@ -28,12 +28,14 @@ def batches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     real_run_writes = batching._run_writes
 
     def recording_run_writes(
-        connection: aiosqlite.Connection,
+        database: sqlite3.Connection,
         writes: Sequence[batching.Statement],
         guard: batching.Guard | None = None,
+        *,
+        wait: bool = True,
     ) -> list[batching.Outcome]:
         sizes.append(len(writes))
-        return real_run_writes(connection, writes, guard)
+        return real_run_writes(database, writes, guard, wait=wait)
 
     monkeypatch.setattr(batching, "_run_writes", recording_run_writes)
     return sizes

@@ -147,11 +147,16 @@ class Backend(Protocol):
         snapshot on either backend (SQLite's reads always do).
         """
 
-    async def write(self, unit: Callable[[], Unit[T]], *, atomic: bool = False) -> T:
-        """Run a unit (made by calling `unit`) whose writes are committed before this returns.
+    async def write(
+        self, unit: Callable[[], Unit[T]], *, atomic: bool = False, bulk: bool = False
+    ) -> T:
+        """Run a unit (made by calling `unit`, again for a retry) whose writes are
+        committed before this returns.
 
         atomic: its writes stand or fall together. Without it, each statement
         commits on its own: enough for a unit whose only write comes first.
+        bulk: its rows grow with the data (a cascade, a copy, an erasure), so
+        it is never run on the event loop's own thread.
         """
 
     async def storage_problem(self) -> str | None:
@@ -901,7 +906,7 @@ class RepositoryCore:
             yield deleted_event(session_id, study_id, int(version))
             return True
 
-        deleted = await self._write(unit, atomic=True)
+        deleted = await self._write(unit, atomic=True, bulk=True)
         self._embeddings.forget([session_id])
         return deleted
 
@@ -1241,7 +1246,7 @@ class RepositoryCore:
             yield _created_event(forked)
             return created
 
-        return await self._write(unit, atomic=True)
+        return await self._write(unit, atomic=True, bulk=True)
 
     async def change_graph(
         self, session_id: str, change: GraphChange, *, expected_version: int | None = None
@@ -1375,7 +1380,7 @@ class RepositoryCore:
                 yield session_event(EventType.STATUS_CHANGED, row[0], {"status": target.value})
             return moved
 
-        return [session_from_row(row) for row in await self._write(unit, atomic=True)]
+        return [session_from_row(row) for row in await self._write(unit, atomic=True, bulk=True)]
 
     async def search(
         self,
@@ -1475,7 +1480,7 @@ class RepositoryCore:
             ((trimmed, _newest),) = yield Statement(sql.EVENT_BOUNDS, {})
             return int(trimmed)
 
-        return await self._write(unit, atomic=True)
+        return await self._write(unit, atomic=True, bulk=True)
 
     async def watch_events(self) -> EventWatch:
         """A watch that wakes when any process on this database may have written events;
@@ -1533,9 +1538,11 @@ class RepositoryCore:
         backend = self._backend if self._opened and not self._closed else await self._ready()
         return await backend.read(unit, scan=scan)
 
-    async def _write(self, unit: Callable[[], Unit[T]], *, atomic: bool = False) -> T:
+    async def _write(
+        self, unit: Callable[[], Unit[T]], *, atomic: bool = False, bulk: bool = False
+    ) -> T:
         backend = self._backend if self._opened and not self._closed else await self._ready()
-        return await backend.write(unit, atomic=atomic)
+        return await backend.write(unit, atomic=atomic, bulk=bulk)
 
     async def append_audit(self, entries: Sequence[AuditEntry]) -> None:
         """Add entries to the audit log, in their order, as one write."""
@@ -1590,7 +1597,7 @@ class RepositoryCore:
         Raises:
             ParticipantNotFoundError: no session names this participant.
         """
-        erased = await self._write(lambda: _erase(participant_id), atomic=True)
+        erased = await self._write(lambda: _erase(participant_id), atomic=True, bulk=True)
         # Nothing of theirs stays in this process's memory either (other servers' entries
         # can no longer be reached, and go as they age out).
         self._embeddings.forget()

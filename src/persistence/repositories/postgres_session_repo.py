@@ -147,7 +147,9 @@ class _PostgresBackend:
                 await pool.expire_connections()
                 return await _run(pool, unit(), atomic=False, snapshot=scan)
 
-    async def write(self, unit: Callable[[], Unit[T]], *, atomic: bool = False) -> T:
+    async def write(
+        self, unit: Callable[[], Unit[T]], *, atomic: bool = False, bulk: bool = False
+    ) -> T:
         with self._domain_errors():
             return await _run(self._connected(), unit(), atomic=atomic)
 

@@ -175,12 +175,12 @@ def _optimize_search_index(database: sqlite3.Connection) -> None:
     database.execute("INSERT INTO utterance_search (utterance_search) VALUES ('optimize')")
 
 
-def _empty_log(connection: aiosqlite.Connection) -> bool:
+def _empty_log(database: sqlite3.Connection) -> bool:
     """Checkpoint the whole -wal file into the database and truncate it; True if it could.
 
-    Run on the writer's thread between its transactions, never inside one.
+    Run on the writer between its transactions, never inside one.
     """
-    (busy, _, _) = raw_connection(connection).execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    (busy, _, _) = database.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
     return int(busy) == 0
 
 
@@ -201,7 +201,8 @@ class _SqliteBackend:
         self._closed = False
 
     async def open(self) -> None:
-        writer = await open_connection(self.db_path, self.synchronous)
+        # Its write batches run on the event loop's thread as well as its own.
+        writer = await open_connection(self.db_path, self.synchronous, any_thread=True)
         opened = [writer]
         try:
             await migrate(writer, self.db_path)
@@ -217,7 +218,7 @@ class _SqliteBackend:
             raise
         self.connections = tuple(opened)
         self._guard = same_file
-        self._writes = StatementBatcher(writer, guard=same_file)
+        self._writes = StatementBatcher(writer, guard=same_file, on_loop=True)
         self._reader = opened[-1]
 
     async def close(self) -> None:
@@ -254,12 +255,16 @@ class _SqliteBackend:
                 raise
             raise mapped from exc
 
-    async def write(self, unit: Callable[[], Unit[T]], *, atomic: bool = False) -> T:
+    async def write(
+        self, unit: Callable[[], Unit[T]], *, atomic: bool = False, bulk: bool = False
+    ) -> T:
         writes = self._writes
         if writes is None:
             raise RepositoryClosedError()
         try:
-            return await writes.write_unit(lambda database: _run(database, unit(), atomic))
+            return await writes.write_unit(
+                lambda database: _run(database, unit(), atomic), bulk=bulk
+            )
         except (sqlite3.DatabaseError, ValueError) as exc:
             mapped = self._domain_error(exc)
             if mapped is None:
@@ -291,9 +296,8 @@ class _SqliteBackend:
         if writes is None:
             raise RepositoryClosedError()
         try:
-            await writes.write_unit(_optimize_search_index)
-            writer = self.connections[0]
-            emptied = await run_on_thread(writer, _empty_log, writer)
+            await writes.write_unit(_optimize_search_index, bulk=True)
+            emptied = await writes.run_alone(_empty_log)
         except sqlite3.Error as exc:
             # The erasure itself is committed: its answer stands, and the next
             # erasure's purge takes what this one left.

@@ -1,0 +1,170 @@
+"""Write batches run on the event loop's thread while that is quick, on the worker when not."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiosqlite
+import pytest
+
+from src.persistence import batching
+from src.persistence.batching import StatementBatcher
+from src.persistence.database import init_database, open_connection
+from src.persistence.repositories.session_repo import SessionRepository
+from tests.backends import stored_ids
+from tests.builders import new_session
+
+pytestmark = pytest.mark.sqlite
+
+INSERT = (
+    "INSERT INTO sessions (id, methodology, concept_id, concept_name, status, created_at,"
+    " updated_at) VALUES (?, 'mec', 'c', 'n', 'active', 't', 't')"
+)
+
+
+@pytest.fixture
+async def writer(db_path: Path) -> AsyncIterator[aiosqlite.Connection]:
+    await init_database(db_path)
+    connection = await open_connection(db_path, any_thread=True)
+    yield connection
+    await connection.close()
+
+
+def inserting(session_id: str) -> batching.Work:
+    """A unit of work that inserts a row and answers the thread it ran on."""
+
+    def work(database: sqlite3.Connection) -> int:
+        database.execute(INSERT, (session_id,))
+        return threading.get_ident()
+
+    return work
+
+
+async def test_a_write_that_arrives_alone_runs_on_the_event_loops_thread(
+    writer: aiosqlite.Connection, db_path: Path
+) -> None:
+    batcher = StatementBatcher(writer, on_loop=True)
+
+    thread = await batcher.write_unit(inserting("here"))
+
+    assert thread == threading.get_ident()
+    assert stored_ids(db_path) == {"here"}
+
+
+async def test_a_bulk_write_runs_on_the_worker(writer: aiosqlite.Connection) -> None:
+    batcher = StatementBatcher(writer, on_loop=True)
+
+    thread = await batcher.write_unit(inserting("bulk"), bulk=True)
+
+    assert thread != threading.get_ident()
+
+
+async def test_writes_that_arrive_together_share_one_transaction_on_the_worker(
+    writer: aiosqlite.Connection, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batch_sizes: list[int] = []
+    real_observe = batching.GROUP_COMMIT_WRITES.observe
+    monkeypatch.setattr(
+        batching.GROUP_COMMIT_WRITES, "observe", lambda n: (batch_sizes.append(n), real_observe(n))
+    )
+    batcher = StatementBatcher(writer, on_loop=True)
+
+    threads = await asyncio.gather(*(batcher.write_unit(inserting(f"s{n}")) for n in range(50)))
+
+    assert threading.get_ident() not in set(threads)
+    assert batch_sizes == [50]
+    assert stored_ids(db_path) == {f"s{n}" for n in range(50)}
+
+
+async def test_a_write_lock_held_elsewhere_is_waited_for_on_the_worker(
+    writer: aiosqlite.Connection, db_path: Path
+) -> None:
+    batcher = StatementBatcher(writer, on_loop=True)
+    other = sqlite3.connect(db_path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.005)
+            ticks += 1
+
+    ticker = asyncio.create_task(tick())
+    write = asyncio.create_task(batcher.write_unit(inserting("after-the-lock")))
+    await asyncio.sleep(0.3)
+    ticks_while_locked = ticks
+    other.execute("ROLLBACK")
+    other.close()
+    thread = await write
+    ticker.cancel()
+
+    # The event loop went on while the write waited: it waited on the worker.
+    assert ticks_while_locked >= 20
+    assert thread != threading.get_ident()
+    assert stored_ids(db_path) == {"after-the-lock"}
+
+
+async def test_after_a_batch_that_held_the_loop_writes_go_to_the_worker_for_a_while(
+    writer: aiosqlite.Connection,
+) -> None:
+    def slow_disk(database: sqlite3.Connection, committing: bool) -> None:
+        time.sleep(2 * batching.HERE_WAIT_LIMIT_SECONDS)  # waits without using the CPU
+
+    batcher = StatementBatcher(writer, guard=slow_disk, on_loop=True)
+
+    first = await batcher.write_unit(inserting("slow"))
+    second = await batcher.write_unit(inserting("next"))
+
+    assert first == threading.get_ident()
+    assert second != threading.get_ident()
+
+
+async def test_work_run_alone_never_overlaps_a_batch(writer: aiosqlite.Connection) -> None:
+    batcher = StatementBatcher(writer, on_loop=True)
+    spans: dict[str, tuple[float, float]] = {}
+
+    def checkpoint(database: sqlite3.Connection) -> None:
+        started = time.perf_counter()
+        time.sleep(0.1)
+        database.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        spans["alone"] = (started, time.perf_counter())
+
+    def insert(database: sqlite3.Connection) -> None:
+        started = time.perf_counter()
+        database.execute(INSERT, ("during",))
+        spans["write"] = (started, time.perf_counter())
+
+    alone = asyncio.create_task(batcher.run_alone(checkpoint))
+    await asyncio.sleep(0.02)
+    await batcher.write_unit(insert)
+    await alone
+
+    assert spans["write"][0] >= spans["alone"][1]
+
+
+async def test_a_repository_write_runs_on_the_loop_and_a_delete_on_the_worker(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads: list[int] = []
+    real_run_writes = batching._run_writes
+
+    def recording(database: sqlite3.Connection, *args: object, **kwargs: object) -> object:
+        threads.append(threading.get_ident())
+        return real_run_writes(database, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(batching, "_run_writes", recording)
+    repository = SessionRepository(db_path)
+    try:
+        session = await repository.create(new_session())
+        await repository.delete(session.id)
+    finally:
+        await repository.close()
+
+    loop_thread = threading.get_ident()
+    assert threads[0] == loop_thread and threads[1] != loop_thread
