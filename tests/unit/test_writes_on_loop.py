@@ -6,7 +6,7 @@ import asyncio
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import aiosqlite
@@ -33,6 +33,26 @@ async def writer(db_path: Path) -> AsyncIterator[aiosqlite.Connection]:
     connection = await open_connection(db_path, any_thread=True)
     yield connection
     await connection.close()
+
+
+@pytest.fixture
+def transactions(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """For every write transaction: the thread it ran on and how many writes it held."""
+    seen: list[tuple[int, int]] = []
+    real_run_writes = batching._run_writes
+
+    def recording(
+        database: sqlite3.Connection,
+        writes: Sequence[batching.Statement],
+        guard: batching.Guard | None = None,
+        *,
+        wait: bool = True,
+    ) -> list[batching.Outcome]:
+        seen.append((threading.get_ident(), len(writes)))
+        return real_run_writes(database, writes, guard, wait=wait)
+
+    monkeypatch.setattr(batching, "_run_writes", recording)
+    return seen
 
 
 def inserting(session_id: str) -> batching.Work:
@@ -65,19 +85,14 @@ async def test_a_bulk_write_runs_on_the_worker(writer: aiosqlite.Connection) -> 
 
 
 async def test_writes_that_arrive_together_share_one_transaction_on_the_worker(
-    writer: aiosqlite.Connection, db_path: Path, monkeypatch: pytest.MonkeyPatch
+    writer: aiosqlite.Connection, db_path: Path, transactions: list[tuple[int, int]]
 ) -> None:
-    batch_sizes: list[int] = []
-    real_observe = batching.GROUP_COMMIT_WRITES.observe
-    monkeypatch.setattr(
-        batching.GROUP_COMMIT_WRITES, "observe", lambda n: (batch_sizes.append(n), real_observe(n))
-    )
     batcher = StatementBatcher(writer, on_loop=True)
 
     threads = await asyncio.gather(*(batcher.write_unit(inserting(f"s{n}")) for n in range(50)))
 
     assert threading.get_ident() not in set(threads)
-    assert batch_sizes == [50]
+    assert [size for _, size in transactions] == [50]
     assert stored_ids(db_path) == {f"s{n}" for n in range(50)}
 
 
@@ -149,16 +164,8 @@ async def test_work_run_alone_never_overlaps_a_batch(writer: aiosqlite.Connectio
 
 
 async def test_a_repository_write_runs_on_the_loop_and_a_delete_on_the_worker(
-    db_path: Path, monkeypatch: pytest.MonkeyPatch
+    db_path: Path, transactions: list[tuple[int, int]]
 ) -> None:
-    threads: list[int] = []
-    real_run_writes = batching._run_writes
-
-    def recording(database: sqlite3.Connection, *args: object, **kwargs: object) -> object:
-        threads.append(threading.get_ident())
-        return real_run_writes(database, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(batching, "_run_writes", recording)
     repository = SessionRepository(db_path)
     try:
         session = await repository.create(new_session())
@@ -166,5 +173,5 @@ async def test_a_repository_write_runs_on_the_loop_and_a_delete_on_the_worker(
     finally:
         await repository.close()
 
-    loop_thread = threading.get_ident()
-    assert threads[0] == loop_thread and threads[1] != loop_thread
+    (create, delete) = (thread for thread, _ in transactions)
+    assert create == threading.get_ident() != delete
