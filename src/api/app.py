@@ -113,12 +113,14 @@ def create_app(
     app.add_middleware(TrailingNewlineGuard)
     # Outermost, so that every answer is logged and counted, a 401 or 413 too.
     app.add_middleware(RequestObserver)
+    # First: FastAPI prepares each router's routes when a request is first matched
+    # against them, and the health check that tells start-up is over waits for none.
+    app.include_router(health.router)
     app.include_router(sessions.router)
     app.include_router(transcript.router)
     app.include_router(history.router)
     app.include_router(graph_router)
     app.include_router(studies.router)
-    app.include_router(health.router)
     app.include_router(metrics.router)
     install_docs(app, lambda: settings or get_settings(), OPEN_PATHS)
     app.include_router(search.router)

@@ -15,13 +15,17 @@ import threading
 from collections import OrderedDict
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 __all__ = ["EmbeddingCache", "Embeddings"]
 
-_FLOAT = np.dtype("<f8")
+# numpy is imported where it is used, by the first nearest-node query: it
+# would add a tenth to the server's start-up, and most servers never need it.
+_FLOAT = "<f8"
 _DEFAULT_MAX_BYTES = 32 * 1024 * 1024
 
 
@@ -36,6 +40,8 @@ class Embeddings:
 
     @classmethod
     def of(cls, key: Hashable, ids: Sequence[str], blobs: Sequence[bytes], size: int) -> Embeddings:
+        import numpy as np
+
         matrix = _scaled(np.frombuffer(b"".join(blobs), dtype=_FLOAT).reshape(len(blobs), size))
         # einsum takes each row's length without a temporary matrix as large as the data.
         lengths = np.sqrt(np.einsum("ij,ij->i", matrix, matrix))
@@ -50,6 +56,8 @@ class Embeddings:
     ) -> list[tuple[str, float]]:
         """The `k` rows other than `probe_id` with the highest cosine to `probe`, best first,
         ties by id."""
+        import numpy as np
+
         scaled = _scaled(probe)
         cosines = (self.matrix @ scaled) / (self.lengths * np.linalg.norm(scaled))
         scores = np.clip(cosines, -1.0, 1.0)
@@ -63,6 +71,8 @@ class Embeddings:
 def _scaled(vectors: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """Each vector divided by its largest magnitude: the same cosines, and lengths that
     neither overflow (1e200) nor vanish (1e-200) when squared."""
+    import numpy as np
+
     largest = np.max(np.abs(vectors), axis=-1, keepdims=True)
     scaled: npt.NDArray[np.float64] = vectors / largest
     return scaled

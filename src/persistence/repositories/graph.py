@@ -8,11 +8,12 @@ one row per item it touches.
 
 from __future__ import annotations
 
+import sys
+from array import array
 from collections.abc import Sequence
 from operator import attrgetter
 from typing import Any
 
-import numpy as np
 from pydantic import TypeAdapter
 
 from src.core.errors import (
@@ -40,17 +41,31 @@ from src.persistence.repositories.statements import Statement, Unit
 
 __all__ = ["apply_graph_change", "copy_graph", "graph_as_of", "nearest_nodes"]
 
-_FLOAT = np.dtype("<f8")
 # A supersession chain longer than this is refused rather than walked further.
 _MAX_CHAIN = 10_000
 
 
+# Embeddings are stored as little-endian float64 values, whatever the machine.
+_SWAP = sys.byteorder != "little"
+_FLOAT_BYTES = 8
+
+
 def _embedding_bytes(values: Sequence[float] | None) -> bytes | None:
-    return None if values is None else np.asarray(values, dtype=_FLOAT).tobytes()
+    if values is None:
+        return None
+    floats = array("d", values)
+    if _SWAP:
+        floats.byteswap()
+    return floats.tobytes()
 
 
 def _embedding_values(blob: Any) -> list[float] | None:
-    return None if blob is None else np.frombuffer(bytes(blob), dtype=_FLOAT).tolist()
+    if blob is None:
+        return None
+    floats = array("d", bytes(blob))
+    if _SWAP:
+        floats.byteswap()
+    return floats.tolist()
 
 
 def _spans_json(spans: Sequence[Span]) -> str:
@@ -218,7 +233,7 @@ def _check_embedding_lengths(session_id: str, change: GraphChange) -> Unit[list[
     ]
     if len(sizes) <= 1:
         return []
-    lengths = " and ".join(str(size // _FLOAT.itemsize) for size in sizes)
+    lengths = " and ".join(str(size // _FLOAT_BYTES) for size in sizes)
     return [
         {
             "field": f"nodes.{index}.embedding",
@@ -298,7 +313,9 @@ def nearest_nodes(
         raise NodeNotFoundError(session_id, node_id)
     if blob is None:
         raise NodeWithoutEmbeddingError(session_id, node_id)
-    probe = np.frombuffer(bytes(blob), dtype=_FLOAT)
+    import numpy as np
+
+    probe = np.frombuffer(bytes(blob), dtype="<f8")
     key = (*revision, probe.nbytes)
     embeddings = cache.get(session_id, key)
     if embeddings is None:
