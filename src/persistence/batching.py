@@ -51,6 +51,18 @@ WORKER_SECONDS: Final = 1.0
 _WAIT_MS: Final = int(BUSY_TIMEOUT_SECONDS * 1000)
 
 
+def _run_alone(
+    database: sqlite3.Connection, work: Sequence[Statement], guard: Guard | None = None
+) -> list[Outcome]:
+    """One unit of work, outside any transaction."""
+    ((_, run),) = work
+    assert callable(run)
+    try:
+        return [[run(database)]]
+    except Exception as exc:
+        return [exc]
+
+
 class _LockTaken(Exception):
     """Another connection holds the write lock: the batch waits for it on the worker."""
 
@@ -164,13 +176,17 @@ def _run_writes(
 
 
 class _Pending:
-    """A statement waiting for its batch, with its caller's future."""
+    """A statement waiting for its batch, with its caller's future; `alone`: work to run
+    outside any transaction."""
 
-    __slots__ = ("future", "statement")
+    __slots__ = ("alone", "future", "statement")
 
-    def __init__(self, statement: Statement, future: asyncio.Future[list[Rows]]) -> None:
+    def __init__(
+        self, statement: Statement, future: asyncio.Future[list[Rows]], alone: bool
+    ) -> None:
         self.statement = statement
         self.future = future
+        self.alone = alone
 
 
 class StatementBatcher:
@@ -233,58 +249,43 @@ class StatementBatcher:
         """Run `work`; return its result once its writes are committed.
 
         It runs inside a write transaction, alone or with the next batch's
-        other writes, and may run again from the start if that transaction
-        could not begin here. Before it raises, `work` must undo what it
-        wrote (a SAVEPOINT), so that its error fails it alone. bulk: its
-        rows grow with the data, so it never runs on the event loop's thread.
+        other writes. Before it raises, `work` must undo what it wrote (a
+        SAVEPOINT), so that its error fails it alone. bulk: its rows grow
+        with the data, so it never runs on the event loop's thread.
         """
         (result,) = await self._submit((True, work), bulk=bulk)
         return result  # type: ignore[return-value]
 
     async def run_alone(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `work` on the worker, outside any transaction, between two batches."""
-        while self._busy:
-            await self._idle.wait()
-        self._busy = True
-        self._idle.clear()
-        try:
-            return await run_on_thread(self._connection, work, raw_connection(self._connection))
-        finally:
-            self._next()
+        """Run `work` on the worker, outside any transaction, in its turn between batches."""
+        (result,) = await self._submit((True, work), alone=True)
+        return result  # type: ignore[return-value]
 
     async def drain(self) -> None:
         """Wait until the statement in flight and every queued one have finished."""
         await self._idle.wait()
 
-    async def _submit(self, statement: Statement, *, bulk: bool = False) -> list[Rows]:
+    async def _submit(
+        self, statement: Statement, *, bulk: bool = False, alone: bool = False
+    ) -> list[Rows]:
         loop = asyncio.get_running_loop()
-        if self._busy:
-            future: asyncio.Future[list[Rows]] = loop.create_future()
-            self._queue.append(_Pending(statement, future))
-            return await future
-        self._busy = True
-        self._idle.clear()
-        if self._on_loop and statement[0] and not bulk and time.monotonic() >= self._worker_until:
-            # At the end of this round of callbacks, with whatever the round adds.
-            future = loop.create_future()
-            self._queue.append(_Pending(statement, future))
-            loop.call_soon(self._flush_here)
-            return await future
-        try:
-            run = _run_writes if statement[0] else _run_reads
-            (outcome,) = await self._on_thread(run, [statement])
-            if isinstance(outcome, Exception):
-                raise outcome
-            return outcome
-        finally:
-            self._next()
+        future: asyncio.Future[list[Rows]] = loop.create_future()
+        self._queue.append(_Pending(statement, future, alone))
+        if not self._busy:
+            self._busy = True
+            self._idle.clear()
+            here = statement[0] and not (bulk or alone) and time.monotonic() >= self._worker_until
+            if self._on_loop and here:
+                # At the end of this round of callbacks, with whatever the round adds.
+                loop.call_soon(self._flush_here)
+            else:
+                self._flush_on_worker()
+        # The batch runs in a task of the batcher's own: a caller cancelled meanwhile
+        # stops waiting, but the connection stays busy until the batch is done.
+        return await future
 
-    def _next(self) -> None:
-        """After a batch: the queued statements' turn, or idle."""
-        if self._queue:
-            self._flusher = asyncio.create_task(self._flush())
-        else:
-            self._set_idle()
+    def _flush_on_worker(self) -> None:
+        self._flusher = asyncio.create_task(self._flush())
 
     def _set_idle(self) -> None:
         self._busy = False
@@ -295,7 +296,7 @@ class StatementBatcher:
         if len(self._queue) > 1:
             # Writes that arrive together go to the worker: there their commit's
             # wait for the disk overlaps the event loop's work on the next ones.
-            self._next()
+            self._flush_on_worker()
             return
         pending = self._queue.pop()
         clock, cpu = time.perf_counter(), time.thread_time()
@@ -314,7 +315,10 @@ class StatementBatcher:
             held = (time.perf_counter() - clock) - (time.thread_time() - cpu)
             if held > HERE_WAIT_LIMIT_SECONDS:
                 self._worker_until = time.monotonic() + WORKER_SECONDS
-            self._next()
+            if self._queue:
+                self._flush_on_worker()
+            else:
+                self._set_idle()
 
     async def _flush(self) -> None:
         try:
@@ -323,10 +327,15 @@ class StatementBatcher:
                 # Reads first, in a hop of their own: their callers go on
                 # (building models, say) while the writes commit and fsync, and
                 # none of them can see a write before it is committed.
-                for is_write, run in ((False, _run_reads), (True, _run_writes)):
-                    part = [pending for pending in batch if pending.statement[0] is is_write]
-                    if part:
-                        await self._run(run, part)
+                reads = [pending for pending in batch if not pending.statement[0]]
+                writes = [p for p in batch if p.statement[0] and not p.alone]
+                if reads:
+                    await self._run(_run_reads, reads)
+                if writes:
+                    await self._run(_run_writes, writes)
+                for pending in batch:
+                    if pending.alone:
+                        await self._run(_run_alone, [pending])
         finally:
             self._set_idle()
 

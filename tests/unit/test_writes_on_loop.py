@@ -175,3 +175,54 @@ async def test_a_repository_write_runs_on_the_loop_and_a_delete_on_the_worker(
 
     (create, delete) = (thread for thread, _ in transactions)
     assert create == threading.get_ident() != delete
+
+
+async def test_a_cancelled_caller_leaves_the_connection_busy_until_its_write_is_done(
+    writer: aiosqlite.Connection,
+) -> None:
+    batcher = StatementBatcher(writer, on_loop=True)
+    spans: dict[str, tuple[float, float]] = {}
+
+    def long_write(database: sqlite3.Connection) -> None:
+        started = time.perf_counter()
+        for n in range(10):
+            database.execute(INSERT, (f"bulk-{n}",))
+            time.sleep(0.01)
+        spans["bulk"] = (started, time.perf_counter())
+
+    def next_write(database: sqlite3.Connection) -> None:
+        spans["next"] = (time.perf_counter(), time.perf_counter())
+        database.execute(INSERT, ("next",))
+
+    cancelled = asyncio.create_task(batcher.write_unit(long_write, bulk=True))
+    await asyncio.sleep(0.03)
+    cancelled.cancel()
+    await asyncio.sleep(0)
+    await batcher.write_unit(next_write)
+
+    assert spans["next"][0] >= spans["bulk"][1]
+
+
+async def test_work_run_alone_gets_its_turn_between_back_to_back_writes(
+    writer: aiosqlite.Connection,
+) -> None:
+    batcher = StatementBatcher(writer, on_loop=True)
+    writing = True
+    written = 0
+
+    async def write_back_to_back() -> None:
+        nonlocal written
+        while writing:
+            await batcher.write_unit(inserting(f"w{written}"))
+            written += 1
+
+    writer_task = asyncio.create_task(write_back_to_back())
+    await asyncio.sleep(0.02)
+    try:
+        await asyncio.wait_for(
+            batcher.run_alone(lambda db: db.execute("PRAGMA wal_checkpoint").fetchall()), 5
+        )
+    finally:
+        writing = False
+        await writer_task
+    assert written > 0
