@@ -9,8 +9,10 @@ the event loop's callbacks) still go to the worker as one transaction: there
 their commit's wait for the disk overlaps the event loop's work on the next
 ones. Neither does what would hold the event loop run on it: a write whose
 size grows with the data (`bulk`), one that would wait for another
-connection's write lock, and, for a while, any write after one that waited
-(on the disk, or for the GIL) longer than `HERE_WAIT_LIMIT_SECONDS`.
+connection's write lock, and any write after one that waited (on the disk,
+or for the GIL) longer than `HERE_WAIT_LIMIT_SECONDS`, until a write on the
+worker has waited less: a slow disk holds the event loop once, not again
+and again.
 """
 
 from __future__ import annotations
@@ -46,8 +48,6 @@ T = TypeVar("T")
 
 HERE_WAIT_LIMIT_SECONDS: Final = 0.005
 """How long by the clock, beyond its own CPU time, a write may hold the event loop."""
-WORKER_SECONDS: Final = 1.0
-"""How long writes go to the worker after one held the event loop past that limit."""
 _WAIT_MS: Final = int(BUSY_TIMEOUT_SECONDS * 1000)
 
 
@@ -120,13 +120,19 @@ def _run_work(database: sqlite3.Connection, work: Work) -> Outcome:
 
 def _begin(database: sqlite3.Connection, *, wait: bool) -> None:
     """BEGIN IMMEDIATE; without `wait`, raise _LockTaken at once if another connection writes."""
-    database.execute(f"PRAGMA busy_timeout = {_WAIT_MS if wait else 0}")
+    if wait:
+        database.execute("BEGIN IMMEDIATE")
+        return
+    database.execute("PRAGMA busy_timeout = 0")
     try:
         database.execute("BEGIN IMMEDIATE")
     except sqlite3.OperationalError as exc:
-        if not wait and getattr(exc, "sqlite_errorname", "").startswith("SQLITE_BUSY"):
+        if getattr(exc, "sqlite_errorname", "").startswith("SQLITE_BUSY"):
             raise _LockTaken() from exc
         raise
+    finally:
+        # Whatever runs next on the connection (a checkpoint, say) waits as it should.
+        database.execute(f"PRAGMA busy_timeout = {_WAIT_MS}")
 
 
 def _run_writes(
@@ -220,7 +226,7 @@ class StatementBatcher:
         self._connection = connection
         self._guard = guard
         self._on_loop = on_loop
-        self._worker_until = 0.0
+        self._disk_slow = False  # the last write measured waited past the limit
         self._queue: list[_Pending] = []
         self._busy = False
         self._idle = asyncio.Event()
@@ -274,7 +280,7 @@ class StatementBatcher:
         if not self._busy:
             self._busy = True
             self._idle.clear()
-            here = statement[0] and not (bulk or alone) and time.monotonic() >= self._worker_until
+            here = statement[0] and not (bulk or alone or self._disk_slow)
             if self._on_loop and here:
                 # At the end of this round of callbacks, with whatever the round adds.
                 loop.call_soon(self._flush_here)
@@ -299,9 +305,8 @@ class StatementBatcher:
             self._flush_on_worker()
             return
         pending = self._queue.pop()
-        clock, cpu = time.perf_counter(), time.thread_time()
         try:
-            (outcome,) = _run_writes(
+            (outcome,) = self._timed_writes(
                 raw_connection(self._connection), [pending.statement], self._guard, wait=False
             )
         except _LockTaken:
@@ -312,9 +317,6 @@ class StatementBatcher:
         else:
             _settle([pending], [outcome])
         finally:
-            held = (time.perf_counter() - clock) - (time.thread_time() - cpu)
-            if held > HERE_WAIT_LIMIT_SECONDS:
-                self._worker_until = time.monotonic() + WORKER_SECONDS
             if self._queue:
                 self._flush_on_worker()
             else:
@@ -332,12 +334,28 @@ class StatementBatcher:
                 if reads:
                     await self._run(_run_reads, reads)
                 if writes:
-                    await self._run(_run_writes, writes)
+                    await self._run(self._timed_writes, writes)
                 for pending in batch:
                     if pending.alone:
                         await self._run(_run_alone, [pending])
         finally:
             self._set_idle()
+
+    def _timed_writes(
+        self,
+        database: sqlite3.Connection,
+        writes: Sequence[Statement],
+        guard: Guard | None = None,
+        *,
+        wait: bool = True,
+    ) -> list[Outcome]:
+        """_run_writes, noting whether it waited (beyond its thread's CPU time) past the limit."""
+        clock, cpu = time.perf_counter(), time.thread_time()
+        try:
+            return _run_writes(database, writes, guard, wait=wait)
+        finally:
+            waited = (time.perf_counter() - clock) - (time.thread_time() - cpu)
+            self._disk_slow = waited > HERE_WAIT_LIMIT_SECONDS
 
     async def _on_thread(self, run: Runner, statements: list[Statement]) -> list[Outcome]:
         database = raw_connection(self._connection)

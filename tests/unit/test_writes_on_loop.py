@@ -14,10 +14,10 @@ import pytest
 
 from src.persistence import batching
 from src.persistence.batching import StatementBatcher
-from src.persistence.database import init_database, open_connection
+from src.persistence.database import BUSY_TIMEOUT_SECONDS, init_database, open_connection
 from src.persistence.repositories.session_repo import SessionRepository
 from tests.backends import stored_ids
-from tests.builders import new_session
+from tests.builders import new_session, state_of
 
 pytestmark = pytest.mark.sqlite
 
@@ -125,19 +125,38 @@ async def test_a_write_lock_held_elsewhere_is_waited_for_on_the_worker(
     assert stored_ids(db_path) == {"after-the-lock"}
 
 
-async def test_after_a_batch_that_held_the_loop_writes_go_to_the_worker_for_a_while(
+async def test_after_a_write_that_waited_writes_go_to_the_worker_until_one_is_quick(
+    writer: aiosqlite.Connection,
+) -> None:
+    slow_commits = 3
+
+    def disk(database: sqlite3.Connection, committing: bool) -> None:
+        nonlocal slow_commits
+        if slow_commits:
+            slow_commits -= 1
+            time.sleep(2 * batching.HERE_WAIT_LIMIT_SECONDS)  # waits without using the CPU
+
+    batcher = StatementBatcher(writer, guard=disk, on_loop=True)
+
+    threads = [await batcher.write_unit(inserting(f"s{n}")) for n in range(5)]
+
+    here = threading.get_ident()
+    assert [thread == here for thread in threads] == [True, False, False, False, True]
+
+
+async def test_a_slow_disk_holds_the_event_loop_once_not_again_and_again(
     writer: aiosqlite.Connection,
 ) -> None:
     def slow_disk(database: sqlite3.Connection, committing: bool) -> None:
-        time.sleep(2 * batching.HERE_WAIT_LIMIT_SECONDS)  # waits without using the CPU
+        time.sleep(2 * batching.HERE_WAIT_LIMIT_SECONDS)
 
     batcher = StatementBatcher(writer, guard=slow_disk, on_loop=True)
+    threads: list[int] = []
+    started = time.perf_counter()
+    while time.perf_counter() - started < 1.5:
+        threads.append(await batcher.write_unit(inserting(f"s{len(threads)}")))
 
-    first = await batcher.write_unit(inserting("slow"))
-    second = await batcher.write_unit(inserting("next"))
-
-    assert first == threading.get_ident()
-    assert second != threading.get_ident()
+    assert threads.count(threading.get_ident()) == 1
 
 
 async def test_work_run_alone_never_overlaps_a_batch(writer: aiosqlite.Connection) -> None:
@@ -226,3 +245,34 @@ async def test_work_run_alone_gets_its_turn_between_back_to_back_writes(
         writing = False
         await writer_task
     assert written > 0
+
+
+async def test_the_writer_waits_for_locks_again_after_a_write_on_the_loop(
+    writer: aiosqlite.Connection,
+) -> None:
+    batcher = StatementBatcher(writer, on_loop=True)
+    await batcher.write_unit(inserting("here"))
+
+    timeout = await batcher.run_alone(lambda db: db.execute("PRAGMA busy_timeout").fetchone()[0])
+
+    assert timeout == BUSY_TIMEOUT_SECONDS * 1000
+
+
+async def test_an_in_memory_store_serves_concurrent_reads_and_writes() -> None:
+    # Its one connection reads as well as writes, on its worker thread only.
+    repository = SessionRepository(":memory:")
+    try:
+        sessions = [await repository.create(new_session()) for _ in range(5)]
+
+        async def read() -> None:
+            for n in range(300):
+                assert await repository.get(sessions[n % 5].id) is not None
+
+        async def write() -> None:
+            for n in range(300):
+                target = sessions[n % 5]
+                await repository.update_state(target.id, state_of(target, turn_count=n))
+
+        await asyncio.gather(read(), read(), write())
+    finally:
+        await repository.close()

@@ -201,13 +201,15 @@ class _SqliteBackend:
         self._closed = False
 
     async def open(self) -> None:
-        # Its write batches run on the event loop's thread as well as its own.
-        writer = await open_connection(self.db_path, self.synchronous, any_thread=True)
+        # An in-memory database exists only on its one connection, which reads too, on
+        # its own thread: its writes stay there. A file's writer also writes on the
+        # event loop's thread.
+        in_memory = self.db_path == ":memory:"
+        writer = await open_connection(self.db_path, self.synchronous, any_thread=not in_memory)
         opened = [writer]
         try:
             await migrate(writer, self.db_path)
-            # An in-memory database exists only on its one connection.
-            if self.db_path != ":memory:":
+            if not in_memory:
                 opened.append(await open_connection(self.db_path, self.synchronous))
             same_file = database_file_guard(self.db_path)
             if same_file is not None:
@@ -218,7 +220,7 @@ class _SqliteBackend:
             raise
         self.connections = tuple(opened)
         self._guard = same_file
-        self._writes = StatementBatcher(writer, guard=same_file, on_loop=True)
+        self._writes = StatementBatcher(writer, guard=same_file, on_loop=not in_memory)
         self._reader = opened[-1]
 
     async def close(self) -> None:
