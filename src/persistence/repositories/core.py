@@ -896,14 +896,13 @@ class RepositoryCore:
         return await self._read(unit, scan=True)
 
     async def delete(self, session_id: str) -> bool:
-        """Delete the session, and what its earlier events said; True if it existed."""
+        """Delete the session; True if it existed."""
 
         def unit() -> Unit[bool]:
             deleted = yield Statement(sql.DELETE, {"id": session_id})
             if not deleted:
                 return False
             ((_id, study_id, version),) = deleted
-            yield Statement(sql.EMPTY_EVENTS_OF, {"id": session_id})
             yield deleted_event(session_id, study_id, int(version))
             return True
 

@@ -30,7 +30,6 @@ __all__ = [
     "AUDIT_APPEND",
     "CURSOR_KEY",
     "DELETE",
-    "EMPTY_EVENTS_OF",
     "INSERT",
     "LAST_UTTERANCES",
     "LIST_IDLE",
@@ -222,9 +221,6 @@ TRANSITION = query(
 )
 
 DELETE = query("DELETE FROM sessions WHERE id = :id RETURNING id, study_id, version")
-# What a deleted session's events said goes with it (an erasure of its participant
-# later finds no session to tie them to); their type, version and time stay.
-EMPTY_EVENTS_OF = query("UPDATE events SET data = '{}' WHERE session_id = :id AND data <> '{}'")
 
 PING = query("SELECT 1 FROM sessions LIMIT 1")
 
