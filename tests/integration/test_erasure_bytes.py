@@ -3,11 +3,14 @@ file, not its -wal, not its -shm; not a word of what was said, nor where it was 
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
+import pytest
 from structlog.testing import capture_logs
 
+from src.core.errors import ParticipantNotFoundError
 from src.domain.models.turn import TurnRecordData
 from src.domain.models.utterance import NewUtterance, Speaker
 from src.persistence.repositories.session_repo import SessionRepository
@@ -115,3 +118,39 @@ async def test_a_reader_holding_the_log_delays_its_truncation_until_it_is_done(
         await repo.create(new_session(participant_id="next"))
         await repo.erase_participant("next")
         assert found(db_path, IN_TRANSCRIPT) == []
+
+
+async def test_erasing_a_participant_whose_sessions_were_all_deleted_purges_their_words(
+    db_path: Path,
+) -> None:
+    async with SessionRepository(str(db_path)) as repo:
+        await repo.create(new_session(participant_id="someone-else"))
+        await record_a_participant(repo, 30)
+        for session in (await repo.list_sessions(participant_id=PARTICIPANT)).items:
+            await repo.delete(session.id)
+        assert found(db_path, IN_TRANSCRIPT), "the deleted words are still in the index"
+
+        with pytest.raises(ParticipantNotFoundError):
+            await repo.erase_participant(PARTICIPANT)
+
+        assert found(db_path, IN_TRANSCRIPT) == []
+
+
+@pytest.mark.parametrize("ticks", [0, 1, 2, 5, 10])
+async def test_an_erasure_the_store_closes_on_answers_as_it_went(db_path: Path, ticks: int) -> None:
+    repo = SessionRepository(str(db_path))
+    await repo.create(new_session(participant_id=PARTICIPANT))
+    erasure = asyncio.ensure_future(repo.erase_participant(PARTICIPANT))
+    for _ in range(ticks):
+        await asyncio.sleep(0)
+
+    await repo.close()
+    await asyncio.wait([erasure])
+
+    with sqlite3.connect(db_path) as other:
+        ((left,),) = other.execute("SELECT count(*) FROM sessions").fetchall()
+    # Committed: its counts. Not begun: the store's closing. Never both.
+    if left == 0:
+        assert erasure.result().sessions == 1
+    else:
+        assert erasure.exception() is not None

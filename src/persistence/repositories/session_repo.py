@@ -13,6 +13,7 @@ import aiosqlite
 import structlog
 
 from src.core.errors import (
+    ParticipantNotFoundError,
     RepositoryClosedError,
     SessionError,
     StorageFullError,
@@ -295,12 +296,12 @@ class _SqliteBackend:
         until a later checkpoint, at the latest when the last connection closes.
         """
         writes = self._writes
-        if writes is None:
-            raise RepositoryClosedError()
         try:
+            if writes is None:  # closed since the erasure committed
+                raise RepositoryClosedError()
             await writes.write_unit(_optimize_search_index, bulk=True)
             emptied = await writes.run_alone(_empty_log)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, ValueError, RepositoryClosedError) as exc:
             # The erasure itself is committed: its answer stands, and the next
             # erasure's purge takes what this one left.
             _log.error("erasure_purge_failed", error=type(exc).__name__, detail=str(exc))
@@ -344,8 +345,15 @@ class SessionRepository(RepositoryCore):
         Deleting leaves the erased words in the search index's old segments and
         in the -wal file's older page images: the index is merged into one
         segment (secure_delete zeroes the pages it frees) and the log is
-        checkpointed and truncated.
+        checkpointed and truncated. So is a participant no session names any
+        more (the answer is still ParticipantNotFoundError).
         """
-        erased = await super().erase_participant(participant_id)
+        try:
+            erased = await super().erase_participant(participant_id)
+        except ParticipantNotFoundError:
+            # Their sessions may all have been deleted, which leaves the words in
+            # the same places: purged all the same.
+            await self._sqlite.purge_erased()
+            raise
         await self._sqlite.purge_erased()
         return erased
