@@ -1,10 +1,13 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import sqlite3
+import threading
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
 
+from src.persistence import batching
 from src.persistence.repositories.protocol import SessionRepositoryProtocol
 from src.persistence.repositories.session_repo import SessionRepository
 from tests.backends import PostgresBackend, SqliteBackend, postgres_schema
@@ -53,3 +56,23 @@ async def sqlite_repo(db_path: Path) -> AsyncIterator[SessionRepository]:
     """A repository on a real SQLite file, for what only SQLite has."""
     async with SessionRepository(str(db_path)) as repository:
         yield repository
+
+
+@pytest.fixture
+def transactions(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """For every write transaction: the thread it ran on and how many writes it held."""
+    seen: list[tuple[int, int]] = []
+    real_run_writes = batching._run_writes
+
+    def recording(
+        database: sqlite3.Connection,
+        writes: Sequence[batching.Statement],
+        guard: batching.Guard | None = None,
+        *,
+        wait: bool = True,
+    ) -> list[batching.Outcome]:
+        seen.append((threading.get_ident(), len(writes)))
+        return real_run_writes(database, writes, guard, wait=wait)
+
+    monkeypatch.setattr(batching, "_run_writes", recording)
+    return seen

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiosqlite
 import pytest
 
 from src.core.errors import SessionExistsError
-from src.persistence import batching
 from src.persistence.batching import StatementBatcher
 from src.persistence.database import init_database, open_connection
 from src.persistence.repositories.session_repo import SessionRepository
@@ -21,24 +20,9 @@ from tests.builders import new_session
 pytestmark = pytest.mark.sqlite
 
 
-@pytest.fixture
-def batches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The number of writes in every batch that ran as one transaction."""
-    sizes: list[int] = []
-    real_run_writes = batching._run_writes
-
-    def recording_run_writes(
-        database: sqlite3.Connection,
-        writes: Sequence[batching.Statement],
-        guard: batching.Guard | None = None,
-        *,
-        wait: bool = True,
-    ) -> list[batching.Outcome]:
-        sizes.append(len(writes))
-        return real_run_writes(database, writes, guard, wait=wait)
-
-    monkeypatch.setattr(batching, "_run_writes", recording_run_writes)
-    return sizes
+def sizes(transactions: list[tuple[int, int]]) -> list[int]:
+    """How many writes each transaction held."""
+    return [size for _, size in transactions]
 
 
 @pytest.fixture
@@ -50,27 +34,28 @@ async def connection(db_path: Path) -> AsyncIterator[aiosqlite.Connection]:
 
 
 async def test_concurrent_creates_share_transactions_and_are_all_committed(
-    sqlite_repo: SessionRepository, db_path: Path, batches: list[int]
+    sqlite_repo: SessionRepository, db_path: Path, transactions: list[tuple[int, int]]
 ) -> None:
     created = await asyncio.gather(*(sqlite_repo.create(new_session()) for _ in range(200)))
 
     assert {s.id for s in created} == stored_ids(db_path)
+    batches = sizes(transactions)
     assert batches, "concurrent writes never shared a transaction"
-    assert max(batches) > 1
+    assert max(sizes(transactions)) > 1
     assert sum(batches) == 200 and len(batches) < 200  # fewer commits than writes
 
 
 async def test_sequential_writes_run_alone(
-    sqlite_repo: SessionRepository, batches: list[int]
+    sqlite_repo: SessionRepository, transactions: list[tuple[int, int]]
 ) -> None:
     for _ in range(20):
         await sqlite_repo.create(new_session())
 
-    assert batches == [1] * 20
+    assert sizes(transactions) == [1] * 20
 
 
 async def test_a_taken_id_in_a_group_fails_alone(
-    sqlite_repo: SessionRepository, db_path: Path, batches: list[int]
+    sqlite_repo: SessionRepository, db_path: Path, transactions: list[tuple[int, int]]
 ) -> None:
     taken = await sqlite_repo.create(new_session())
     sessions = [new_session() for _ in range(30)]
@@ -84,7 +69,7 @@ async def test_a_taken_id_in_a_group_fails_alone(
     assert len(failures) == 1 and isinstance(failures[0], SessionExistsError)
     assert stored_ids(db_path) == {s.id for s in sessions}
     assert await sqlite_repo.get(taken.id) == taken
-    assert max(batches) > 1
+    assert max(sizes(transactions)) > 1
 
 
 async def test_a_failing_statement_in_a_batch_fails_alone(

@@ -6,7 +6,7 @@ import asyncio
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiosqlite
@@ -33,26 +33,6 @@ async def writer(db_path: Path) -> AsyncIterator[aiosqlite.Connection]:
     connection = await open_connection(db_path, any_thread=True)
     yield connection
     await connection.close()
-
-
-@pytest.fixture
-def transactions(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
-    """For every write transaction: the thread it ran on and how many writes it held."""
-    seen: list[tuple[int, int]] = []
-    real_run_writes = batching._run_writes
-
-    def recording(
-        database: sqlite3.Connection,
-        writes: Sequence[batching.Statement],
-        guard: batching.Guard | None = None,
-        *,
-        wait: bool = True,
-    ) -> list[batching.Outcome]:
-        seen.append((threading.get_ident(), len(writes)))
-        return real_run_writes(database, writes, guard, wait=wait)
-
-    monkeypatch.setattr(batching, "_run_writes", recording)
-    return seen
 
 
 def inserting(session_id: str) -> batching.Work:
