@@ -150,8 +150,7 @@ class Backend(Protocol):
     async def write(
         self, unit: Callable[[], Unit[T]], *, atomic: bool = False, bulk: bool = False
     ) -> T:
-        """Run a unit (made by calling `unit`, again for a retry) whose writes are
-        committed before this returns.
+        """Run a unit (made by calling `unit`) whose writes are committed before this returns.
 
         atomic: its writes stand or fall together. Without it, each statement
         commits on its own: enough for a unit whose only write comes first.

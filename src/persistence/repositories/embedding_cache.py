@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-__all__ = ["EmbeddingCache", "Embeddings"]
+__all__ = ["EmbeddingCache", "Embeddings", "as_vector"]
 
 # numpy is imported where it is used, by the first nearest-node query: it
 # would add a tenth to the server's start-up, and most servers never need it.
@@ -66,6 +66,14 @@ class Embeddings:
         order = np.lexsort((self.ids, -np.round(scores, 12)))
         ranked = [(str(self.ids[i]), float(scores[i])) for i in order[: k + 1]]
         return [(node, score) for node, score in ranked if node != probe_id][:k]
+
+
+def as_vector(blob: bytes) -> npt.NDArray[np.float64]:
+    """A stored embedding as a vector."""
+    import numpy as np
+
+    vector: npt.NDArray[np.float64] = np.frombuffer(blob, dtype=_FLOAT)
+    return vector
 
 
 def _scaled(vectors: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:

@@ -36,7 +36,7 @@ from src.domain.models.graph import (
 from src.domain.models.json import compact_json
 from src.persistence.repositories import graph_statements as sql
 from src.persistence.repositories.common import Row
-from src.persistence.repositories.embedding_cache import EmbeddingCache, Embeddings
+from src.persistence.repositories.embedding_cache import EmbeddingCache, Embeddings, as_vector
 from src.persistence.repositories.statements import Statement, Unit
 
 __all__ = ["apply_graph_change", "copy_graph", "graph_as_of", "nearest_nodes"]
@@ -313,9 +313,7 @@ def nearest_nodes(
         raise NodeNotFoundError(session_id, node_id)
     if blob is None:
         raise NodeWithoutEmbeddingError(session_id, node_id)
-    import numpy as np
-
-    probe = np.frombuffer(bytes(blob), dtype="<f8")
+    probe = as_vector(bytes(blob))
     key = (*revision, probe.nbytes)
     embeddings = cache.get(session_id, key)
     if embeddings is None:

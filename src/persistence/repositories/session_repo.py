@@ -296,12 +296,13 @@ class _SqliteBackend:
         until a later checkpoint, at the latest when the last connection closes.
         """
         writes = self._writes
+        if writes is None:  # closed since the erasure committed: its answer stands
+            _log.error("erasure_purge_failed", error="RepositoryClosedError")
+            return
         try:
-            if writes is None:  # closed since the erasure committed
-                raise RepositoryClosedError()
             await writes.write_unit(_optimize_search_index, bulk=True)
             emptied = await writes.run_alone(_empty_log)
-        except (sqlite3.Error, ValueError, RepositoryClosedError) as exc:
+        except (sqlite3.Error, ValueError) as exc:
             # The erasure itself is committed: its answer stands, and the next
             # erasure's purge takes what this one left.
             _log.error("erasure_purge_failed", error=type(exc).__name__, detail=str(exc))
