@@ -238,6 +238,7 @@ def main() -> None:
         ("sqlite", "sqlite", "large"),
         ("plain-sqlite3", "sqlite", "large"),
         ("postgres", "postgres", "small"),
+        ("plain-asyncpg", "postgres", "small"),
         ("postgres", "postgres", "large"),
     ]
     runs: dict[str, list[dict[str, Any]]] = {}

@@ -150,9 +150,72 @@ def _targets(facts: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
                 worst <= 1.1,
             )
         )
+    rows += _postgres_targets(repo)
     rows += _event_targets(facts.get("events", {}))
     rows += _graph_targets(facts.get("graph"))
     return rows
+
+
+def _postgres_targets(repo: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
+    ours, plain = repo.get("postgres@small", {}), repo.get("plain-asyncpg@small", {})
+    rows: list[tuple[str, str, str, bool]] = []
+    for operation in OPERATIONS:
+        if operation in ours and operation in plain:
+            ratio = ours[operation]["p50_us"] / plain[operation]["p50_us"]
+            rows.append(
+                (
+                    f"PostgreSQL {operation} p50 vs plain asyncpg",
+                    f"{ratio:.2f}x",
+                    "<= 1.3x",
+                    ratio <= 1.3,
+                )
+            )
+    if "concurrent_mix" in ours and "concurrent_mix" in plain:
+        ratio = plain["concurrent_mix"]["ops_per_s"] / ours["concurrent_mix"]["ops_per_s"]
+        rows.append(
+            (
+                "PostgreSQL 64 tasks' mix: plain asyncpg's throughput vs ours",
+                f"{ratio:.2f}x",
+                "<= 1.3x",
+                ratio <= 1.3,
+            )
+        )
+    return rows
+
+
+def _postgres_table(facts: dict[str, Any]) -> list[str]:
+    repo = facts["repository"]
+    ours, plain = repo.get("postgres@small"), repo.get("plain-asyncpg@small")
+    if not ours or not plain:
+        return []
+    lines = [
+        "### PostgreSQL against plain asyncpg, 1,000 sessions",
+        "",
+        "*plain asyncpg* runs the repository's statements for each call, in the same order"
+        " and with the same values, on a pool made as the repository makes its own (10"
+        " connections), a write in one transaction, with no model built from the rows.",
+        "",
+        "| operation | PostgreSQL repository p50 / p99 µs | plain asyncpg p50 / p99 µs"
+        " | ratio (p50) |",
+        "|---|---|---|---|",
+    ]
+    for operation in OPERATIONS:
+        if operation in ours and operation in plain:
+            ratio = ours[operation]["p50_us"] / plain[operation]["p50_us"]
+            lines.append(
+                f"| {operation} | {_pair(ours[operation])} | {_pair(plain[operation])}"
+                f" | {ratio:.2f}x |"
+            )
+    lines += ["", "| 64 tasks at once | ops/s | p50 µs | p99 µs |", "|---|---|---|---|"]
+    for label, source in (("PostgreSQL repository", ours), ("plain asyncpg", plain)):
+        for key, what in (("concurrent_mix", f"mix ({MIX_LABEL})"), ("concurrent_turns", "turns")):
+            if key in source:
+                run = source[key]
+                lines.append(
+                    f"| {label}, {what} | {_n(run['ops_per_s'])} | {_n(run['p50_us'])}"
+                    f" | {_n(run['p99_us'])} |"
+                )
+    return lines
 
 
 def _event_targets(events: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
@@ -615,6 +678,8 @@ def render(facts: dict[str, Any]) -> str:
         f"### {large} sessions",
         "",
         *_repository_table(facts, "large"),
+        "",
+        *_postgres_table(facts),
         "",
         "## HTTP",
         "",

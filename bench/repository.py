@@ -5,7 +5,8 @@
 The orchestrator (python -m bench) runs it once per repetition, interleaving
 targets, so that the machine's noise falls on all of them alike.
 
-TARGET is sqlite, postgres, plain-sqlite3 or per-operation; STORE a file path
+TARGET is sqlite, sqlite-normal, postgres, plain-sqlite3, plain-asyncpg or
+per-operation; STORE a file path
 or a PostgreSQL DSN; IDS_FILE a JSON list of ids present in the store.
 """
 
@@ -25,18 +26,15 @@ from typing import Any
 
 import uvloop
 
+from bench.plain import PlainAsyncpgTarget, PlainSqliteTarget
 from bench.stores import CONCEPT_ID, CONCEPT_NAME, METHODOLOGY
-from bench.targets import (
-    ConnectionPerOperationTarget,
-    PlainSqliteTarget,
-    RepositoryTarget,
-    Target,
-)
+from bench.targets import ConnectionPerOperationTarget, RepositoryTarget, Target
 from src.domain.models.session import Session, SessionState, SessionStatus
 from src.persistence.repositories.postgres_session_repo import PostgresSessionRepository
 from src.persistence.repositories.session_repo import SessionRepository
 
 CONCURRENT_TASKS = 64
+POOL_SIZE = 10
 TURNS_PER_INTERVIEW = 12
 FULL_COUNTS = {
     "create": 300,
@@ -67,7 +65,9 @@ def open_target(kind: str, store: str) -> Target:
     if kind == "sqlite-normal":
         return RepositoryTarget(SessionRepository(store, synchronous="normal"))
     if kind == "postgres":
-        return RepositoryTarget(PostgresSessionRepository(store, pool_size=10))
+        return RepositoryTarget(PostgresSessionRepository(store, pool_size=POOL_SIZE))
+    if kind == "plain-asyncpg":
+        return PlainAsyncpgTarget(store, POOL_SIZE)
     if kind == "plain-sqlite3":
         return PlainSqliteTarget(store)
     if kind == "per-operation":

@@ -17,7 +17,7 @@ SQLite it also copies the store without the search index's insert trigger.
   without a study filter, in a shuffled order; p50 and p99 by kind and over the
   mix, and each kind's total number of hits;
 - on SQLite, a turn with plain sqlite3 (the repository's statements, as
-  `bench.targets.PlainSqliteTarget` writes them) on the store and on its copy
+  `bench.plain.PlainSqliteTarget` writes them) on the store and on its copy
   without the search trigger, calls interleaved so that noise falls on both.
 """
 
@@ -41,8 +41,8 @@ import asyncpg
 import uvloop
 
 from bench import erasure
+from bench.plain import PlainSqliteTarget
 from bench.repository import TURNS_PER_INTERVIEW, new_session, summary
-from bench.targets import PlainSqliteTarget
 from src.domain.search import parse_search_query
 from src.persistence.repositories.core import RepositoryCore
 from src.persistence.repositories.postgres_session_repo import PostgresSessionRepository

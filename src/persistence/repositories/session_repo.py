@@ -37,7 +37,7 @@ from src.persistence.repositories.protocol import EventWatch
 from src.persistence.repositories.statements import Statement, Unit
 from src.persistence.sqlite_thread import raw_connection, run_on_thread
 
-__all__ = ["SessionRepository", "to_text"]
+__all__ = ["SessionRepository", "sqlite_parameters", "to_text"]
 
 T = TypeVar("T")
 
@@ -66,7 +66,7 @@ def to_text(moment: datetime) -> str:
     return naive.isoformat(timespec="microseconds") + "Z"
 
 
-def _parameters(statement: Statement, now: str | None) -> Mapping[str, Any]:
+def sqlite_parameters(statement: Statement, now: str | None) -> Mapping[str, Any]:
     """The statement's values as SQLite binds them: timestamps as text, `now` added."""
     query, parameters = statement
     bound = {**parameters, "now": now}
@@ -95,7 +95,9 @@ def _run(database: sqlite3.Connection, unit: Unit[T], atomic: bool) -> T:
     try:
         statement = next(unit)
         while True:
-            rows = database.execute(statement.query.sqlite, _parameters(statement, now)).fetchall()
+            rows = database.execute(
+                statement.query.sqlite, sqlite_parameters(statement, now)
+            ).fetchall()
             statement = unit.send(rows)
     except StopIteration as done:
         result: T = done.value
@@ -120,7 +122,7 @@ def _drive(unit: Unit[T], step: Step) -> T:
         while True:
             query, parameters = statement
             if query.timestamps:
-                parameters = _parameters(statement, None)
+                parameters = sqlite_parameters(statement, None)
             statement = unit.send(step(query.sqlite, parameters))
     except StopIteration as done:
         result: T = done.value
