@@ -267,6 +267,64 @@ class TestRefusals:
             await turn(repo, session_id, 2, change(nodes=[{"id": "b", "type": "t", "label": "l"}]))
         assert [n.id for n in (await repo.get_graph(session_id)).nodes] == ["a"]
 
+    async def test_a_removal_is_a_change_of_its_turn_too(
+        self, repo: SessionRepositoryProtocol
+    ) -> None:
+        session_id = await started(repo)
+        await turn(repo, session_id, 2, change(nodes=[node("a", 2), node("b", 2)]))
+        await turn(repo, session_id, 4, change(remove_nodes=["a"], remove_edges=["none"]))
+        with pytest.raises(GraphTurnPassedError) as refused:
+            await turn(repo, session_id, 3, change(nodes=[node("c", 3)]))
+        assert refused.value.last_turn == 4
+        assert [n.id for n in (await repo.get_graph(session_id)).nodes] == ["b"]
+
+    async def test_an_edge_to_a_node_the_same_change_removes_is_refused(
+        self, repo: SessionRepositoryProtocol
+    ) -> None:
+        session_id = await started(repo)
+        await turn(repo, session_id, 1, change(nodes=[node("a", 1), node("b", 1)]))
+        with pytest.raises(InvalidGraphError) as refused:
+            await repo.change_graph(
+                session_id, change(remove_nodes=["b"], edges=[edge("e", "a", "b")])
+            )
+        assert [error["field"] for error in refused.value.errors] == ["edges.0.target"]
+        assert [n.id for n in (await repo.get_graph(session_id)).nodes] == ["a", "b"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite_backend", "postgres_backend"], indirect=True)
+async def test_upserts_within_a_change_and_across_turns_keep_each_version(
+    repo: SessionRepositoryProtocol,
+) -> None:
+    session_id = await started(repo)
+    await turn(
+        repo,
+        session_id,
+        1,
+        change(
+            nodes=[node("a", 1), node("b", 1), node("c", 1)],
+            edges=[edge("e", "a", "b"), edge("e", "a", "c")],
+        ),
+    )
+    await turn(
+        repo,
+        session_id,
+        2,
+        change(
+            nodes=[node("a", 2, label="a again"), node("a", 2, label="a at last")],
+            edges=[edge("e", "b", "c"), edge("f", "c", "a")],
+        ),
+    )
+    first = await repo.get_graph(session_id, as_of_turn=1)
+    assert [(e.id, e.source, e.target) for e in first.edges] == [("e", "a", "c")]
+    assert [(n.id, n.label) for n in first.nodes] == [("a", "a"), ("b", "b"), ("c", "c")]
+    now = await repo.get_graph(session_id)
+    assert [(e.id, e.source, e.target) for e in now.edges] == [("e", "b", "c"), ("f", "c", "a")]
+    assert [(n.id, n.label, n.first_turn, n.last_turn) for n in now.nodes] == [
+        ("a", "a at last", 1, 2),
+        ("b", "b", 1, 1),
+        ("c", "c", 1, 1),
+    ]
+
 
 @pytest.mark.parametrize("backend", ["sqlite_backend", "postgres_backend"], indirect=True)
 class TestSimilar:

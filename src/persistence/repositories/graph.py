@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import sys
 from array import array
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from itertools import chain
 from operator import attrgetter
 from typing import Any
 
@@ -37,7 +38,7 @@ from src.domain.models.json import compact_json
 from src.persistence.repositories import graph_statements as sql
 from src.persistence.repositories.common import Row
 from src.persistence.repositories.embedding_cache import EmbeddingCache, Embeddings, as_vector
-from src.persistence.repositories.statements import Statement, Unit
+from src.persistence.repositories.statements import Query, Statement, Unit
 
 __all__ = ["apply_graph_change", "copy_graph", "graph_as_of", "nearest_nodes"]
 
@@ -143,27 +144,44 @@ def _standing_node(session_id: str, node_id: str) -> Unit[Row | None]:
     return rows[0] if rows else None
 
 
-def _upsert_node(session_id: str, turn: int, node: NodeUpsert) -> Unit[None]:
+_Standing = dict[str, tuple[int, ...]]
+"""Standing rows by id: a node's (valid_from, first_turn), an edge's (valid_from,)."""
+
+
+def _standing(query: Query, session_id: str, ids: Iterable[str]) -> Unit[_Standing]:
+    """The standing rows of `ids`, in one statement."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    rows = yield Statement(query, {"session_id": session_id, "ids": compact_json(wanted)})
+    return {row[0]: tuple(int(value) for value in row[1:]) for row in rows}
+
+
+def _upsert_node(session_id: str, turn: int, node: NodeUpsert, standing: _Standing) -> Unit[None]:
+    """Write `node`; `standing` is kept up to date for the change's next upserts."""
     parameters = _node_parameters(session_id, turn, node)
-    standing = yield from _standing_node(session_id, node.id)
-    if standing is not None and int(standing[0]) == turn:
+    row = standing.get(node.id)
+    if row is not None and row[0] == turn:
         yield Statement(sql.REWRITE_NODE, parameters)
         return
-    first_turn = turn if standing is None else int(standing[1])
-    if standing is not None:
+    first_turn = turn if row is None else row[1]
+    if row is not None:
         yield Statement(sql.CLOSE_NODE, parameters)
     yield Statement(sql.INSERT_NODE, {**parameters, "first_turn": first_turn})
+    standing[node.id] = (turn, first_turn)
 
 
-def _upsert_edge(session_id: str, turn: int, edge: EdgeUpsert) -> Unit[None]:
+def _upsert_edge(session_id: str, turn: int, edge: EdgeUpsert, standing: _Standing) -> Unit[None]:
+    """Write `edge`; `standing` is kept up to date for the change's next upserts."""
     parameters = _edge_parameters(session_id, turn, edge)
-    rows = yield Statement(sql.STANDING_EDGE, {"session_id": session_id, "edge_id": edge.id})
-    if rows and int(rows[0][0]) == turn:
+    row = standing.get(edge.id)
+    if row is not None and row[0] == turn:
         yield Statement(sql.REWRITE_EDGE, parameters)
         return
-    if rows:
+    if row is not None:
         yield Statement(sql.CLOSE_EDGE, parameters)
     yield Statement(sql.INSERT_EDGE, parameters)
+    standing[edge.id] = (turn,)
 
 
 def _remove(session_id: str, turn: int, change: GraphChange) -> Unit[None]:
@@ -179,15 +197,13 @@ def _remove(session_id: str, turn: int, change: GraphChange) -> Unit[None]:
         yield Statement(sql.DROP_NODE, parameters)
 
 
-def _check_edge_ends(session_id: str, change: GraphChange) -> Unit[list[dict[str, str]]]:
-    known: dict[str, bool] = {node.id: True for node in change.nodes}
+def _check_edge_ends(change: GraphChange, standing: _Standing) -> list[dict[str, str]]:
+    """Why an edge's end is no standing node (`standing` holds every end's row if any)."""
     errors = []
     for index, edge in enumerate(change.edges):
         for end in ("source", "target"):
             node_id = getattr(edge, end)
-            if node_id not in known:
-                known[node_id] = (yield from _standing_node(session_id, node_id)) is not None
-            if not known[node_id]:
+            if node_id not in standing:
                 errors.append(
                     {
                         "field": f"edges.{index}.{end}",
@@ -258,11 +274,18 @@ def apply_graph_change(session_id: str, turn: int, change: GraphChange) -> Unit[
         raise GraphTurnPassedError(session_id, turn, int(last))
     errors = yield from _check_spans(session_id, change)
     yield from _remove(session_id, turn, change)
+    # What stands once the removals are done: the nodes upserted and the edges' ends,
+    # then the edges, each read once for the whole change.
+    ends = (node_id for edge in change.edges for node_id in (edge.source, edge.target))
+    nodes = yield from _standing(
+        sql.STANDING_NODES, session_id, chain((node.id for node in change.nodes), ends)
+    )
     for node in change.nodes:
-        yield from _upsert_node(session_id, turn, node)
-    errors += yield from _check_edge_ends(session_id, change)
+        yield from _upsert_node(session_id, turn, node, nodes)
+    errors += _check_edge_ends(change, nodes)
+    edges = yield from _standing(sql.STANDING_EDGES, session_id, (e.id for e in change.edges))
     for edge in change.edges:
-        yield from _upsert_edge(session_id, turn, edge)
+        yield from _upsert_edge(session_id, turn, edge, edges)
     errors += yield from _check_supersession(session_id, change)
     if any(node.embedding is not None for node in change.nodes):
         errors += yield from _check_embedding_lengths(session_id, change)

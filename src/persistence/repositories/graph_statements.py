@@ -6,7 +6,7 @@ A row is one version of a node or edge, standing from `valid_from` until
 
 from __future__ import annotations
 
-from src.persistence.repositories.statements import query
+from src.persistence.repositories.statements import Query, query
 
 _NODE_FIELDS = "type, label, confidence, properties, provenance, embedding, superseded_by"
 _EDGE_FIELDS = "source, target, type, confidence, properties, provenance"
@@ -19,9 +19,11 @@ LAST_CHANGE = query(
     """
 SELECT max(turn) FROM (
     SELECT max(valid_from) AS turn FROM graph_nodes WHERE session_id = :session_id
-    UNION ALL SELECT max(valid_to) FROM graph_nodes WHERE session_id = :session_id
+    UNION ALL SELECT max(valid_to) FROM graph_nodes
+        WHERE session_id = :session_id AND valid_to IS NOT NULL
     UNION ALL SELECT max(valid_from) FROM graph_edges WHERE session_id = :session_id
-    UNION ALL SELECT max(valid_to) FROM graph_edges WHERE session_id = :session_id
+    UNION ALL SELECT max(valid_to) FROM graph_edges
+        WHERE session_id = :session_id AND valid_to IS NOT NULL
 ) AS turns
 """
 )
@@ -38,9 +40,22 @@ STANDING_NODE = query(
     " AND node_id = :node_id"
 )
 
-STANDING_EDGE = query(
-    f"SELECT valid_from FROM graph_edges WHERE {_STANDING} AND edge_id = :edge_id"  # noqa: S608
-)
+
+def _standing_of(table: str, id_column: str, columns: str) -> Query:
+    """The standing rows whose ids are in `:ids` (a JSON array), each led by its id."""
+    text = (
+        f"SELECT {id_column}, {columns} FROM {table} WHERE {_STANDING}"  # noqa: S608
+        f" AND {id_column} IN {{ids}}"
+    )
+    return query(
+        text.format(ids="(SELECT value FROM json_each(:ids))"),
+        postgres=text.format(ids="(SELECT jsonb_array_elements_text(:ids))"),
+        types={"ids": "jsonb"},
+    )
+
+
+STANDING_NODES = _standing_of("graph_nodes", "node_id", "valid_from, first_turn")
+STANDING_EDGES = _standing_of("graph_edges", "edge_id", "valid_from")
 
 INSERT_NODE = query(
     f"""
