@@ -2,10 +2,11 @@
 
     python -m bench.graph WORK_FOLDER [POSTGRES_DSN] [--quick]
 
-- turn with a graph change (5 nodes, 4 edges) through the repository, against
-  plain sqlite3 writing the same rows (the turn's utterances, the session's new
-  version and its history row, the nodes and edges) in one transaction, calls
-  interleaved so that noise falls on both;
+- a whole turn (two utterances, a 4 KiB state patch, a record, and a graph change
+  of 5 nodes and 4 edges) through the repository, against plain sqlite3 running
+  the repository's statements for it (`bench.plain`) and against plain sqlite3
+  writing its rows alone, each in one transaction, calls interleaved so that noise
+  falls on all;
 - `as_of_turn` read of a 2,000-node graph built over 20 turns;
 - nearest 10 nodes over 2,000 384-dimensional embeddings, at one version of the graph
   (as the engine's merge step asks for each new node of a turn), and the first query
@@ -16,18 +17,20 @@ from __future__ import annotations
 
 import json
 import random
-import sqlite3
 import sys
 import time
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import uvloop
 
+from bench import turns as whole_turn
+from bench.plain import PlainSqliteTarget
 from src.domain.models.graph import GraphChange
 from src.domain.models.session import Session, SessionState
 from src.domain.models.utterance import NewUtterance
+from src.persistence.database import init_database
 from src.persistence.repositories.postgres_session_repo import PostgresSessionRepository
 from src.persistence.repositories.protocol import SessionRepositoryProtocol
 from src.persistence.repositories.session_repo import SessionRepository
@@ -95,94 +98,45 @@ def turn_change(turn: int, nodes: int = 5, edges: int = 4) -> GraphChange:
     )
 
 
-class PlainTurn:
-    """The same rows as a turn with its graph change, with sqlite3 in one transaction."""
-
-    def __init__(self, path: Path) -> None:
-        self.connection = sqlite3.connect(path, isolation_level=None)
-        self.connection.execute("PRAGMA journal_mode = WAL")
-        self.connection.execute("PRAGMA synchronous = FULL")
-
-    def turn(self, session_id: str, turn: int) -> None:
-        now = datetime.now(UTC).isoformat()
-        c = self.connection
-        c.execute("BEGIN IMMEDIATE")
-        c.execute(
-            "UPDATE sessions SET version = version + 1, turn_count = ?, updated_at = ?"
-            " WHERE id = ?",
-            (turn, now, session_id),
-        )
-        c.execute(
-            "INSERT INTO session_versions SELECT id, version, 'turn', ?, status, turn_count,"
-            " coverage_score, last_strategy, labels, participant_id, usage_turns,"
-            " usage_input_tokens, usage_output_tokens, usage_cost_usd, usage_latency_ms,"
-            " updated_at, ended_at, NULL, NULL FROM sessions WHERE id = ?",
-            (turn, session_id),
-        )
-        for utterance in said(turn):
-            c.execute(
-                "INSERT INTO utterances VALUES (?, ?, ?, ?, NULL, ?)",
-                (session_id, turn, utterance.speaker.value, utterance.text, now),
-            )
-        change = turn_change(turn)
-        for node in change.nodes:
-            c.execute(
-                "INSERT INTO graph_nodes (session_id, node_id, valid_from, type, label, confidence,"
-                " properties, provenance, first_turn, last_turn) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (
-                    session_id,
-                    node.id,
-                    turn,
-                    node.type,
-                    node.label,
-                    node.confidence,
-                    json.dumps(node.properties),
-                    json.dumps([s.model_dump(mode="json") for s in node.provenance]),
-                    turn,
-                    turn,
-                ),
-            )
-        for edge in change.edges:
-            c.execute(
-                "INSERT INTO graph_edges (session_id, edge_id, valid_from, source, target, type,"
-                " confidence, properties, provenance) VALUES (?,?,?,?,?,?,?,?,?)",
-                (
-                    session_id,
-                    edge.id,
-                    turn,
-                    edge.source,
-                    edge.target,
-                    edge.type,
-                    edge.confidence,
-                    "{}",
-                    json.dumps([s.model_dump(mode="json") for s in edge.provenance]),
-                ),
-            )
-        c.execute("COMMIT")
-
-
-async def turn_vs_plain(path: Path, turns: int) -> dict[str, Any]:
-    ours_ns: list[int] = []
-    plain_ns: list[int] = []
-    async with SessionRepository(str(path)) as repository:
+async def turn_vs_plain(work: Path, turns: int) -> dict[str, Any]:
+    """A whole turn with a graph change through the repository, and the same turn by plain
+    sqlite3 twice: statement for statement (the graph's checks included), and its rows
+    alone (without them). Each on a store of its own, so that none finds its cache emptied
+    by another's writes; calls in turn, each first a third of the time."""
+    ours_path, plain_path = work / "graph-turns.db", work / "graph-turns-plain.db"
+    await init_database(plain_path)
+    timings: dict[str, list[int]] = {"repository": [], "plain_sqlite3": [], "plain_rows": []}
+    async with SessionRepository(str(ours_path)) as repository:
+        plain = PlainSqliteTarget(str(plain_path))
         ours = await repository.create(new_session(1))
-        theirs = await repository.create(new_session(2))
-        plain = PlainTurn(path)
+        statements, rows = new_session(2), new_session(3)
+        await plain.create(statements)
+        await plain.create(rows)
+        calls: dict[str, Callable[[int], Awaitable[Any]]] = {
+            "repository": lambda turn: repository.record_turn(
+                ours.id,
+                whole_turn.utterances(turn),
+                state_patch=whole_turn.state_patch(turn),
+                record=whole_turn.RECORD,
+                graph=turn_change(turn),
+            ),
+            "plain_sqlite3": lambda turn: plain.turn(statements.id, turn, graph=turn_change(turn)),
+            "plain_rows": lambda turn: plain.turn(
+                rows.id, turn, graph=turn_change(turn), graph_checks=False
+            ),
+        }
+        order = list(calls)
         for turn in range(1, turns + 1):
-            begin = time.perf_counter_ns()
-            await repository.record_turn(
-                ours.id, said(turn), state_patch={"turn_count": turn}, graph=turn_change(turn)
-            )
-            ours_ns.append(time.perf_counter_ns() - begin)
-            begin = time.perf_counter_ns()
-            plain.turn(theirs.id, turn)
-            plain_ns.append(time.perf_counter_ns() - begin)
-        plain.connection.close()
-    mine, baseline = percentiles(ours_ns), percentiles(plain_ns)
+            for name in order[turn % 3 :] + order[: turn % 3]:
+                begin = time.perf_counter_ns()
+                await calls[name](turn)
+                timings[name].append(time.perf_counter_ns() - begin)
+        await plain.close()
+    figures = {name: percentiles(values) for name, values in timings.items()}
     return {
-        "repository": mine,
-        "plain_sqlite3": baseline,
-        "ratio_p50": mine["p50_ms"] / baseline["p50_ms"],
+        **figures,
+        "ratio_p50": figures["repository"]["p50_ms"] / figures["plain_sqlite3"]["p50_ms"],
+        "ratio_rows_p50": figures["repository"]["p50_ms"] / figures["plain_rows"]["p50_ms"],
     }
 
 
@@ -257,7 +211,7 @@ async def reads(repository: SessionRepositoryProtocol, queries: int) -> dict[str
 async def main(work: Path, dsn: str | None, quick: bool) -> dict[str, Any]:
     turns, queries = (50, 30) if quick else (300, 200)
     facts: dict[str, Any] = {"turns": turns, "queries": queries}
-    facts["turn_with_graph"] = await turn_vs_plain(work / "graph-turns.db", turns)
+    facts["turn_with_graph"] = await turn_vs_plain(work, turns)
     async with SessionRepository(str(work / "graph-reads.db")) as repository:
         facts["sqlite"] = await reads(repository, queries)
     if dsn is not None:

@@ -20,11 +20,13 @@ import asyncpg
 from bench import turns
 from src.domain.merge_patch import apply_merge_patch
 from src.domain.models.event import EventType
+from src.domain.models.graph import EdgeUpsert, GraphChange, NodeUpsert, Span
 from src.domain.models.json import compact_json
 from src.domain.models.session import Session, SessionState, SessionStatus, utc_now
 from src.domain.models.utterance import metadata_json
 from src.persistence.database import connection_pragmas
 from src.persistence.postgres import create_pool
+from src.persistence.repositories import graph_statements as graph_sql
 from src.persistence.repositories import statements as sql
 from src.persistence.repositories.core import session_insert
 from src.persistence.repositories.events import deleted_event, session_event
@@ -91,10 +93,17 @@ def update_state(session_id: str, state: SessionState, *, history: bool = True) 
     return rows
 
 
-def turn(session_id: str, number: int, *, history: bool = True) -> Script:
+def turn(
+    session_id: str,
+    number: int,
+    *,
+    history: bool = True,
+    graph: GraphChange | None = None,
+    graph_checks: bool = True,
+) -> Script:
     """The rows the repository writes for a turn, statement for statement: read the
     session, the record, the state, its changed data keys, the version, the utterances,
-    the event."""
+    the graph change of new nodes and edges (see `graph_change`), the event."""
     patch = turns.state_patch(number)
     record = turns.RECORD
     usage = record.usage
@@ -160,9 +169,71 @@ def turn(session_id: str, number: int, *, history: bool = True) -> Script:
                 for key, value in dict(row).items()
             }
         )
+    if graph is not None:
+        yield from graph_change(session_id, number, graph, checks=graph_checks)
     yield session_event(
         EventType.TURN_RECORDED, session_id, {"turn_number": number, "utterances": appended}
     )
+
+
+def graph_change(session_id: str, number: int, change: GraphChange, *, checks: bool) -> Script:
+    """A change of new nodes and edges: with `checks`, the repository's statements for it
+    (its last turn, its spans' utterances, what stands of its ids), else its rows alone."""
+    if checks:
+        yield Statement(graph_sql.LAST_CHANGE, {"session_id": session_id})
+        items: list[NodeUpsert | EdgeUpsert] = [*change.nodes, *change.edges]
+        spans = sorted({(s.turn_number, s.speaker.value) for i in items for s in i.provenance})
+        for turn_number, speaker in spans:
+            yield Statement(
+                graph_sql.UTTERANCE_LENGTH,
+                {"session_id": session_id, "turn_number": turn_number, "speaker": speaker},
+            )
+        ends = {end for edge in change.edges for end in (edge.source, edge.target)}
+        node_ids = sorted(ends | {node.id for node in change.nodes})
+        yield Statement(
+            graph_sql.STANDING_NODES, {"session_id": session_id, "ids": compact_json(node_ids)}
+        )
+    for node in change.nodes:
+        yield Statement(
+            graph_sql.INSERT_NODE,
+            {
+                "session_id": session_id,
+                "node_id": node.id,
+                "turn": number,
+                "type": node.type,
+                "label": node.label,
+                "confidence": node.confidence,
+                "properties": compact_json(node.properties),
+                "provenance": _spans(node.provenance),
+                "embedding": None,
+                "superseded_by": node.superseded_by,
+                "first_turn": number,
+            },
+        )
+    if checks:
+        edge_ids = sorted({edge.id for edge in change.edges})
+        yield Statement(
+            graph_sql.STANDING_EDGES, {"session_id": session_id, "ids": compact_json(edge_ids)}
+        )
+    for edge in change.edges:
+        yield Statement(
+            graph_sql.INSERT_EDGE,
+            {
+                "session_id": session_id,
+                "edge_id": edge.id,
+                "turn": number,
+                "source": edge.source,
+                "target": edge.target,
+                "type": edge.type,
+                "confidence": edge.confidence,
+                "properties": compact_json(edge.properties),
+                "provenance": _spans(edge.provenance),
+            },
+        )
+
+
+def _spans(spans: Sequence[Span]) -> str:
+    return compact_json([span.model_dump(mode="json") for span in spans])
 
 
 def list_page(after: Session | None) -> Script:
@@ -214,8 +285,17 @@ class _PlainTarget:
     ) -> Any:
         return await self._run(update_state(session_id, state, history=history), write=True)
 
-    async def turn(self, session_id: str, number: int, *, history: bool = True) -> Any:
-        return await self._run(turn(session_id, number, history=history), write=True)
+    async def turn(
+        self,
+        session_id: str,
+        number: int,
+        *,
+        history: bool = True,
+        graph: GraphChange | None = None,
+        graph_checks: bool = True,
+    ) -> Any:
+        script = turn(session_id, number, history=history, graph=graph, graph_checks=graph_checks)
+        return await self._run(script, write=True)
 
     async def list_page(self, after: Session | None) -> Any:
         return await self._run(list_page(after), write=False)
