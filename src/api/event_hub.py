@@ -9,9 +9,11 @@ reader, nor any writer; one whose queue is full is dropped, and told to
 resume from the last id it received.
 
 While writes keep coming, the reader hands out at most once per
-`hand_out_seconds`: each pass wakes every subscriber and costs a send on each
-stream, so with hundreds of streams, fewer and larger passes leave the server's
-time to the writers. The first event after a quiet spell goes out at once.
+`hand_out_seconds` (by default the watch's pace: longer on PostgreSQL, whose
+servers share the database): each pass wakes every subscriber and costs a send
+on each stream, so with hundreds of streams, fewer and larger passes leave the
+server's time to the writers. The first event after a quiet spell goes out at
+once.
 """
 
 from __future__ import annotations
@@ -231,7 +233,7 @@ class EventHub:
         poll_seconds: float = 1.0,
         queue_limit: int = 2000,
         queue_limit_bytes: int = 8 * 1024 * 1024,
-        hand_out_seconds: float = 0.025,
+        hand_out_seconds: float | None = None,
     ) -> None:
         self._repository = repository
         self._poll_seconds = poll_seconds
@@ -332,7 +334,8 @@ class EventHub:
                 _log.warning("event_log_unreadable", error=exc.detail)
             except Exception as exc:
                 _log.error("event_log_unreadable", error=str(exc) or repr(exc), exc_info=exc)
-            await asyncio.sleep(self._hand_out_seconds)
+            pace = self._hand_out_seconds
+            await asyncio.sleep(self._watch.pace_seconds if pace is None else pace)
 
     async def _hand_out(self) -> None:
         while True:

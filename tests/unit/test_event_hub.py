@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 
+import pytest
+
 from src.api.event_hub import (
     Chunk,
     EventHub,
@@ -20,6 +22,7 @@ from src.api.event_hub import (
 from src.domain.models.event import Event
 from src.domain.models.session import utc_now
 from src.domain.models.utterance import NewUtterance, Speaker
+from src.persistence.repositories.protocol import SessionRepositoryProtocol
 from src.persistence.repositories.session_repo import SessionRepository
 from tests.builders import new_session
 
@@ -104,6 +107,35 @@ async def test_a_busy_log_is_handed_out_in_few_large_batches(
 
         # 60 writes over at least 0.6 s: at most one pass per 0.1 s, and the first at once.
         assert len(batches) <= 9, batches
+
+
+@pytest.mark.parametrize("backend", ["postgres_backend"], indirect=True)
+async def test_on_postgresql_a_busy_log_is_handed_out_at_the_watchs_slower_pace(
+    repo: SessionRepositoryProtocol,
+) -> None:
+    # Its servers share the database: each pass they make reads the log and sends to every
+    # stream, so while writes keep coming they hand out at most once per 0.15 s.
+    async with stopped_after(EventHub(repo, poll_seconds=0.05)) as hub:
+        session = await repo.create(new_session())
+        stream = await hub.stream(None, session_id=session.id)
+        batches: list[int] = []
+
+        async def read() -> None:
+            while sum(batches) < 60:
+                batch = await anext(stream)
+                assert isinstance(batch, Chunk)
+                batches.append(len(batch.messages))
+
+        reader = asyncio.create_task(read())
+        began = asyncio.get_running_loop().time()
+        for turn in range(1, 61):
+            said = NewUtterance(turn_number=turn, speaker=Speaker.RESPONDENT, text="yes")
+            await repo.append_utterance(session.id, said)
+            await asyncio.sleep(0.01)
+        await asyncio.wait_for(reader, 5)
+        took = asyncio.get_running_loop().time() - began
+
+        assert len(batches) <= took / 0.15 + 2, (batches, took)
 
 
 async def test_a_stream_catching_up_is_told_to_resume_when_retention_trims_past_it(

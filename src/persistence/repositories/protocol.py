@@ -41,6 +41,9 @@ class EventBounds(NamedTuple):
 class EventWatch(Protocol):
     """A hint that events may have been written, by this process or another."""
 
+    pace_seconds: float
+    """The least time between two readings of the log while events keep coming."""
+
     async def wait(self, seconds: float) -> None:
         """Return once events may have been written, or after `seconds`."""
 
