@@ -233,6 +233,7 @@ def main() -> None:
     plan = [
         ("sqlite", "sqlite", "small"),
         ("plain-sqlite3", "sqlite", "small"),
+        ("paired", "sqlite", "small"),
         ("per-operation", "sqlite", "small"),
         ("sqlite-normal", "sqlite", "small"),
         ("sqlite", "sqlite", "large"),
@@ -248,7 +249,11 @@ def main() -> None:
                 continue
             store, ids_file = stores[(engine, size_name)]
             result = run_repository(kind, store, ids_file, quick)
-            runs.setdefault(f"{kind}@{size_name}", []).append(result)
+            if kind == "paired":
+                for target, figures in result.items():
+                    runs.setdefault(f"paired {target}@{size_name}", []).append(figures)
+            else:
+                runs.setdefault(f"{kind}@{size_name}", []).append(result)
     facts["repository"] = {name: median_runs(results) for name, results in runs.items()}
     print(f"bench: repository done at {time.perf_counter() - started:.0f} s", file=sys.stderr)
 

@@ -5,8 +5,9 @@
 The orchestrator (python -m bench) runs it once per repetition, interleaving
 targets, so that the machine's noise falls on all of them alike.
 
-TARGET is sqlite, sqlite-normal, postgres, plain-sqlite3, plain-asyncpg or
-per-operation; STORE a file path
+TARGET is sqlite, sqlite-normal, postgres, plain-sqlite3, plain-asyncpg,
+per-operation, or paired (sqlite and plain-sqlite3 call by call in turn, the
+plain calls on a copy of the store); STORE a file path
 or a PostgreSQL DSN; IDS_FILE a JSON list of ids present in the store.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import sqlite3
 import statistics
 import sys
 import time
@@ -99,14 +101,18 @@ def summary(latencies_ns: list[int], elapsed_s: float) -> dict[str, float]:
     }
 
 
-async def timed(calls: list[Callable[[], Awaitable[Any]]]) -> dict[str, float]:
-    latencies = []
-    started = time.perf_counter()
-    for call in calls:
-        begin = time.perf_counter_ns()
-        await call()
-        latencies.append(time.perf_counter_ns() - begin)
-    return summary(latencies, time.perf_counter() - started)
+async def timed(calls: dict[str, list[Callable[[], Awaitable[Any]]]]) -> dict[str, Any]:
+    """Each target's calls, one at a time; with several targets, call by call in turn (each
+    first as often as the others), so that the machine's drift falls on all alike."""
+    names = list(calls)
+    latencies: dict[str, list[int]] = {name: [] for name in names}
+    for index in range(len(calls[names[0]])):
+        shift = index % len(names)
+        for name in names[shift:] + names[:shift]:
+            begin = time.perf_counter_ns()
+            await calls[name][index]()
+            latencies[name].append(time.perf_counter_ns() - begin)
+    return {name: summary(values, sum(values) / 1e9) for name, values in latencies.items()}
 
 
 def cursors_for(ids: list[str], rng: random.Random, count: int) -> list[Session | None]:
@@ -120,48 +126,75 @@ def cursors_for(ids: list[str], rng: random.Random, count: int) -> list[Session 
     return cursors
 
 
-async def sequential(target: Target, ids: list[str], counts: dict[str, int]) -> dict[str, Any]:
+async def sequential(
+    targets: dict[str, Target], ids: list[str], counts: dict[str, int]
+) -> dict[str, dict[str, Any]]:
+    """Each operation on every target (each on a store of its own, holding the same
+    sessions), the same calls in the same order."""
     rng = random.Random(7)
-    results: dict[str, Any] = {}
+    results: dict[str, dict[str, Any]] = {name: {} for name in targets}
+
+    def each(name: str, figures: dict[str, Any]) -> None:
+        for target, summary_ in figures.items():
+            results[target][name] = summary_
+
+    def calls(make: Callable[[Target], list[Callable[[], Awaitable[Any]]]]) -> dict[str, Any]:
+        return {name: make(target) for name, target in targets.items()}
+
     if "create" in counts:
         fresh = [new_session() for _ in range(counts["create"])]
-        results["create"] = await timed([partial(target.create, s) for s in fresh])
+        each("create", await timed(calls(lambda t: [partial(t.create, s) for s in fresh])))
     if "get" in counts:
         picks = [rng.choice(ids) for _ in range(counts["get"])]
-        results["get"] = await timed([partial(target.get, i) for i in picks])
+        each("get", await timed(calls(lambda t: [partial(t.get, i) for i in picks])))
     if "update_state" in counts:
         picks = [rng.choice(ids) for _ in range(counts["update_state"])]
-        results["update_state"] = await timed(
-            [partial(target.update_state, i, STATE) for i in picks]
+        each(
+            "update_state",
+            await timed(calls(lambda t: [partial(t.update_state, i, STATE) for i in picks])),
         )
     if "list_page" in counts:
         cursors = cursors_for(ids, rng, counts["list_page"])
-        results["list_page"] = await timed([partial(target.list_page, c) for c in cursors])
+        each("list_page", await timed(calls(lambda t: [partial(t.list_page, c) for c in cursors])))
     if "transition" in counts:
         # Pause then resume the same sessions, so each move is allowed.
         picks = rng.sample(ids, counts["transition"] // 2)
         moves = [(i, SessionStatus.PAUSED) for i in picks] + [
             (i, SessionStatus.ACTIVE) for i in picks
         ]
-        results["transition"] = await timed([partial(target.transition, i, s) for i, s in moves])
+        each(
+            "transition",
+            await timed(calls(lambda t: [partial(t.transition, i, s) for i, s in moves])),
+        )
     if "turn" in counts:
         interviews = [new_session() for _ in range(counts["turn"] // TURNS_PER_INTERVIEW + 1)]
-        for session in interviews:
-            await target.create(session)
-        plan: list[Callable[[], Awaitable[Any]]] = [
-            partial(
-                target.turn, interviews[n // TURNS_PER_INTERVIEW].id, n % TURNS_PER_INTERVIEW + 1
-            )
-            for n in range(counts["turn"])
-        ]
-        results["turn"] = await timed(plan)
-        if isinstance(target, PlainSqliteTarget):
-            results |= await with_and_without_history(target, ids, counts, rng)
+        for target in targets.values():
+            for session in interviews:
+                await target.create(session)
+        each(
+            "turn",
+            await timed(
+                calls(
+                    lambda t: [
+                        partial(
+                            t.turn,
+                            interviews[n // TURNS_PER_INTERVIEW].id,
+                            n % TURNS_PER_INTERVIEW + 1,
+                        )
+                        for n in range(counts["turn"])
+                    ]
+                )
+            ),
+        )
+        for name, target in targets.items():
+            if isinstance(target, PlainSqliteTarget):
+                results[name] |= await with_and_without_history(target, ids, counts, rng)
     if "delete" in counts:
         doomed = [new_session() for _ in range(counts["delete"])]
-        for session in doomed:
-            await target.create(session)
-        results["delete"] = await timed([partial(target.delete, s.id) for s in doomed])
+        for target in targets.values():
+            for session in doomed:
+                await target.create(session)
+        each("delete", await timed(calls(lambda t: [partial(t.delete, s.id) for s in doomed])))
     return results
 
 
@@ -274,11 +307,13 @@ async def measure(
     if quick:
         counts = {name: max(count // 10, 5) for name, count in counts.items()}
     per_task = 10 if quick else 100
+    if kind == "paired":
+        return await measure_paired(store, ids, counts)
     target = open_target(kind, store)
     try:
         runs = []
         for _ in range(repetitions):
-            run = await sequential(target, ids, counts)
+            run = (await sequential({kind: target}, ids, counts))[kind]
             # plain sqlite3 cannot overlap calls: its mix runs one call at a time.
             tasks = 1 if kind == "plain-sqlite3" else CONCURRENT_TASKS
             run["concurrent_mix" if tasks > 1 else "sequential_mix"] = await mixed(
@@ -298,6 +333,26 @@ async def measure(
     result["peak_rss_mib"] = peak_rss_mib()
     result["repetitions"] = repetitions
     return result
+
+
+async def measure_paired(store: str, ids: list[str], counts: dict[str, int]) -> dict[str, Any]:
+    """Each operation through the repository and by plain sqlite3, call by call in turn,
+    the plain calls on a copy of the store (so that neither writer empties the other's
+    cache), in one process: a ratio free of the drift between separate runs."""
+    copy = Path(store).with_name(f"{Path(store).stem}-paired-plain.db")
+    for leftover in (copy, Path(f"{copy}-wal"), Path(f"{copy}-shm")):
+        leftover.unlink(missing_ok=True)
+    with sqlite3.connect(store) as source, sqlite3.connect(copy) as destination:
+        source.backup(destination)
+    targets: dict[str, Target] = {
+        "sqlite": open_target("sqlite", store),
+        "plain-sqlite3": open_target("plain-sqlite3", str(copy)),
+    }
+    try:
+        return await sequential(targets, ids, counts)
+    finally:
+        for target in targets.values():
+            await target.close()
 
 
 def main() -> None:
