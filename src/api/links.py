@@ -1,10 +1,20 @@
-"""The `Link` header that leads a client from one page of a listing to the next."""
+"""Links in answers: a new session's `Location`, and the `Link` from one page of a listing
+to the next."""
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from fastapi import Request
 
-__all__ = ["next_page_headers"]
+__all__ = ["next_page_headers", "session_location"]
+
+
+def session_location(session_id: str) -> str:
+    """The path of the session, its id percent-encoded so that any id leads back to it:
+    `?`, `%`, spaces and any character, and dots too, which URL normalisation removes
+    (the server decodes `%2E` as ".")."""
+    return "/sessions/" + quote(session_id, safe="").replace(".", "%2E")
 
 
 def next_page_headers(

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from src.domain.models.graph import GraphChange
 from src.domain.models.json import ConfigObject, StateDataPatch
@@ -72,13 +80,19 @@ class SessionPatch(BaseModel):
     participant_id: ParticipantId | None = None
 
 
+def _one_path_segment(session_id: str) -> str:
+    if "/" in session_id:
+        raise ValueError("must not hold '/': a session's id is one segment of its URL")
+    return session_id
+
+
 class ForkCreate(BaseModel):
     """Where to fork a session, and what to call the new one."""
 
     model_config = ConfigDict(extra="forbid")
 
     at_turn: TurnNumber
-    id: SessionId | None = None
+    id: Annotated[SessionId, AfterValidator(_one_path_segment)] | None = None
     labels: Labels | None = None
 
 

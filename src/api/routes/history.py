@@ -10,7 +10,7 @@ from pydantic import TypeAdapter
 
 from src.api.deps import RepositoryDep, SessionIdPath
 from src.api.errors import problem_responses
-from src.api.links import next_page_headers
+from src.api.links import next_page_headers, session_location
 from src.api.preconditions import etag
 from src.api.schemas import ForkCreate
 from src.domain.models.session import MAX_COUNT, Session
@@ -61,14 +61,13 @@ async def get_version(
     responses=problem_responses(404, 409, 413, 422, 507),
 )
 async def fork_session(
-    session_id: SessionIdPath, body: ForkCreate, repository: RepositoryDep, request: Request
+    session_id: SessionIdPath, body: ForkCreate, repository: RepositoryDep
 ) -> Response:
     """A new active session from this one's turns up to `at_turn`, to go on differently."""
     session = await repository.fork(session_id, body.at_turn, new_id=body.id, labels=body.labels)
-    location = request.app.url_path_for("get_session", session_id=session.id)
     return Response(
         session.model_dump_json(),
         status_code=HTTPStatus.CREATED,
         media_type="application/json",
-        headers={"ETag": etag(session.version), "Location": str(location)},
+        headers={"ETag": etag(session.version), "Location": session_location(session.id)},
     )

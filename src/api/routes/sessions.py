@@ -13,7 +13,7 @@ from pydantic import AwareDatetime, BeforeValidator, StringConstraints, TypeAdap
 
 from src.api.deps import IfMatchHeader, RepositoryDep, SessionIdPath
 from src.api.errors import problem_responses
-from src.api.links import next_page_headers
+from src.api.links import next_page_headers, session_location
 from src.api.preconditions import etag, expected_version
 from src.api.schemas import SessionCreate, SessionPatch, SessionStateUpdate, StatePatch
 from src.core.errors import SessionNotFoundError
@@ -92,9 +92,7 @@ async def _transition(
     responses=problem_responses(409, 413, 422, 507),
 )
 @router.post("/", status_code=HTTPStatus.CREATED, include_in_schema=False)
-async def create_session(
-    body: SessionCreate, repository: RepositoryDep, request: Request
-) -> Response:
+async def create_session(body: SessionCreate, repository: RepositoryDep) -> Response:
     """Start a new interview session."""
     session = await repository.create(
         Session(
@@ -114,8 +112,9 @@ async def create_session(
             config=body.config,
         )
     )
-    location = request.app.url_path_for("get_session", session_id=session.id)
-    return _session_response(session, HTTPStatus.CREATED, {"Location": str(location)})
+    return _session_response(
+        session, HTTPStatus.CREATED, {"Location": session_location(session.id)}
+    )
 
 
 @router.get("", response_model=list[Session], responses=problem_responses(422))
