@@ -129,3 +129,53 @@ async def test_a_path_ending_in_a_line_break_matches_no_route(
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
     assert (await client.get(f"/sessions/{session['id']}")).json()["status"] == "active"
+
+
+@pytest.mark.parametrize("fork_id", ["q?x1", "sp ace", "%2F", "100%", "\U0001f600 1", "a.b", ".."])
+async def test_a_fork_under_any_id_is_found_at_its_location(
+    client: httpx.AsyncClient, fork_id: str
+) -> None:
+    source = (await client.post("/sessions", json=NEW_SESSION_BODY)).json()
+
+    forked = await client.post(f"/sessions/{source['id']}/fork", json={"at_turn": 0, "id": fork_id})
+
+    assert forked.status_code == 201, forked.text
+    found = await client.get(forked.headers["location"])
+    assert found.status_code == 200, found.text
+    assert found.json()["id"] == fork_id
+
+
+@pytest.mark.parametrize("fork_id", ["r/x1", "/", "a/"])
+async def test_a_fork_id_no_url_can_hold_is_a_422_and_nothing_is_stored(
+    client: httpx.AsyncClient, fork_id: str
+) -> None:
+    source = (await client.post("/sessions", json=NEW_SESSION_BODY)).json()
+
+    response = await client.post(
+        f"/sessions/{source['id']}/fork", json={"at_turn": 0, "id": fork_id}
+    )
+
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    listing = (await client.get("/sessions?limit=500")).json()
+    assert [session["id"] for session in listing] == [source["id"]]
+
+
+@pytest.mark.parametrize("path", ["/sessions/a%00b/graph", "/sessions/a%00b/graph?as_of_turn=0"])
+async def test_a_nul_in_a_session_id_finds_no_session(client: httpx.AsyncClient, path: str) -> None:
+    response = await client.get(path)
+
+    assert response.status_code == 404, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+# Study, participant and methodology filters refuse control characters (a 422).
+@pytest.mark.parametrize("query", ["concept_id=a%00", "label=a:b%00"])
+async def test_a_nul_in_a_filter_matches_nothing(client: httpx.AsyncClient, query: str) -> None:
+    await client.post("/sessions", json=NEW_SESSION_BODY)
+
+    response = await client.get(f"/sessions?{query}&include_total=true")
+
+    assert response.status_code == 200, response.text
+    assert response.json() == []
+    assert response.headers["x-total-count"] == "0"

@@ -30,18 +30,25 @@ _DISK_FULL = "53100"
 _LOCK_NOT_AVAILABLE = "55P03"  # lock_timeout ran out
 
 
-def _arguments(statement: Statement) -> list[Any] | None:
+def _arguments(statement: Statement, *, reading: bool) -> list[Any] | None:
     """The statement's values in $n order; None when it can match no stored row.
 
     PostgreSQL text cannot hold NUL, so no stored value has one (the models
-    refuse it on the way in): a statement asking for one is answered, as
-    SQLite would answer it, with no row, instead of failing to bind.
+    refuse it on the way in). A read binds such a value as NULL, which equals
+    no stored value either, so that it answers as SQLite does (no row matches,
+    a count is 0); a write asking for one is answered with no row.
     """
     query, parameters = statement
     values = [parameters[name] for name in query.names]
-    if any(isinstance(value, str) and "\x00" in value for value in values):
-        return None
-    return values
+    if not any(_holds_nul(value) for value in values):
+        return values
+    if reading:
+        return [None if _holds_nul(value) else value for value in values]
+    return None
+
+
+def _holds_nul(value: Any) -> bool:
+    return isinstance(value, str) and "\x00" in value
 
 
 class _ConnectionLost(Exception):
@@ -67,11 +74,11 @@ def _closed(connection: Connection) -> bool:
         return True
 
 
-async def _drive(connection: Connection, unit: Unit[T]) -> T:
+async def _drive(connection: Connection, unit: Unit[T], *, reading: bool) -> T:
     try:
         statement = next(unit)
         while True:
-            values = _arguments(statement)
+            values = _arguments(statement, reading=reading)
             rows: Sequence[Any] = []
             if values is not None:
                 rows = await connection.fetch(statement.query.postgres, *values)
@@ -81,11 +88,14 @@ async def _drive(connection: Connection, unit: Unit[T]) -> T:
         return result
 
 
-async def _run(pool: asyncpg.Pool, unit: Unit[T], *, atomic: bool, snapshot: bool = False) -> T:
+async def _run(
+    pool: asyncpg.Pool, unit: Unit[T], *, atomic: bool, snapshot: bool = False, reading: bool
+) -> T:
     """Run the unit on a connection of the pool; raise _ConnectionLost if the connection broke.
 
     atomic: in a transaction. snapshot: in a read-only one that sees one snapshot for all
-    of the unit's statements (REPEATABLE READ), not one per statement.
+    of the unit's statements (REPEATABLE READ), not one per statement. reading: the unit
+    only reads (see `_arguments`).
     """
     done: list[T] = []
     connection: Connection | None = None
@@ -93,12 +103,12 @@ async def _run(pool: asyncpg.Pool, unit: Unit[T], *, atomic: bool, snapshot: boo
         async with pool.acquire() as connection:
             if atomic:
                 async with connection.transaction():
-                    done.append(await _drive(connection, unit))
+                    done.append(await _drive(connection, unit, reading=reading))
             elif snapshot:
                 async with connection.transaction(isolation="repeatable_read", readonly=True):
-                    done.append(await _drive(connection, unit))
+                    done.append(await _drive(connection, unit, reading=reading))
             else:
-                done.append(await _drive(connection, unit))
+                done.append(await _drive(connection, unit, reading=reading))
     except (*_LOST, asyncpg.InterfaceError) as exc:
         if done:
             return done[0]  # committed; only handing the connection back failed
@@ -140,18 +150,18 @@ class _PostgresBackend:
         with self._domain_errors():
             pool = self._connected()
             try:
-                return await _run(pool, unit(), atomic=False, snapshot=scan)
+                return await _run(pool, unit(), atomic=False, snapshot=scan, reading=True)
             except _ConnectionLost:
                 # A read changes nothing, so it is tried once more, on a new
                 # connection: the others in the pool may have been ended too.
                 await pool.expire_connections()
-                return await _run(pool, unit(), atomic=False, snapshot=scan)
+                return await _run(pool, unit(), atomic=False, snapshot=scan, reading=True)
 
     async def write(
         self, unit: Callable[[], Unit[T]], *, atomic: bool = False, bulk: bool = False
     ) -> T:
         with self._domain_errors():
-            return await _run(self._connected(), unit(), atomic=atomic)
+            return await _run(self._connected(), unit(), atomic=atomic, reading=False)
 
     async def storage_problem(self) -> str | None:
         return None
