@@ -278,6 +278,24 @@ class TestRefusals:
         assert refused.value.last_turn == 4
         assert [n.id for n in (await repo.get_graph(session_id)).nodes] == ["b"]
 
+    async def test_a_node_another_is_superseded_by_is_not_removed_alone(
+        self, repo: SessionRepositoryProtocol
+    ) -> None:
+        session_id = await started(repo)
+        merged = [node("a", 1), node("b", 1, superseded_by="a"), node("c", 1)]
+        await turn(repo, session_id, 1, change(nodes=merged))
+        with pytest.raises(InvalidGraphError) as refused:
+            await repo.change_graph(session_id, change(remove_nodes=["c", "a"]))
+        assert [error["field"] for error in refused.value.errors] == ["remove_nodes.1"]
+        assert "'b'" in refused.value.errors[0]["reason"]
+        assert [n.id for n in (await repo.get_graph(session_id)).nodes] == ["a", "b", "c"]
+
+        # Gone together, or with b no longer superseded, it goes.
+        await repo.change_graph(session_id, change(remove_nodes=["a"], nodes=[node("b", 1)]))
+        await repo.change_graph(session_id, change(remove_nodes=["c"]))
+        (left,) = (await repo.get_graph(session_id)).nodes
+        assert (left.id, left.superseded_by) == ("b", None)
+
     async def test_an_edge_to_a_node_the_same_change_removes_is_refused(
         self, repo: SessionRepositoryProtocol
     ) -> None:

@@ -243,6 +243,25 @@ def _check_supersession(session_id: str, change: GraphChange) -> Unit[list[dict[
     return errors
 
 
+def _check_successors_stand(session_id: str, change: GraphChange) -> Unit[list[dict[str, str]]]:
+    """Why a removed node may not go: a standing node is superseded by it."""
+    rows = yield Statement(
+        sql.SUPERSEDED_BY_GONE,
+        {"session_id": session_id, "ids": compact_json(sorted(set(change.remove_nodes)))},
+    )
+    errors = []
+    for node_id, successor in sorted((str(row[0]), str(row[1])) for row in rows):
+        index = change.remove_nodes.index(successor)
+        errors.append(
+            {
+                "field": f"remove_nodes.{index}",
+                "reason": f"the node {node_id!r} is superseded by {successor!r}: remove it"
+                " too or change its superseded_by in the same change",
+            }
+        )
+    return errors
+
+
 def _check_embedding_lengths(session_id: str, change: GraphChange) -> Unit[list[dict[str, str]]]:
     sizes = [
         int(row[0]) for row in (yield Statement(sql.EMBEDDING_LENGTHS, {"session_id": session_id}))
@@ -287,6 +306,8 @@ def apply_graph_change(session_id: str, turn: int, change: GraphChange) -> Unit[
     for edge in change.edges:
         yield from _upsert_edge(session_id, turn, edge, edges)
     errors += yield from _check_supersession(session_id, change)
+    if change.remove_nodes:
+        errors += yield from _check_successors_stand(session_id, change)
     if any(node.embedding is not None for node in change.nodes):
         errors += yield from _check_embedding_lengths(session_id, change)
     if errors:

@@ -55,6 +55,23 @@ def _standing_of(table: str, id_column: str, columns: str) -> Query:
 
 
 STANDING_NODES = _standing_of("graph_nodes", "node_id", "valid_from, first_turn")
+
+# Standing nodes superseded by a node of `:ids` (a JSON array) that no longer stands.
+_SUPERSEDED_BY_GONE = """
+SELECT node.node_id, node.superseded_by FROM graph_nodes AS node
+WHERE node.session_id = :session_id AND node.valid_to IS NULL
+  AND node.superseded_by IN {ids}
+  AND NOT EXISTS (
+    SELECT 1 FROM graph_nodes AS successor
+    WHERE successor.session_id = node.session_id AND successor.valid_to IS NULL
+      AND successor.node_id = node.superseded_by
+  )
+"""
+SUPERSEDED_BY_GONE = query(
+    _SUPERSEDED_BY_GONE.format(ids="(SELECT value FROM json_each(:ids))"),
+    postgres=_SUPERSEDED_BY_GONE.format(ids="(SELECT jsonb_array_elements_text(:ids))"),
+    types={"ids": "jsonb"},
+)
 STANDING_EDGES = _standing_of("graph_edges", "edge_id", "valid_from")
 
 INSERT_NODE = query(
