@@ -186,12 +186,25 @@ def _postgres_targets(repo: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
     return rows
 
 
+def _versus_rows(ours: dict[str, Any], base: dict[str, Any], header: str) -> list[str]:
+    """A table of each operation's p50 / p99 here and in the baseline, and their ratio."""
+    lines = [header, "|---|---|---|---|"]
+    for operation in OPERATIONS:
+        if operation in ours and operation in base:
+            ratio = ours[operation]["p50_us"] / base[operation]["p50_us"]
+            lines.append(
+                f"| {operation} | {_pair(ours[operation])} | {_pair(base[operation])}"
+                f" | {ratio:.2f}x |"
+            )
+    return lines
+
+
 def _paired_table(facts: dict[str, Any]) -> list[str]:
     repo = facts["repository"]
     ours, plain = repo.get("paired sqlite@small"), repo.get("paired plain-sqlite3@small")
     if not ours or not plain:
         return []
-    lines = [
+    return [
         "### Call by call against plain sqlite3, 1,000 sessions",
         "",
         "The runs above measure each target in a process of its own, one after another, so"
@@ -200,17 +213,13 @@ def _paired_table(facts: dict[str, Any]) -> list[str]:
         " copy of the store so that neither writer empties the other's cache; the targets"
         " take their per-operation ratios from this run.",
         "",
-        "| operation | SessionRepository p50 / p99 µs | plain sqlite3 p50 / p99 µs | ratio (p50) |",
-        "|---|---|---|---|",
+        *_versus_rows(
+            ours,
+            plain,
+            "| operation | SessionRepository p50 / p99 µs | plain sqlite3 p50 / p99 µs"
+            " | ratio (p50) |",
+        ),
     ]
-    for operation in OPERATIONS:
-        if operation in ours and operation in plain:
-            ratio = ours[operation]["p50_us"] / plain[operation]["p50_us"]
-            lines.append(
-                f"| {operation} | {_pair(ours[operation])} | {_pair(plain[operation])}"
-                f" | {ratio:.2f}x |"
-            )
-    return lines
 
 
 def _postgres_table(facts: dict[str, Any]) -> list[str]:
@@ -225,17 +234,13 @@ def _postgres_table(facts: dict[str, Any]) -> list[str]:
         " and with the same values, on a pool made as the repository makes its own (10"
         " connections), a write in one transaction, with no model built from the rows.",
         "",
-        "| operation | PostgreSQL repository p50 / p99 µs | plain asyncpg p50 / p99 µs"
-        " | ratio (p50) |",
-        "|---|---|---|---|",
+        *_versus_rows(
+            ours,
+            plain,
+            "| operation | PostgreSQL repository p50 / p99 µs | plain asyncpg p50 / p99 µs"
+            " | ratio (p50) |",
+        ),
     ]
-    for operation in OPERATIONS:
-        if operation in ours and operation in plain:
-            ratio = ours[operation]["p50_us"] / plain[operation]["p50_us"]
-            lines.append(
-                f"| {operation} | {_pair(ours[operation])} | {_pair(plain[operation])}"
-                f" | {ratio:.2f}x |"
-            )
     lines += ["", "| 64 tasks at once | ops/s | p50 µs | p99 µs |", "|---|---|---|---|"]
     for label, source in (("PostgreSQL repository", ours), ("plain asyncpg", plain)):
         for key, what in (("concurrent_mix", f"mix ({MIX_LABEL})"), ("concurrent_turns", "turns")):

@@ -84,29 +84,39 @@ async def test_a_dropped_stream_ends_with_the_id_to_resume_after() -> None:
     assert last == f'event: {RESUME_EVENT}\r\ndata: {{"resume_after": 7}}\r\n\r\n'.encode()
 
 
+async def batches_of_a_busy_log(
+    hub: EventHub, repo: SessionRepositoryProtocol
+) -> tuple[list[int], float]:
+    """The sizes of the batches a stream gets while 60 utterances are written 10 ms apart,
+    and how long that took (s)."""
+    session = await repo.create(new_session())
+    stream = await hub.stream(None, session_id=session.id)
+    batches: list[int] = []
+
+    async def read() -> None:
+        while sum(batches) < 60:
+            batch = await anext(stream)
+            assert isinstance(batch, Chunk)
+            batches.append(len(batch.messages))
+
+    reader = asyncio.create_task(read())
+    began = asyncio.get_running_loop().time()
+    for turn in range(1, 61):
+        said = NewUtterance(turn_number=turn, speaker=Speaker.RESPONDENT, text="yes")
+        await repo.append_utterance(session.id, said)
+        await asyncio.sleep(0.01)
+    await asyncio.wait_for(reader, 5)
+    return batches, asyncio.get_running_loop().time() - began
+
+
 async def test_a_busy_log_is_handed_out_in_few_large_batches(
     sqlite_repo: SessionRepository,
 ) -> None:
     async with stopped_after(EventHub(sqlite_repo, poll_seconds=0.05, hand_out_seconds=0.1)) as hub:
-        session = await sqlite_repo.create(new_session())
-        stream = await hub.stream(None, session_id=session.id)
-        batches: list[int] = []
+        batches, _ = await batches_of_a_busy_log(hub, sqlite_repo)
 
-        async def read() -> None:
-            while sum(batches) < 60:
-                batch = await anext(stream)
-                assert isinstance(batch, Chunk)
-                batches.append(len(batch.messages))
-
-        reader = asyncio.create_task(read())
-        for turn in range(1, 61):
-            said = NewUtterance(turn_number=turn, speaker=Speaker.RESPONDENT, text="yes")
-            await sqlite_repo.append_utterance(session.id, said)
-            await asyncio.sleep(0.01)
-        await asyncio.wait_for(reader, 5)
-
-        # 60 writes over at least 0.6 s: at most one pass per 0.1 s, and the first at once.
-        assert len(batches) <= 9, batches
+    # 60 writes over at least 0.6 s: at most one pass per 0.1 s, and the first at once.
+    assert len(batches) <= 9, batches
 
 
 @pytest.mark.parametrize("backend", ["postgres_backend"], indirect=True)
@@ -116,26 +126,9 @@ async def test_on_postgresql_a_busy_log_is_handed_out_at_the_watchs_slower_pace(
     # Its servers share the database: each pass they make reads the log and sends to every
     # stream, so while writes keep coming they hand out at most once per 0.15 s.
     async with stopped_after(EventHub(repo, poll_seconds=0.05)) as hub:
-        session = await repo.create(new_session())
-        stream = await hub.stream(None, session_id=session.id)
-        batches: list[int] = []
+        batches, took = await batches_of_a_busy_log(hub, repo)
 
-        async def read() -> None:
-            while sum(batches) < 60:
-                batch = await anext(stream)
-                assert isinstance(batch, Chunk)
-                batches.append(len(batch.messages))
-
-        reader = asyncio.create_task(read())
-        began = asyncio.get_running_loop().time()
-        for turn in range(1, 61):
-            said = NewUtterance(turn_number=turn, speaker=Speaker.RESPONDENT, text="yes")
-            await repo.append_utterance(session.id, said)
-            await asyncio.sleep(0.01)
-        await asyncio.wait_for(reader, 5)
-        took = asyncio.get_running_loop().time() - began
-
-        assert len(batches) <= took / 0.15 + 2, (batches, took)
+    assert len(batches) <= took / 0.15 + 2, (batches, took)
 
 
 async def test_a_stream_catching_up_is_told_to_resume_when_retention_trims_past_it(
