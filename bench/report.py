@@ -733,7 +733,7 @@ def render(facts: dict[str, Any]) -> str:
         "## HTTP",
         "",
         "The real server process (`bench.server`: the app exactly as `interview-system serve`"
-        " runs it, uvloop and httptools, plus a `/bench/floor` route answering a fixed session"
+        " runs it, asyncio and httptools, plus a `/bench/floor` route answering a fixed session"
         " body without touching the database) pinned to core 0; wrk (one thread, Lua scripts in"
         " `bench/wrk/`) pinned to core 1; each run"
         f" {2 if facts['quick'] else 10} s. *mix* is 80% GET by id, 15% state update, 5% create.",

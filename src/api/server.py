@@ -33,12 +33,16 @@ def serve(app: FastAPI, settings: Settings) -> None:
     # turns a second on one core (docs/benchmarks.md).
     gc.collect()
     gc.freeze()
-    # uvloop is a dependency, so "auto" picks it.
     uvicorn.run(
         app,
         host=settings.host,
         port=settings.port,
-        loop="auto",
+        # The standard library's event loop, not uvloop: measured with wrk at 64
+        # connections on one core, uvloop left some connections waiting (a page of the
+        # session list: p99 1.1 s, some past wrk's 2 s timeout, once the server had
+        # served an earlier run) where asyncio answered all within 90 ms, at the same
+        # requests a second (docs/benchmarks.md).
+        loop="asyncio",
         # httptools, with timeouts for requests that never finish and a header size cap.
         http=GuardedHttpToolsProtocol,
         log_config=None,
