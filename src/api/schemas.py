@@ -81,8 +81,12 @@ class SessionPatch(BaseModel):
 
 
 def _one_path_segment(session_id: str) -> str:
-    if "/" in session_id:
-        raise ValueError("must not hold '/': a session's id is one segment of its URL")
+    # No URL reaches such an id: "/" ends a path segment, and a path ending in a line
+    # break matches no route (src/api/path_guard.py).
+    if "/" in session_id or session_id.endswith("\n"):
+        raise ValueError(
+            "must not hold '/' nor end in a line break: a session's id is one segment of its URL"
+        )
     return session_id
 
 

@@ -145,7 +145,7 @@ async def test_a_fork_under_any_id_is_found_at_its_location(
     assert found.json()["id"] == fork_id
 
 
-@pytest.mark.parametrize("fork_id", ["r/x1", "/", "a/"])
+@pytest.mark.parametrize("fork_id", ["r/x1", "/", "a/", "a\n", "\r\n"])
 async def test_a_fork_id_no_url_can_hold_is_a_422_and_nothing_is_stored(
     client: httpx.AsyncClient, fork_id: str
 ) -> None:

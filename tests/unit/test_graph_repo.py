@@ -290,6 +290,13 @@ class TestRefusals:
         assert "'b'" in refused.value.errors[0]["reason"]
         assert [n.id for n in (await repo.get_graph(session_id)).nodes] == ["a", "b", "c"]
 
+        # A node this change makes superseded by it is refused once, for its own field.
+        with pytest.raises(InvalidGraphError) as refused:
+            await repo.change_graph(
+                session_id, change(remove_nodes=["c"], nodes=[node("d", 1, superseded_by="c")])
+            )
+        assert [error["field"] for error in refused.value.errors] == ["nodes.0.superseded_by"]
+
         # Gone together, or with b no longer superseded, it goes.
         await repo.change_graph(session_id, change(remove_nodes=["a"], nodes=[node("b", 1)]))
         await repo.change_graph(session_id, change(remove_nodes=["c"]))

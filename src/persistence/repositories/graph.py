@@ -249,8 +249,11 @@ def _check_successors_stand(session_id: str, change: GraphChange) -> Unit[list[d
         sql.SUPERSEDED_BY_GONE,
         {"session_id": session_id, "ids": compact_json(sorted(set(change.remove_nodes)))},
     )
+    upserted = {node.id for node in change.nodes}  # their supersession is checked apart
     errors = []
     for node_id, successor in sorted((str(row[0]), str(row[1])) for row in rows):
+        if node_id in upserted:
+            continue
         index = change.remove_nodes.index(successor)
         errors.append(
             {
