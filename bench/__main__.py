@@ -314,7 +314,7 @@ def main() -> None:
 
     # HTTP: the real server process on core 0, wrk on core 1.
     http_plan = [
-        ("sqlite", "small", ["get", "create", "list", "mix", "floor"], [1, 16, 64]),
+        ("sqlite", "small", ["get", "create", "turn", "list", "mix", "floor"], [1, 16, 64]),
         ("sqlite", "large", ["get", "list"], [16, 64]),
         ("postgres", "small", ["get", "create", "list", "mix", "floor"], [16, 64]),
     ]
