@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 OPERATIONS = ("create", "get", "update_state", "list_page", "transition", "delete", "turn")
@@ -31,19 +32,12 @@ def _targets(facts: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
     # Each operation's ratio from the paired run (call by call in one process), when there.
     ours_paired = repo.get("paired sqlite@small", ours)
     plain_paired = repo.get("paired plain-sqlite3@small", plain)
-    rows: list[tuple[str, str, str, bool]] = []
-    for operation in OPERATIONS:
-        if operation in ours_paired and operation in plain_paired:
-            ratio = ours_paired[operation]["p50_us"] / plain_paired[operation]["p50_us"]
-            limit = 1.5 if operation in WRITE_OPERATIONS or operation == "turn" else 5.0
-            rows.append(
-                (
-                    f"{operation} p50 vs plain sqlite3",
-                    f"{ratio:.2f}x",
-                    f"<= {limit}x",
-                    ratio <= limit,
-                )
-            )
+    rows = _p50_ratio_targets(
+        ours_paired,
+        plain_paired,
+        "{operation} p50 vs plain sqlite3",
+        lambda operation: 1.5 if operation in WRITE_OPERATIONS else 5.0,
+    )
     spec = repo.get("per-operation@small", {})
     for operation, limit in (("get", 10.0), ("create", 5.0)):
         if operation in spec and operation in ours:
@@ -162,20 +156,26 @@ def _targets(facts: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
     return rows
 
 
+def _p50_ratio_targets(
+    ours: dict[str, Any], base: dict[str, Any], name: str, limit: Callable[[str], float]
+) -> list[tuple[str, str, str, bool]]:
+    """Each operation's p50 against the baseline's, held to `limit(operation)`."""
+    rows = []
+    for operation in OPERATIONS:
+        if operation in ours and operation in base:
+            ratio = ours[operation]["p50_us"] / base[operation]["p50_us"]
+            most = limit(operation)
+            rows.append(
+                (name.format(operation=operation), f"{ratio:.2f}x", f"<= {most}x", ratio <= most)
+            )
+    return rows
+
+
 def _postgres_targets(repo: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
     ours, plain = repo.get("postgres@small", {}), repo.get("plain-asyncpg@small", {})
-    rows: list[tuple[str, str, str, bool]] = []
-    for operation in OPERATIONS:
-        if operation in ours and operation in plain:
-            ratio = ours[operation]["p50_us"] / plain[operation]["p50_us"]
-            rows.append(
-                (
-                    f"PostgreSQL {operation} p50 vs plain asyncpg",
-                    f"{ratio:.2f}x",
-                    "<= 1.3x",
-                    ratio <= 1.3,
-                )
-            )
+    rows = _p50_ratio_targets(
+        ours, plain, "PostgreSQL {operation} p50 vs plain asyncpg", lambda _: 1.3
+    )
     if "concurrent_mix" in ours and "concurrent_mix" in plain:
         ratio = plain["concurrent_mix"]["ops_per_s"] / ours["concurrent_mix"]["ops_per_s"]
         rows.append(

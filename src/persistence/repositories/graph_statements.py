@@ -6,7 +6,7 @@ A row is one version of a node or edge, standing from `valid_from` until
 
 from __future__ import annotations
 
-from src.persistence.repositories.statements import Query, query
+from src.persistence.repositories.statements import Query, id_list_query, query
 
 _NODE_FIELDS = "type, label, confidence, properties, provenance, embedding, superseded_by"
 _EDGE_FIELDS = "source, target, type, confidence, properties, provenance"
@@ -43,21 +43,20 @@ STANDING_NODE = query(
 
 def _standing_of(table: str, id_column: str, columns: str) -> Query:
     """The standing rows whose ids are in `:ids` (a JSON array), each led by its id."""
-    text = (
+    return id_list_query(
         f"SELECT {id_column}, {columns} FROM {table} WHERE {_STANDING}"  # noqa: S608
-        f" AND {id_column} IN {{ids}}"
-    )
-    return query(
-        text.format(ids="(SELECT value FROM json_each(:ids))"),
-        postgres=text.format(ids="(SELECT jsonb_array_elements_text(:ids))"),
-        types={"ids": "jsonb"},
+        f" AND {id_column} IN {{ids}}",
+        "ids",
+        "ids",
     )
 
 
 STANDING_NODES = _standing_of("graph_nodes", "node_id", "valid_from, first_turn")
+STANDING_EDGES = _standing_of("graph_edges", "edge_id", "valid_from")
 
 # Standing nodes superseded by a node of `:ids` (a JSON array) that no longer stands.
-_SUPERSEDED_BY_GONE = """
+SUPERSEDED_BY_GONE = id_list_query(
+    """
 SELECT node.node_id, node.superseded_by FROM graph_nodes AS node
 WHERE node.session_id = :session_id AND node.valid_to IS NULL
   AND node.superseded_by IN {ids}
@@ -66,13 +65,10 @@ WHERE node.session_id = :session_id AND node.valid_to IS NULL
     WHERE successor.session_id = node.session_id AND successor.valid_to IS NULL
       AND successor.node_id = node.superseded_by
   )
-"""
-SUPERSEDED_BY_GONE = query(
-    _SUPERSEDED_BY_GONE.format(ids="(SELECT value FROM json_each(:ids))"),
-    postgres=_SUPERSEDED_BY_GONE.format(ids="(SELECT jsonb_array_elements_text(:ids))"),
-    types={"ids": "jsonb"},
+""",
+    "ids",
+    "ids",
 )
-STANDING_EDGES = _standing_of("graph_edges", "edge_id", "valid_from")
 
 INSERT_NODE = query(
     f"""

@@ -44,6 +44,7 @@ __all__ = [
     "Statement",
     "Unit",
     "audit_list_query",
+    "id_list_query",
     "list_events_query",
     "list_query",
     "query",
@@ -811,13 +812,21 @@ ERASURE_SESSIONS = query(
 )
 
 
+def id_list_query(text: str, placeholder: str, parameter: str) -> Query:
+    """`text` with `{placeholder}` standing for the ids in `:parameter`, a JSON array of
+    text, as a subquery in each dialect."""
+    sqlite = f"(SELECT value FROM json_each(:{parameter}))"  # noqa: S608
+    postgres = f"(SELECT jsonb_array_elements_text(:{parameter}))"
+    return query(
+        text.format(**{placeholder: sqlite}),
+        postgres=text.format(**{placeholder: postgres}),
+        types={parameter: "jsonb"},
+    )
+
+
 def _erasure_query(text: str) -> Query:
     """`text` with `{erased}` standing for the sessions in `:session_ids` (a JSON array)."""
-    return query(
-        text.format(erased="(SELECT value FROM json_each(:session_ids))"),
-        postgres=text.format(erased="(SELECT jsonb_array_elements_text(:session_ids))"),
-        types={"session_ids": "jsonb"},
-    )
+    return id_list_query(text, "erased", "session_ids")
 
 
 ERASURE_UTTERANCE_COUNT = _erasure_query(
