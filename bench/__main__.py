@@ -36,6 +36,8 @@ from src.study_exporting import StudyExportFormat
 
 ROOT = Path(__file__).resolve().parents[1]
 POSTGRES_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+UTTERANCES_PER_SESSION = 10
+"""Each SQLite store's sessions hold this many utterances: 10,000,000 at 1,000,000 sessions."""
 
 
 def machine() -> dict[str, Any]:
@@ -130,6 +132,22 @@ def run_erasures(
         }
 
 
+def run_scale(
+    stores: dict[tuple[str, str], tuple[str, Path]], quick: bool, repetitions: int
+) -> dict[str, Any]:
+    """A transcript page and a search on the small and the large SQLite store, sizes in
+    turn, once per repetition."""
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for _ in range(repetitions):
+        for size_name in ("small", "large"):
+            store, ids_file = stores[("sqlite", size_name)]
+            command = [sys.executable, "-m", "bench.scale", store, str(ids_file)]
+            if quick:
+                command.append("--quick")
+            runs.setdefault(size_name, []).append(run_json(command))
+    return {size_name: graph_medians(results) for size_name, results in runs.items()}
+
+
 def run_search(
     work: Path, suffix: str, quick: bool, postgres: bool, repetitions: int
 ) -> dict[str, Any]:
@@ -212,7 +230,7 @@ def main() -> None:
     for size_name, count in sizes.items():
         path = work / f"sqlite-{size_name}.db"
         begin = time.perf_counter()
-        ids = build_sqlite_store(path, count)
+        ids = build_sqlite_store(path, count, UTTERANCES_PER_SESSION)
         loads[f"sqlite {count:,}"] = time.perf_counter() - begin
         ids_file = work / f"sqlite-{size_name}-ids.json"
         ids_file.write_text(json.dumps(ids))
@@ -256,6 +274,10 @@ def main() -> None:
                 runs.setdefault(f"{kind}@{size_name}", []).append(result)
     facts["repository"] = {name: median_runs(results) for name, results in runs.items()}
     print(f"bench: repository done at {time.perf_counter() - started:.0f} s", file=sys.stderr)
+
+    # Reads at scale: a transcript page and a search on each SQLite store.
+    facts["scale"] = run_scale(stores, quick, repetitions)
+    print(f"bench: scale done at {time.perf_counter() - started:.0f} s", file=sys.stderr)
 
     # Erasure: a participant with 50 sessions of 40 turns, among other utterances.
     facts["erasure"] = run_erasures(work, suffix, quick, pg_version is not None, repetitions)

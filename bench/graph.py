@@ -27,6 +27,7 @@ import uvloop
 
 from bench import turns as whole_turn
 from bench.plain import PlainSqliteTarget
+from bench.repository import percentiles
 from src.domain.models.graph import GraphChange
 from src.domain.models.session import Session, SessionState
 from src.domain.models.utterance import NewUtterance
@@ -39,14 +40,6 @@ ANSWER = "Because it is what I grew up with, and it reminds me of home."
 GRAPH_NODES = 2_000
 GRAPH_TURNS = 20
 DIMENSIONS = 384
-
-
-def percentiles(latencies_ns: list[int]) -> dict[str, float]:
-    ordered = sorted(latencies_ns)
-    return {
-        "p50_ms": ordered[(len(ordered) - 1) // 2] / 1e6,
-        "p99_ms": ordered[int((len(ordered) - 1) * 0.99)] / 1e6,
-    }
 
 
 def new_session(number: int) -> Session:

@@ -485,6 +485,52 @@ def _export_table(export: dict[str, Any]) -> list[str]:
     return rows
 
 
+def _scale_targets(scale: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
+    """A transcript page and a search on the large store (bench/scale.py)."""
+    large = scale.get("large")
+    if not large:
+        return []
+    return [
+        (
+            f"{name} p99 at the large store",
+            f"{figures['p99_ms']:.2f} ms",
+            "< 20 ms",
+            figures["p99_ms"] < 20,
+        )
+        for name, figures in (
+            ("transcript page", large["transcript_page"]),
+            ("search (the mix, first page)", large["search"]["mix"]),
+        )
+    ]
+
+
+def _scale_lines(scale: dict[str, Any], large: str) -> list[str]:
+    sizes = {"small": "1,000", "large": large}
+    lines = [
+        "## Reads at scale",
+        "",
+        "`bench.scale`, on the SQLite stores of the repository's figures, where each session"
+        " holds 10 utterances (5 turns) of the made-up speech of `bench.search`: a transcript"
+        " page (`list_utterances`, 10 utterances) of a random session, and the first page of"
+        " each search of `bench.search`, in a shuffled order.",
+        "",
+        "| sessions | utterances | transcript page p50 / p99 ms | search, the mix, p50 / p99 ms"
+        " | search, word 1%, p50 / p99 ms |",
+        "|---|---|---|---|---|",
+    ]
+    for size_name, run in scale.items():
+        sessions = sizes[size_name]
+        utterances = f"{int(sessions.replace(',', '')) * 10:,}"
+        page, mix = run["transcript_page"], run["search"]["mix"]
+        word = run["search"]["kinds"]["word 1%"]
+        lines.append(
+            f"| {sessions} | {utterances} | {_n(page['p50_ms'], 2)} / {_n(page['p99_ms'], 2)}"
+            f" | {_n(mix['p50_ms'], 1)} / {_n(mix['p99_ms'], 1)}"
+            f" | {_n(word['p50_ms'], 1)} / {_n(word['p99_ms'], 1)} |"
+        )
+    return [*lines, ""]
+
+
 def _search_targets(search: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
     """Search over 1,000,000 utterances (bench/search.py)."""
     rows: list[tuple[str, str, str, bool]] = []
@@ -702,6 +748,7 @@ def render(facts: dict[str, Any]) -> str:
         for name, value, limit, met in _targets(facts)
         + _erasure_targets(facts)
         + _search_targets(facts.get("search", {}))
+        + _scale_targets(facts.get("scale", {}))
         + _study_export_targets(facts.get("study_export", {}))
     ]
     out += [
@@ -771,6 +818,8 @@ def render(facts: dict[str, Any]) -> str:
     out += _erasure_lines(facts)
     if facts.get("search"):
         out += _search_lines(facts["search"])
+    if facts.get("scale"):
+        out += _scale_lines(facts["scale"], large)
     return "\n".join(out) + "\n"
 
 

@@ -92,6 +92,14 @@ def new_session() -> Session:
     )
 
 
+def percentiles(latencies_ns: list[int]) -> dict[str, float]:
+    ordered = sorted(latencies_ns)
+    return {
+        "p50_ms": ordered[(len(ordered) - 1) // 2] / 1e6,
+        "p99_ms": ordered[int((len(ordered) - 1) * 0.99)] / 1e6,
+    }
+
+
 def summary(latencies_ns: list[int], elapsed_s: float) -> dict[str, float]:
     ordered = sorted(latencies_ns)
     return {

@@ -33,7 +33,6 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
-from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +41,8 @@ import uvloop
 
 from bench import erasure
 from bench.plain import PlainSqliteTarget
-from bench.repository import TURNS_PER_INTERVIEW, new_session, summary
+from bench.repository import TURNS_PER_INTERVIEW, new_session, percentiles, summary
+from bench.speech import CHANCES, VOCABULARY_SIZE, WORDS, WORDS_PER_UTTERANCE, share, spoken
 from src.domain.search import parse_search_query
 from src.persistence.repositories.core import RepositoryCore
 from src.persistence.repositories.postgres_session_repo import PostgresSessionRepository
@@ -50,45 +50,8 @@ from src.persistence.repositories.session_repo import SessionRepository
 
 STUDIES = 50
 PAGE = 50
-VOCABULARY_SIZE = 20_000
-WORDS_PER_UTTERANCE = 12
 INSTANCES = 8
 """Queries of each kind: different words of about the same frequency."""
-
-_SYLLABLES = tuple(c + v for c in "bdfgklmnprstvz" for v in "aeiou")
-
-
-def _vocabulary() -> tuple[list[str], list[float]]:
-    """Made-up words of two or three syllables, most frequent first, and each one's
-    chance to be any one word of an utterance."""
-    rng = random.Random(20)
-    words: dict[str, None] = {}
-    while len(words) < VOCABULARY_SIZE:
-        words["".join(rng.choices(_SYLLABLES, k=rng.choice((2, 3))))] = None
-    weights = [1 / rank for rank in range(1, VOCABULARY_SIZE + 1)]
-    total = sum(weights)
-    return list(words), [weight / total for weight in weights]
-
-
-WORDS, CHANCES = _vocabulary()
-_CUMULATIVE = list(accumulate(CHANCES))
-
-
-def share(chance: float, places: int = WORDS_PER_UTTERANCE) -> float:
-    """The share of utterances that hold, at least once in `places` places, a thing
-    with this chance at each place."""
-    return 1 - (1 - chance) ** places
-
-
-def spoken(seed: int = 12) -> Callable[[int], str]:
-    """The text of the n-th utterance, asked for in order."""
-    rng = random.Random(seed)
-
-    def text(n: int) -> str:
-        del n  # the words come from the generator's sequence
-        return " ".join(rng.choices(WORDS, cum_weights=_CUMULATIVE, k=WORDS_PER_UTTERANCE))
-
-    return text
 
 
 def _words_near(fraction: float) -> list[str]:
@@ -195,18 +158,12 @@ async def _hits(kind: str, store: str, query: str, study_id: str | None) -> int:
     return int(count)
 
 
-def _percentiles(latencies_ns: list[int]) -> dict[str, float]:
-    ordered = sorted(latencies_ns)
-    return {
-        "p50_ms": ordered[(len(ordered) - 1) // 2] / 1e6,
-        "p99_ms": ordered[int((len(ordered) - 1) * 0.99)] / 1e6,
-    }
-
-
 async def searches(
-    kind: str, store: str, repository: RepositoryCore, rounds: int
+    kind: str, store: str, repository: RepositoryCore, rounds: int, *, mix_only: bool = False
 ) -> dict[str, Any]:
-    measured = kinds()
+    """The first page of each query, `rounds` times in a shuffled order; `mix_only`:
+    leave out the kinds outside the mix (the 10% word)."""
+    measured = [each for each in kinds() if each.in_mix or not mix_only]
     calls: list[tuple[Kind, Callable[[], Awaitable[Any]]]] = []
     hits: dict[str, list[int]] = {}
     for number, each in enumerate(measured):
@@ -232,12 +189,12 @@ async def searches(
     return {
         "kinds": {
             each.name: {
-                **_percentiles(latencies[each.name]),
+                **percentiles(latencies[each.name]),
                 "hits": float(sorted(hits[each.name])[len(hits[each.name]) // 2]),
             }
             for each in measured
         },
-        "mix": _percentiles(mix),
+        "mix": percentiles(mix),
     }
 
 

@@ -12,13 +12,24 @@ from pathlib import Path
 
 import asyncpg
 
+from bench.speech import spoken
 from src.persistence.database import init_database
 from src.persistence.postgres import init_postgres
 from src.persistence.repositories.session_repo import to_text
 
 METHODOLOGY, CONCEPT_ID, CONCEPT_NAME = "mec", "concept-bench", "Bench concept"
 SAMPLE_SIZE = 5000
+STUDIES = 50
 _CHUNK = 50_000
+_SPEAKERS = ("interviewer", "respondent")
+_INSERT_SESSION = (
+    "INSERT INTO sessions (id, methodology, concept_id, concept_name, status, study_id,"
+    " created_at, updated_at) VALUES (?, ?, ?, ?, 'active', ?, ?, ?)"
+)
+_INSERT_UTTERANCE = (
+    "INSERT INTO utterances (session_id, turn_number, speaker, text, created_at)"
+    " VALUES (?, ?, ?, ?, ?)"
+)
 
 
 def _rows(count: int) -> Iterator[tuple[str, datetime]]:
@@ -33,29 +44,42 @@ def _sample(ids: list[str]) -> list[str]:
     return ids[::stride][:SAMPLE_SIZE]
 
 
-def build_sqlite_store(path: Path, count: int) -> list[str]:
-    """A SQLite store of `count` active sessions; returns a sample of their ids."""
+def build_sqlite_store(path: Path, count: int, utterances_per_session: int = 0) -> list[str]:
+    """A SQLite store of `count` active sessions, spread over `STUDIES` studies, each
+    with `utterances_per_session` utterances of made-up speech (two a turn) indexed for
+    search by the schema's own triggers; returns a sample of the sessions' ids."""
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     asyncio.run(init_database(path))
     connection = sqlite3.connect(path, isolation_level=None)
     ids: list[str] = []
-    insert = (
-        "INSERT INTO sessions (id, methodology, concept_id, concept_name, status, created_at,"
-        " updated_at) VALUES (?, ?, ?, ?, 'active', ?, ?)"
-    )
-    try:
+    text = spoken()
+    sessions: list[tuple[str, ...]] = []
+    utterances: list[tuple[object, ...]] = []
+
+    def flush() -> None:
         connection.execute("BEGIN")
-        batch: list[tuple[str, ...]] = []
-        for session_id, created_at in _rows(count):
+        connection.executemany(_INSERT_SESSION, sessions)
+        connection.executemany(_INSERT_UTTERANCE, utterances)
+        connection.execute("COMMIT")
+        sessions.clear()
+        utterances.clear()
+
+    try:
+        for n, (session_id, created_at) in enumerate(_rows(count)):
             ids.append(session_id)
             stamp = to_text(created_at)
-            batch.append((session_id, METHODOLOGY, CONCEPT_ID, CONCEPT_NAME, stamp, stamp))
-            if len(batch) == _CHUNK:
-                connection.executemany(insert, batch)
-                batch.clear()
-        connection.executemany(insert, batch)
-        connection.execute("COMMIT")
+            study_id = f"study-{n % STUDIES}"
+            sessions.append(
+                (session_id, METHODOLOGY, CONCEPT_ID, CONCEPT_NAME, study_id, stamp, stamp)
+            )
+            utterances += (
+                (session_id, 1 + k // 2, _SPEAKERS[k % 2], text(k), stamp)
+                for k in range(utterances_per_session)
+            )
+            if len(sessions) + len(utterances) >= _CHUNK:
+                flush()
+        flush()
         connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         connection.close()
