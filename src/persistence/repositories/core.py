@@ -216,18 +216,32 @@ class _Held:
     """A session's row held for a write: what the write checks, read from the row as it
     is, so that a write which needs no more builds no model on the writer's thread."""
 
-    __slots__ = ("concept_id", "concept_name", "id", "methodology", "row", "status", "version")
+    __slots__ = (
+        "_data",
+        "concept_id",
+        "concept_name",
+        "id",
+        "methodology",
+        "row",
+        "status",
+        "version",
+    )
 
     def __init__(self, row: Row) -> None:
         self.row = row
         values = tuple(row)
         self.id, self.methodology, self.concept_id, self.concept_name, self.status = values[:5]
         self.version: int = values[8]
+        self._data: dict[str, Any] | None = None
 
     @property
     def data(self) -> dict[str, Any]:
-        text = self.row[-1]
-        return {} if text is None else dict(json.loads(text))
+        """state.data as stored, decoded once (a write reads it to patch and to compare);
+        not to be changed."""
+        if self._data is None:
+            text = self.row[-1]
+            self._data = {} if text is None else dict(json.loads(text))
+        return self._data
 
     def state(self) -> dict[str, Any]:
         """The state as stored, as plain values: what a merge patch applies to."""
