@@ -66,7 +66,7 @@ def transactions(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
 
     def recording(
         database: sqlite3.Connection,
-        writes: Sequence[batching.Statement],
+        writes: Sequence[batching.Work],
         guard: batching.Guard | None = None,
         *,
         wait: bool = True,

@@ -1,4 +1,4 @@
-"""Statement batching: what arrives while the connection is busy goes in its next hops.
+"""Write batching: what arrives while the connection is busy goes in its next hop.
 
 Batches run on the connection's worker thread. A batcher made with
 `on_loop=True` runs a write that arrives alone on the event loop's own
@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final, TypeVar
 
 import aiosqlite
@@ -29,21 +29,16 @@ from src.core.metrics import GROUP_COMMIT_WRITES
 from src.persistence.database import BUSY_TIMEOUT_SECONDS
 from src.persistence.sqlite_thread import raw_connection, run_on_thread
 
-__all__ = ["Guard", "StatementBatcher"]
+__all__ = ["Guard", "WriteBatcher"]
 
-Parameters = Mapping[str, Any]
-Step = tuple[str, Parameters]
-Rows = list[sqlite3.Row]
-# The rows of each step that ran, or the error of this statement alone: an
-# SQLite error, or a parameter it cannot bind (OverflowError for an int past
-# 64 bits, UnicodeEncodeError for a lone surrogate), which sqlite3 raises as
-# a Python error of its own before the statement runs.
-Outcome = list[Any] | Exception  # or [what a unit of work returned]
-Work = Callable[[sqlite3.Connection], Any]  # a unit of work run on the connection's thread
-Statement = tuple[bool, tuple[Step, ...] | Work]  # (is_write, steps or work)
+Work = Callable[[sqlite3.Connection], Any]
+"""A unit of work run on the connection's thread; before it raises, it undoes its writes."""
+Outcome = list[Any] | Exception
+"""What a unit of work returned (in a list: an exception it returns is not its error), or
+the error it fails with alone."""
 Guard = Callable[[sqlite3.Connection, bool], None]
 """Raises if the connection must not serve; runs on its thread, told whether to commit."""
-Runner = Callable[[sqlite3.Connection, Sequence[Statement], Guard | None], list[Outcome]]
+Runner = Callable[[sqlite3.Connection, Sequence[Work], Guard | None], list[Outcome]]
 T = TypeVar("T")
 
 HERE_WAIT_LIMIT_SECONDS: Final = 0.005
@@ -52,11 +47,10 @@ _WAIT_MS: Final = int(BUSY_TIMEOUT_SECONDS * 1000)
 
 
 def _run_alone(
-    database: sqlite3.Connection, work: Sequence[Statement], guard: Guard | None = None
+    database: sqlite3.Connection, work: Sequence[Work], guard: Guard | None = None
 ) -> list[Outcome]:
     """One unit of work, outside any transaction."""
-    ((_, run),) = work
-    assert callable(run)
+    (run,) = work
     try:
         return [[run(database)]]
     except Exception as exc:
@@ -65,47 +59,6 @@ def _run_alone(
 
 class _LockTaken(Exception):
     """Another connection holds the write lock: the batch waits for it on the worker."""
-
-
-def _run_reads(
-    database: sqlite3.Connection, reads: Sequence[Statement], guard: Guard | None = None
-) -> list[Outcome]:
-    """Each read on its own, then the guard for them all."""
-    outcomes: list[Outcome] = []
-    for _, ((sql, parameters),) in reads:  # type: ignore[misc]
-        try:
-            outcomes.append([database.execute(sql, parameters).fetchall()])
-        except Exception as exc:  # handed to this read's caller alone
-            outcomes.append(exc)
-    if guard is not None:
-        try:
-            guard(database, False)
-        except Exception as exc:  # handed to every caller in the batch
-            return [exc] * len(reads)
-    return outcomes
-
-
-def _run_unit(database: sqlite3.Connection, steps: tuple[Step, ...]) -> list[Rows]:
-    """Run steps that stand or fall together; the first to return no row undoes them all."""
-    if len(steps) == 1:
-        # One statement is atomic on its own: no savepoint needed.
-        ((sql, parameters),) = steps
-        return [database.execute(sql, parameters).fetchall()]
-    database.execute("SAVEPOINT unit")
-    results: list[Rows] = []
-    try:
-        for sql, parameters in steps:
-            results.append(database.execute(sql, parameters).fetchall())
-            if not results[-1]:
-                database.execute("ROLLBACK TO unit")
-                break
-    except Exception:
-        if database.in_transaction:
-            database.execute("ROLLBACK TO unit")
-            database.execute("RELEASE unit")
-        raise
-    database.execute("RELEASE unit")
-    return results
 
 
 def _run_work(database: sqlite3.Connection, work: Work) -> Outcome:
@@ -137,7 +90,7 @@ def _begin(database: sqlite3.Connection, *, wait: bool) -> None:
 
 def _run_writes(
     database: sqlite3.Connection,
-    writes: Sequence[Statement],
+    writes: Sequence[Work],
     guard: Guard | None = None,
     *,
     wait: bool = True,
@@ -158,19 +111,8 @@ def _run_writes(
         return [exc] * len(writes)
     GROUP_COMMIT_WRITES.observe(len(writes))
     try:
-        for _, steps in writes:
-            if callable(steps):
-                outcomes.append(_run_work(database, steps))
-                continue
-            try:
-                outcomes.append(_run_unit(database, steps))
-            except Exception as exc:
-                # A failing write (a CHECK, a value it cannot bind) is undone
-                # alone and fails alone. An error that ended the transaction
-                # (disk full, I/O) left none of these writes committed.
-                if not database.in_transaction:
-                    raise
-                outcomes.append(exc)
+        for work in writes:
+            outcomes.append(_run_work(database, work))
         if guard is not None:
             guard(database, True)
         database.execute("COMMIT")
@@ -182,28 +124,25 @@ def _run_writes(
 
 
 class _Pending:
-    """A statement waiting for its batch, with its caller's future; `alone`: work to run
+    """A unit of work waiting for its batch, with its caller's future; `alone`: to run
     outside any transaction."""
 
-    __slots__ = ("alone", "future", "statement")
+    __slots__ = ("alone", "future", "work")
 
-    def __init__(
-        self, statement: Statement, future: asyncio.Future[list[Rows]], alone: bool
-    ) -> None:
-        self.statement = statement
+    def __init__(self, work: Work, future: asyncio.Future[list[Any]], alone: bool) -> None:
+        self.work = work
         self.future = future
         self.alone = alone
 
 
-class StatementBatcher:
-    """Sends an aiosqlite connection's statements in as few hops to its thread as can be.
+class WriteBatcher:
+    """Runs an aiosqlite connection's writes in as few transactions as can be.
 
-    A statement that finds the connection idle runs at once, in one hop, as
-    its own transaction. Statements that arrive while it is busy
-    queue up and go together in its next hop: reads each on their own, then
-    writes in one transaction, so a burst of concurrent writes costs one
-    fsync instead of one each, and a burst of reads one thread switch. Every
-    caller gets its own rows or its own error, a write only after its commit.
+    A write that finds the connection idle runs at once, in one hop, as its
+    own transaction. Writes that arrive while it is busy queue up and go
+    together in its next hop, in one transaction, so a burst of concurrent
+    writes costs one fsync instead of one each. Every caller gets its own
+    result or its own error, and only after its commit.
 
     With `on_loop`, a write that arrives alone runs on the event loop's thread
     instead, while that is quick (see the module's docstring); the connection
@@ -211,9 +150,8 @@ class StatementBatcher:
     time uses it.
 
     A `guard`, if given, runs on the connection's thread inside every write
-    transaction just before COMMIT (called with True), and after every hop
-    of reads (with False): whatever it raises fails the whole hop, and no
-    write in it is committed.
+    transaction just before COMMIT (called with True): whatever it raises
+    fails the whole transaction, and no write in it is committed.
     """
 
     def __init__(
@@ -233,24 +171,6 @@ class StatementBatcher:
         self._idle.set()
         self._flusher: asyncio.Task[None] | None = None
 
-    async def read(self, sql: str, parameters: Parameters) -> Rows:
-        """Run one statement that changes nothing and return its rows."""
-        (rows,) = await self._submit((False, ((sql, parameters),)))
-        return rows
-
-    async def write(self, sql: str, parameters: Parameters) -> Rows:
-        """Run one write statement and return its rows once it is committed."""
-        (rows,) = await self._submit((True, ((sql, parameters),)))
-        return rows
-
-    async def write_all_or_nothing(self, steps: Sequence[Step]) -> list[Rows]:
-        """Run write statements that stand or fall together; return each one's rows.
-
-        Each must return at least one row (RETURNING): the first that returns
-        none undoes them all, and the result ends with its empty rows.
-        """
-        return await self._submit((True, tuple(steps)))
-
     async def write_unit(self, work: Callable[[sqlite3.Connection], T], *, bulk: bool = False) -> T:
         """Run `work`; return its result once its writes are committed.
 
@@ -259,28 +179,26 @@ class StatementBatcher:
         SAVEPOINT), so that its error fails it alone. bulk: its rows grow
         with the data, so it never runs on the event loop's thread.
         """
-        (result,) = await self._submit((True, work), bulk=bulk)
-        return result  # type: ignore[return-value]
+        (result,) = await self._submit(work, bulk=bulk)
+        return result  # type: ignore[no-any-return]
 
     async def run_alone(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run `work` on the worker, outside any transaction, in its turn between batches."""
-        (result,) = await self._submit((True, work), alone=True)
-        return result  # type: ignore[return-value]
+        (result,) = await self._submit(work, alone=True)
+        return result  # type: ignore[no-any-return]
 
     async def drain(self) -> None:
-        """Wait until the statement in flight and every queued one have finished."""
+        """Wait until the write in flight and every queued one have finished."""
         await self._idle.wait()
 
-    async def _submit(
-        self, statement: Statement, *, bulk: bool = False, alone: bool = False
-    ) -> list[Rows]:
+    async def _submit(self, work: Work, *, bulk: bool = False, alone: bool = False) -> list[Any]:
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[list[Rows]] = loop.create_future()
-        self._queue.append(_Pending(statement, future, alone))
+        future: asyncio.Future[list[Any]] = loop.create_future()
+        self._queue.append(_Pending(work, future, alone))
         if not self._busy:
             self._busy = True
             self._idle.clear()
-            here = statement[0] and not (bulk or alone or self._disk_slow)
+            here = not (bulk or alone or self._disk_slow)
             if self._on_loop and here:
                 # At the end of this round of callbacks, with whatever the round adds.
                 loop.call_soon(self._flush_here)
@@ -307,7 +225,7 @@ class StatementBatcher:
         pending = self._queue.pop()
         try:
             (outcome,) = self._timed_writes(
-                raw_connection(self._connection), [pending.statement], self._guard, wait=False
+                raw_connection(self._connection), [pending.work], self._guard, wait=False
             )
         except _LockTaken:
             # Another connection writes: wait for its lock on the worker.
@@ -326,13 +244,7 @@ class StatementBatcher:
         try:
             while self._queue:
                 batch, self._queue = self._queue, []
-                # Reads first, in a hop of their own: their callers go on
-                # (building models, say) while the writes commit and fsync, and
-                # none of them can see a write before it is committed.
-                reads = [pending for pending in batch if not pending.statement[0]]
-                writes = [p for p in batch if p.statement[0] and not p.alone]
-                if reads:
-                    await self._run(_run_reads, reads)
+                writes = [pending for pending in batch if not pending.alone]
                 if writes:
                     await self._run(self._timed_writes, writes)
                 for pending in batch:
@@ -344,7 +256,7 @@ class StatementBatcher:
     def _timed_writes(
         self,
         database: sqlite3.Connection,
-        writes: Sequence[Statement],
+        writes: Sequence[Work],
         guard: Guard | None = None,
         *,
         wait: bool = True,
@@ -357,20 +269,20 @@ class StatementBatcher:
             waited = (time.perf_counter() - clock) - (time.thread_time() - cpu)
             self._disk_slow = waited > HERE_WAIT_LIMIT_SECONDS
 
-    async def _on_thread(self, run: Runner, statements: list[Statement]) -> list[Outcome]:
+    async def _on_thread(self, run: Runner, works: list[Work]) -> list[Outcome]:
         database = raw_connection(self._connection)
-        return await run_on_thread(self._connection, run, database, statements, self._guard)
+        return await run_on_thread(self._connection, run, database, works, self._guard)
 
     async def _run(self, run: Runner, part: list[_Pending]) -> None:
         try:
-            outcomes = await self._on_thread(run, [pending.statement for pending in part])
+            outcomes = await self._on_thread(run, [pending.work for pending in part])
         except Exception as exc:
             outcomes = [exc] * len(part)
         _settle(part, outcomes)
 
 
 def _settle(part: list[_Pending], outcomes: Sequence[Outcome]) -> None:
-    """Hand each caller still waiting its rows or its error."""
+    """Hand each caller still waiting its result or its error."""
     for pending, outcome in zip(part, outcomes, strict=True):
         if pending.future.done():
             continue

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import aiosqlite
 import pytest
 
 from src.core.errors import SessionExistsError
-from src.persistence.batching import StatementBatcher
+from src.persistence.batching import WriteBatcher
 from src.persistence.database import init_database, open_connection
 from src.persistence.repositories.session_repo import SessionRepository
 from tests.backends import stored_ids
@@ -72,18 +72,23 @@ async def test_a_taken_id_in_a_group_fails_alone(
     assert max(sizes(transactions)) > 1
 
 
-async def test_a_failing_statement_in_a_batch_fails_alone(
+async def test_a_failing_write_in_a_batch_fails_alone(
     connection: aiosqlite.Connection, db_path: Path
 ) -> None:
-    batcher = StatementBatcher(connection)
+    batcher = WriteBatcher(connection)
     insert = (
         "INSERT INTO sessions (id, methodology, concept_id, concept_name, status, created_at,"
         " updated_at) VALUES (:id, 'mec', 'c', 'n', :status, 't', 't') RETURNING id"
     )
     statuses = ["active"] * 10 + ["archived"] + ["paused"] * 10
 
+    def inserting(n: int, status: str) -> Callable[[sqlite3.Connection], list[sqlite3.Row]]:
+        # One statement: SQLite undoes it alone when its CHECK fails.
+        parameters = {"id": f"s{n}", "status": status}
+        return lambda database: database.execute(insert, parameters).fetchall()
+
     results = await asyncio.gather(
-        *(batcher.write(insert, {"id": f"s{n}", "status": st}) for n, st in enumerate(statuses)),
+        *(batcher.write_unit(inserting(n, st)) for n, st in enumerate(statuses)),
         return_exceptions=True,
     )
 

@@ -13,7 +13,7 @@ import aiosqlite
 import pytest
 
 from src.persistence import batching
-from src.persistence.batching import StatementBatcher
+from src.persistence.batching import WriteBatcher
 from src.persistence.database import BUSY_TIMEOUT_SECONDS, init_database, open_connection
 from src.persistence.repositories.session_repo import SessionRepository
 from tests.backends import stored_ids
@@ -48,7 +48,7 @@ def inserting(session_id: str) -> batching.Work:
 async def test_a_write_that_arrives_alone_runs_on_the_event_loops_thread(
     writer: aiosqlite.Connection, db_path: Path
 ) -> None:
-    batcher = StatementBatcher(writer, on_loop=True)
+    batcher = WriteBatcher(writer, on_loop=True)
 
     thread = await batcher.write_unit(inserting("here"))
 
@@ -57,7 +57,7 @@ async def test_a_write_that_arrives_alone_runs_on_the_event_loops_thread(
 
 
 async def test_a_bulk_write_runs_on_the_worker(writer: aiosqlite.Connection) -> None:
-    batcher = StatementBatcher(writer, on_loop=True)
+    batcher = WriteBatcher(writer, on_loop=True)
 
     thread = await batcher.write_unit(inserting("bulk"), bulk=True)
 
@@ -67,7 +67,7 @@ async def test_a_bulk_write_runs_on_the_worker(writer: aiosqlite.Connection) -> 
 async def test_writes_that_arrive_together_share_one_transaction_on_the_worker(
     writer: aiosqlite.Connection, db_path: Path, transactions: list[tuple[int, int]]
 ) -> None:
-    batcher = StatementBatcher(writer, on_loop=True)
+    batcher = WriteBatcher(writer, on_loop=True)
 
     threads = await asyncio.gather(*(batcher.write_unit(inserting(f"s{n}")) for n in range(50)))
 
@@ -79,7 +79,7 @@ async def test_writes_that_arrive_together_share_one_transaction_on_the_worker(
 async def test_a_write_lock_held_elsewhere_is_waited_for_on_the_worker(
     writer: aiosqlite.Connection, db_path: Path
 ) -> None:
-    batcher = StatementBatcher(writer, on_loop=True)
+    batcher = WriteBatcher(writer, on_loop=True)
     other = sqlite3.connect(db_path, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")
     ticks = 0
@@ -116,7 +116,7 @@ async def test_after_a_write_that_waited_writes_go_to_the_worker_until_one_is_qu
             slow_commits -= 1
             time.sleep(2 * batching.HERE_WAIT_LIMIT_SECONDS)  # waits without using the CPU
 
-    batcher = StatementBatcher(writer, guard=disk, on_loop=True)
+    batcher = WriteBatcher(writer, guard=disk, on_loop=True)
 
     threads = [await batcher.write_unit(inserting(f"s{n}")) for n in range(5)]
 
@@ -130,7 +130,7 @@ async def test_a_slow_disk_holds_the_event_loop_once_not_again_and_again(
     def slow_disk(database: sqlite3.Connection, committing: bool) -> None:
         time.sleep(2 * batching.HERE_WAIT_LIMIT_SECONDS)
 
-    batcher = StatementBatcher(writer, guard=slow_disk, on_loop=True)
+    batcher = WriteBatcher(writer, guard=slow_disk, on_loop=True)
     threads: list[int] = []
     started = time.perf_counter()
     while time.perf_counter() - started < 1.5:
@@ -140,7 +140,7 @@ async def test_a_slow_disk_holds_the_event_loop_once_not_again_and_again(
 
 
 async def test_work_run_alone_never_overlaps_a_batch(writer: aiosqlite.Connection) -> None:
-    batcher = StatementBatcher(writer, on_loop=True)
+    batcher = WriteBatcher(writer, on_loop=True)
     spans: dict[str, tuple[float, float]] = {}
 
     def checkpoint(database: sqlite3.Connection) -> None:
@@ -179,7 +179,7 @@ async def test_a_repository_write_runs_on_the_loop_and_a_delete_on_the_worker(
 async def test_a_cancelled_caller_leaves_the_connection_busy_until_its_write_is_done(
     writer: aiosqlite.Connection,
 ) -> None:
-    batcher = StatementBatcher(writer, on_loop=True)
+    batcher = WriteBatcher(writer, on_loop=True)
     spans: dict[str, tuple[float, float]] = {}
 
     def long_write(database: sqlite3.Connection) -> None:
@@ -205,7 +205,7 @@ async def test_a_cancelled_caller_leaves_the_connection_busy_until_its_write_is_
 async def test_work_run_alone_gets_its_turn_between_back_to_back_writes(
     writer: aiosqlite.Connection,
 ) -> None:
-    batcher = StatementBatcher(writer, on_loop=True)
+    batcher = WriteBatcher(writer, on_loop=True)
     writing = True
     written = 0
 
@@ -230,7 +230,7 @@ async def test_work_run_alone_gets_its_turn_between_back_to_back_writes(
 async def test_the_writer_waits_for_locks_again_after_a_write_on_the_loop(
     writer: aiosqlite.Connection,
 ) -> None:
-    batcher = StatementBatcher(writer, on_loop=True)
+    batcher = WriteBatcher(writer, on_loop=True)
     await batcher.write_unit(inserting("here"))
 
     timeout = await batcher.run_alone(lambda db: db.execute("PRAGMA busy_timeout").fetchone()[0])

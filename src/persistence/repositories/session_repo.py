@@ -21,7 +21,7 @@ from src.core.errors import (
 )
 from src.domain.models.erasure import Erasure
 from src.domain.models.session import utc_now
-from src.persistence.batching import StatementBatcher
+from src.persistence.batching import WriteBatcher
 from src.persistence.database import (
     WRITER_TEMP_STORE,
     SameFileGuard,
@@ -198,7 +198,7 @@ class _SqliteBackend:
         self.db_path = db_path
         self.synchronous = synchronous
         self.connections: tuple[aiosqlite.Connection, ...] = ()
-        self._writes: StatementBatcher | None = None
+        self._writes: WriteBatcher | None = None
         self._guard: SameFileGuard | None = None
         self._reader: aiosqlite.Connection | None = None
         self._inline: InlineReader | None = None
@@ -229,7 +229,7 @@ class _SqliteBackend:
             raise
         self.connections = tuple(opened)
         self._guard = same_file
-        self._writes = StatementBatcher(writer, guard=same_file, on_loop=not in_memory)
+        self._writes = WriteBatcher(writer, guard=same_file, on_loop=not in_memory)
         self._reader = opened[-1]
 
     async def close(self) -> None:
