@@ -64,6 +64,7 @@ def get(session_id: str) -> Script:
 def update_state(session_id: str, state: SessionState, *, history: bool = True) -> Script:
     """The repository's statements for a state with unchanged data."""
     (current,) = yield Statement(sql.SELECT_FOR_WRITE, {"id": session_id})
+    yield Statement(sql.DATA_FOR_WRITE, {"id": session_id})
     rows = yield Statement(
         sql.UPDATE_STATE,
         {
@@ -108,7 +109,8 @@ def turn(
     record = turns.RECORD
     usage = record.usage
     (current,) = yield Statement(sql.SELECT_FOR_WRITE, {"id": session_id})
-    data = json.loads(current[-1] or "{}")
+    ((data_text,),) = yield Statement(sql.DATA_FOR_WRITE, {"id": session_id})
+    data = json.loads(data_text or "{}")
     merged = apply_merge_patch(data, patch["data"])
     yield Statement(
         sql.INSERT_RECORD,

@@ -213,11 +213,13 @@ def _append_or_refuse(session_id: str, utterance: NewUtterance) -> Unit[Row]:
 
 
 class _Held:
-    """A session's row held for a write: what the write checks, read from the row as it
-    is, so that a write which needs no more builds no model on the writer's thread."""
+    """A session's row held for a write, and its state.data as stored (JSON text): what
+    the write checks, read as it is, so that a write which needs no more builds no model
+    on the writer's thread."""
 
     __slots__ = (
         "_data",
+        "_data_text",
         "concept_id",
         "concept_name",
         "id",
@@ -227,11 +229,12 @@ class _Held:
         "version",
     )
 
-    def __init__(self, row: Row) -> None:
+    def __init__(self, row: Row, data_text: str | None) -> None:
         self.row = row
         values = tuple(row)
         self.id, self.methodology, self.concept_id, self.concept_name, self.status = values[:5]
         self.version: int = values[8]
+        self._data_text = data_text
         self._data: dict[str, Any] | None = None
 
     @property
@@ -239,7 +242,7 @@ class _Held:
         """state.data as stored, decoded once (a write reads it to patch and to compare);
         not to be changed."""
         if self._data is None:
-            text = self.row[-1]
+            text = self._data_text
             self._data = {} if text is None else dict(json.loads(text))
         return self._data
 
@@ -257,7 +260,7 @@ class _Held:
         }
 
     def session(self) -> Session:
-        return session_from_row(self.row)
+        return session_from_row(self.row, self.data)
 
 
 def _locked(session_id: str) -> Unit[_Held]:
@@ -269,7 +272,8 @@ def _locked(session_id: str) -> Unit[_Held]:
     rows = yield Statement(sql.SELECT_FOR_WRITE, {"id": session_id})
     if not rows:
         raise SessionNotFoundError(session_id)
-    return _Held(rows[0])
+    ((data_text,),) = yield Statement(sql.DATA_FOR_WRITE, {"id": session_id})
+    return _Held(rows[0], data_text)
 
 
 def _check_writable(current: _Held, expected_version: int | None) -> None:

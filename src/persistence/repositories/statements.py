@@ -150,11 +150,15 @@ SELECT_BY_ID = query(f"SELECT {_READ} FROM sessions WHERE id = :id")  # noqa: S6
 
 # A write that changes a session's state first takes its row (FOR UPDATE on
 # PostgreSQL; SQLite's writer holds the database from BEGIN IMMEDIATE), reads
-# it, works out the new state and why it may refuse, then writes.
+# it, works out the new state and why it may refuse, then writes. It reads
+# state.data in a statement of its own, after the row is taken: a PostgreSQL
+# statement that waited for the row's lock reads the row as the write it waited
+# for left it, but every other table as it was when the statement began.
 SELECT_FOR_WRITE = query(
-    f"SELECT {_READ} FROM sessions WHERE id = :id",  # noqa: S608
-    postgres=f"SELECT {_READ} FROM sessions WHERE id = :id FOR UPDATE",  # noqa: S608
+    f"SELECT {_SESSION} FROM sessions WHERE id = :id",  # noqa: S608
+    postgres=f"SELECT {_SESSION} FROM sessions WHERE id = :id FOR UPDATE",  # noqa: S608
 )
+DATA_FOR_WRITE = query(f"SELECT {_DATA} FROM sessions WHERE id = :id")  # noqa: S608
 
 # The version it read is checked again, so a write never lands on a row it did not read.
 _USAGE = {
