@@ -80,6 +80,11 @@ class SessionPatch(BaseModel):
     participant_id: ParticipantId | None = None
 
 
+# What _one_path_segment lets through, for the OpenAPI document: no NUL, no "/", and no
+# line break at the end.
+_ONE_PATH_SEGMENT = r"^(?![\s\S]*\n$)[^/\x00]+$"
+
+
 def _one_path_segment(session_id: str) -> str:
     # No URL reaches such an id: "/" ends a path segment, and a path ending in a line
     # break matches no route (src/api/path_guard.py).
@@ -96,7 +101,14 @@ class ForkCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     at_turn: TurnNumber
-    id: Annotated[SessionId, AfterValidator(_one_path_segment)] | None = None
+    id: (
+        Annotated[
+            SessionId,
+            AfterValidator(_one_path_segment),
+            Field(json_schema_extra={"pattern": _ONE_PATH_SEGMENT}),
+        ]
+        | None
+    ) = None
     labels: Labels | None = None
 
 
