@@ -20,7 +20,6 @@ from src.persistence.sqlite_thread import daemonize
 
 __all__ = [
     "BUSY_TIMEOUT_SECONDS",
-    "WRITER_TEMP_STORE",
     "Migration",
     "SameFileGuard",
     "Synchronous",
@@ -58,9 +57,6 @@ _CONNECTION_PRAGMAS = """
 PRAGMA foreign_keys = ON;
 PRAGMA secure_delete = ON;
 """
-
-# The writer's temporary files (its savepoints' journals) in memory: see where it is set.
-WRITER_TEMP_STORE = "PRAGMA temp_store = MEMORY"
 
 
 def connection_pragmas(synchronous: Synchronous = "full", cache_kib: int = _STORE_CACHE_KIB) -> str:

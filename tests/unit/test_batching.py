@@ -14,6 +14,7 @@ from src.core.errors import SessionExistsError
 from src.persistence.batching import WriteBatcher
 from src.persistence.database import init_database, open_connection
 from src.persistence.repositories.session_repo import SessionRepository
+from src.persistence.sqlite_thread import raw_connection, run_on_thread
 from tests.backends import stored_ids
 from tests.builders import new_session
 
@@ -109,3 +110,29 @@ async def test_close_waits_for_queued_writes(db_path: Path) -> None:
     acknowledged = {r.id for r in results if not isinstance(r, BaseException)}
     assert [r for r in results if isinstance(r, Exception)] == []
     assert acknowledged and acknowledged <= stored_ids(db_path)
+
+
+async def temp_store(connection: aiosqlite.Connection) -> int:
+    raw = raw_connection(connection)
+    ((value,),) = await run_on_thread(
+        connection, lambda: raw.execute("PRAGMA temp_store").fetchall()
+    )
+    return int(value)
+
+
+async def test_small_writes_keep_their_journals_in_memory_and_bulk_ones_spill_to_files(
+    sqlite_repo: SessionRepository,
+) -> None:
+    # A turn's savepoint journal would otherwise go to a temporary file; a bulk write's
+    # grows with the rows it takes, and memory would keep that size.
+    session = await sqlite_repo.create(new_session())
+    writer, reader = sqlite_repo.connections
+    assert await temp_store(writer) == 2  # MEMORY
+
+    await sqlite_repo.delete(session.id)
+    assert await temp_store(writer) == 0  # SQLite's default: past 64 KiB, a file
+
+    await sqlite_repo.create(new_session())
+    assert await temp_store(writer) == 2
+    # A reader's sorts (a long search, say) spill to files as SQLite's default has it.
+    assert await temp_store(reader) == 0

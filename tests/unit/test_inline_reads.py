@@ -11,7 +11,6 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-import aiosqlite
 import pytest
 
 from src.core.errors import StorageUnavailableError
@@ -246,22 +245,3 @@ async def test_the_inline_reader_keeps_a_smaller_page_cache_than_the_worker(
     )
     assert inline_cache == -2048
     assert worker_cache == -8192
-
-
-async def test_only_the_writer_keeps_its_temporary_files_in_memory(
-    sqlite_repo: SessionRepository, db_path: Path
-) -> None:
-    # The writer's are its savepoints' journals, a write's worth; a reader's sort of a
-    # long listing or search may outgrow memory, so it keeps spilling to a file.
-    await sqlite_repo.create(new_session())
-    writer, reader = sqlite_repo.connections
-
-    async def temp_store(connection: aiosqlite.Connection) -> int:
-        raw = raw_connection(connection)
-        ((value,),) = await run_on_thread(
-            connection, lambda: raw.execute("PRAGMA temp_store").fetchall()
-        )
-        return int(value)
-
-    assert await temp_store(writer) == 2  # MEMORY
-    assert await temp_store(reader) == 0  # SQLite's default: a file

@@ -23,7 +23,6 @@ from src.domain.models.erasure import Erasure
 from src.domain.models.session import utc_now
 from src.persistence.batching import WriteBatcher
 from src.persistence.database import (
-    WRITER_TEMP_STORE,
     SameFileGuard,
     Synchronous,
     database_file_guard,
@@ -213,11 +212,6 @@ class _SqliteBackend:
         opened = [writer]
         try:
             await migrate(writer, self.db_path)
-            # Each write of a batch runs in a savepoint, whose journal of the pages it
-            # changes SQLite would otherwise spill to a temporary file past 64 KiB (a
-            # turn's worth): a third of a turn's time. Set after the migrations, whose
-            # index builds would sort in memory too.
-            await writer.execute(WRITER_TEMP_STORE)
             if not in_memory:
                 opened.append(await open_connection(self.db_path, self.synchronous))
             same_file = database_file_guard(self.db_path)
