@@ -11,6 +11,7 @@ import aiosqlite
 import pytest
 
 from src.core.errors import SessionExistsError
+from src.domain.models.graph import GraphChange
 from src.persistence.batching import WriteBatcher
 from src.persistence.database import init_database, open_connection
 from src.persistence.repositories.session_repo import SessionRepository
@@ -136,3 +137,17 @@ async def test_small_writes_keep_their_journals_in_memory_and_bulk_ones_spill_to
     assert await temp_store(writer) == 2
     # A reader's sorts (a long search, say) spill to files as SQLite's default has it.
     assert await temp_store(reader) == 0
+
+
+async def test_a_graph_change_that_removes_nodes_spills_its_journals_to_files(
+    sqlite_repo: SessionRepository,
+) -> None:
+    # Removing a node rewrites its rows and its edges': a few ids can take megabytes.
+    session = await sqlite_repo.create(new_session())
+    nodes = [{"id": f"n{n}", "type": "attribute", "label": f"n{n}"} for n in range(3)]
+    await sqlite_repo.change_graph(session.id, GraphChange.model_validate({"nodes": nodes}))
+    writer = sqlite_repo.connections[0]
+    assert await temp_store(writer) == 2
+
+    await sqlite_repo.change_graph(session.id, GraphChange(remove_nodes=["n0"]))
+    assert await temp_store(writer) == 0

@@ -276,6 +276,12 @@ def _locked(session_id: str) -> Unit[_Held]:
     return _Held(rows[0], data_text)
 
 
+def _removes(change: GraphChange | None) -> bool:
+    """Whether a graph change removes nodes or edges: the rows that rewrites (a node's
+    edges, its embedding) grow with the graph, not with the request, as a bulk write's."""
+    return change is not None and bool(change.remove_nodes or change.remove_edges)
+
+
 def _check_writable(current: _Held, expected_version: int | None) -> None:
     if current.status in FINAL_STATUSES:
         raise SessionEndedError(current.id, current.status)
@@ -1066,7 +1072,7 @@ class RepositoryCore:
             return session, new_state, stored
 
         # A refusal anywhere in the unit undoes all of it: atomic.
-        row, new_state, stored = await self._write(unit, atomic=True)
+        row, new_state, stored = await self._write(unit, atomic=True, bulk=_removes(graph))
         return TurnRecord(
             session_from_row(row, checked_data=new_state.data),
             [utterance_from_row(row) for row in stored],
@@ -1299,7 +1305,7 @@ class RepositoryCore:
             )
             return row, state
 
-        row, state = await self._write(unit, atomic=True)
+        row, state = await self._write(unit, atomic=True, bulk=_removes(change))
         return session_from_row(row, checked_data=state.data)
 
     async def get_graph(self, session_id: str, *, as_of_turn: int | None = None) -> Graph:
