@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from src.api.observability import logged_path
 from src.core.errors import (
     EventsTrimmedError,
     GraphTurnPassedError,
@@ -259,7 +260,7 @@ def _clipped(text: str) -> str:
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    _log.exception("unhandled_error", path=request.url.path, exc_info=exc)
+    _log.exception("unhandled_error", path=logged_path(request.scope), exc_info=exc)
     return problem_response(
         HTTPStatus.INTERNAL_SERVER_ERROR, "The server failed to handle this request."
     )

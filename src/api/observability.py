@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from src.core.metrics import REQUEST_DURATION, REQUESTS
 from src.domain.audit import without_participant
 
-__all__ = ["REQUEST_ID_HEADER", "RequestObserver"]
+__all__ = ["REQUEST_ID_HEADER", "RequestObserver", "logged_path"]
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # A client's id is kept only if it is short and cannot forge a log line or a header.
@@ -32,6 +32,12 @@ def _request_id(scope: Scope) -> str:
     if sent is not None and _SAFE_REQUEST_ID.fullmatch(sent):
         return sent
     return uuid.uuid4().hex
+
+
+def logged_path(scope: Scope) -> str:
+    """The request's path as a log line shows it: as sent, still percent-encoded, so that
+    no line break can forge a line; a participant's id (personal data) as its template."""
+    return without_participant(scope.get("raw_path", b"").decode("latin-1") or scope["path"])
 
 
 def _route_template(scope: Scope) -> str:
@@ -73,11 +79,7 @@ class RequestObserver:
                 _log.info(
                     "request",
                     method=scope["method"],
-                    # As sent, still percent-encoded: no line break can forge a log line;
-                    # a participant's id (personal data) as its template.
-                    path=without_participant(
-                        scope.get("raw_path", b"").decode("latin-1") or scope["path"]
-                    ),
+                    path=logged_path(scope),
                     status=status,
                     duration_ms=round(duration * 1000, 3),
                 )

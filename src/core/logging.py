@@ -38,7 +38,13 @@ def _named_stderr_logger(*args: object) -> _NamedStderrLogger:
 def _rendering(log_format: LogFormat) -> list[Processor]:
     if log_format == "json":
         return [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
-    return [structlog.dev.ConsoleRenderer(colors=False)]
+    # A traceback without the frames' local variables: they hold what requests carried
+    # (a participant's id, what was said, a key).
+    return [
+        structlog.dev.ConsoleRenderer(
+            colors=False, exception_formatter=structlog.dev.plain_traceback
+        )
+    ]
 
 
 def configure_logging(log_format: LogFormat = "console", log_level: LogLevel = "info") -> None:
