@@ -17,7 +17,6 @@ from pydantic import (
 from src.domain.models.graph import GraphChange
 from src.domain.models.json import ConfigObject, StateDataPatch
 from src.domain.models.session import (
-    MAX_COUNT,
     ConceptId,
     ConceptName,
     CoverageScore,
@@ -154,8 +153,8 @@ class StatePatch(BaseModel):
     methodology: Methodology | None = None
     concept_id: ConceptId | None = None
     concept_name: ConceptName | None = None
-    turn_count: Annotated[int, Field(ge=0, le=MAX_COUNT)] | None = None
-    coverage_score: Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)] | None = None
+    turn_count: StrictTurnCount | None = None
+    coverage_score: StrictCoverageScore | None = None
     last_strategy: Strategy | None = None
     data: StateDataPatch | None = None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -38,6 +39,30 @@ async def test_a_state_number_that_is_not_a_number_is_refused(
     )
 
     assert_refused(response, field)
+    assert (await client.get(f"/sessions/{session['id']}")).json()["version"] == 1
+
+
+@pytest.mark.parametrize("field", ["turn_count", "coverage_score"])
+@pytest.mark.parametrize("value", [value for value in NOT_NUMBERS if value is not None])
+async def test_a_state_number_in_a_merge_patch_that_is_not_a_number_is_refused(
+    client: httpx.AsyncClient, field: str, value: Any
+) -> None:
+    # In a merge patch null removes a member (a typed one takes its default): not refused.
+    session = await new_session(client)
+    utterance = {"turn_number": 1, "speaker": "interviewer", "text": "Why?"}
+
+    patched = await client.patch(
+        f"/sessions/{session['id']}/state",
+        content=json.dumps({field: value}),
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+    turn = await client.post(
+        f"/sessions/{session['id']}/turns",
+        json={"utterances": [utterance], "state_patch": {field: value}},
+    )
+
+    assert_refused(patched, field)
+    assert_refused(turn, f"state_patch.{field}")
     assert (await client.get(f"/sessions/{session['id']}")).json()["version"] == 1
 
 
