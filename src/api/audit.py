@@ -173,7 +173,7 @@ class AuditRecorder:
                 key_name=None if caller is None else caller.name,
                 action=action,
                 method=method[:_MAX_METHOD_LENGTH],
-                path=recorded_path(_raw_path(scope)),
+                path=recorded_path(_raw_path(scope), scope["path"]),
                 session_id=None if erasure else recorded_session_id(_session_id(scope)),
                 counts=scope.get(_COUNTS) if erasure else None,
             )

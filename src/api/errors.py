@@ -188,10 +188,12 @@ async def _session_error(request: Request, exc: Exception) -> JSONResponse:
     headers = None
     if status in (HTTPStatus.SERVICE_UNAVAILABLE, HTTPStatus.INSUFFICIENT_STORAGE):
         headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
-        _log.warning("storage_unavailable", path=request.url.path, error=repr(exc.__cause__))
+        _log.warning(
+            "storage_unavailable", path=logged_path(request.scope), error=repr(exc.__cause__)
+        )
         observe_database_error(exc)
     elif status == HTTPStatus.INTERNAL_SERVER_ERROR:
-        _log.error("storage_damaged", path=request.url.path, error=repr(exc.__cause__))
+        _log.error("storage_damaged", path=logged_path(request.scope), error=repr(exc.__cause__))
         observe_database_error(exc)
     if isinstance(exc, InvalidCursorError):
         extensions["errors"] = [{"field": "cursor", "location": "query", "reason": exc.detail}]

@@ -37,7 +37,8 @@ def _request_id(scope: Scope) -> str:
 def logged_path(scope: Scope) -> str:
     """The request's path as a log line shows it: as sent, still percent-encoded, so that
     no line break can forge a line; a participant's id (personal data) as its template."""
-    return without_participant(scope.get("raw_path", b"").decode("latin-1") or scope["path"])
+    raw = scope.get("raw_path", b"").decode("latin-1") or scope["path"]
+    return without_participant(raw, scope["path"])
 
 
 def _route_template(scope: Scope) -> str:

@@ -71,18 +71,26 @@ class AuditEntry(BaseModel):
     )
 
 
-def without_participant(raw_path: str) -> str:
-    """The path with a participant id replaced by its template: the id is personal data."""
-    return _PARTICIPANT.sub(r"\1{participant_id}", raw_path)
+def without_participant(raw_path: str, path: str | None = None) -> str:
+    """The path as sent with a participant id replaced by its template: the id is personal
+    data. `path`, the same decoded (as routes see it), catches a participant's route spelled
+    with escapes (`/particip%61nts/...`, `/participants%2F...`), which the server routes
+    alike."""
+    if _PARTICIPANT.match(raw_path):
+        return _PARTICIPANT.sub(r"\1{participant_id}", raw_path)
+    if path is not None and _PARTICIPANT.match(path):
+        return "/participants/{participant_id}"
+    return raw_path
 
 
-def recorded_path(raw_path: str) -> str:
-    """The path as the log keeps it: as sent, without a participant id, at most 2048 characters.
+def recorded_path(raw_path: str, path: str | None = None) -> str:
+    """The path as the log keeps it: as sent, without a participant id (see
+    `without_participant`), at most 2048 characters.
 
     `raw_path` is still percent-encoded, so it holds no line break or NUL.
     """
-    path = _UNSTORABLE.sub("?", without_participant(raw_path)) or "/"
-    return path[:MAX_AUDIT_PATH_LENGTH]
+    kept = _UNSTORABLE.sub("?", without_participant(raw_path, path)) or "/"
+    return kept[:MAX_AUDIT_PATH_LENGTH]
 
 
 def recorded_session_id(value: object) -> str | None:

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from src.api.observability import logged_path
 from src.core.errors import InvalidCursorError
 from src.domain.audit import (
     AuditAction,
@@ -175,6 +176,16 @@ class TestRecordedValues:
         assert recorded_path("/participants/p%2F42/x") == "/participants/{participant_id}/x"
         assert recorded_path("/participants/") == "/participants/{participant_id}"
         assert recorded_path("/sessions/s1/export") == "/sessions/s1/export"
+
+    @pytest.mark.parametrize(
+        "raw_path", ["/particip%61nts/p-42", "/participants%2Fp-42", "/%70articipants/p-42"]
+    )
+    def test_a_participant_route_spelled_with_escapes_keeps_no_id(self, raw_path: str) -> None:
+        # The server routes these as /participants/p-42 (it decodes the path first).
+        scope = {"type": "http", "raw_path": raw_path.encode(), "path": "/participants/p-42"}
+
+        assert recorded_path(raw_path, "/participants/p-42") == "/participants/{participant_id}"
+        assert logged_path(scope) == "/participants/{participant_id}"
 
     def test_a_path_is_cut_to_2048_characters(self) -> None:
         assert len(recorded_path("/sessions/" + "x" * 5000)) == 2048
