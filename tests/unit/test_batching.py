@@ -151,3 +151,21 @@ async def test_a_graph_change_that_removes_nodes_spills_its_journals_to_files(
 
     await sqlite_repo.change_graph(session.id, GraphChange(remove_nodes=["n0"]))
     assert await temp_store(writer) == 0
+
+
+async def test_a_graph_change_of_many_upserts_spills_its_journals_to_files(
+    sqlite_repo: SessionRepository,
+) -> None:
+    # Upserting stored nodes rewrites their rows, embeddings and all.
+    session = await sqlite_repo.create(new_session())
+    writer = sqlite_repo.connections[0]
+
+    def upserts(count: int) -> GraphChange:
+        nodes = [{"id": f"n{n}", "type": "attribute", "label": f"n{n}"} for n in range(count)]
+        return GraphChange.model_validate({"nodes": nodes})
+
+    await sqlite_repo.change_graph(session.id, upserts(5))
+    assert await temp_store(writer) == 2
+
+    await sqlite_repo.change_graph(session.id, upserts(200))
+    assert await temp_store(writer) == 0

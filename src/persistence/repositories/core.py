@@ -276,10 +276,19 @@ def _locked(session_id: str) -> Unit[_Held]:
     return _Held(rows[0], data_text)
 
 
-def _removes(change: GraphChange | None) -> bool:
-    """Whether a graph change removes nodes or edges: the rows that rewrites (a node's
-    edges, its embedding) grow with the graph, not with the request, as a bulk write's."""
-    return change is not None and bool(change.remove_nodes or change.remove_edges)
+# Upserting a stored node or edge rewrites its stored row (a node's embedding with it);
+# removing a node rewrites its edges too: up to this many upserts are a turn's worth.
+_SMALL_GRAPH_CHANGE = 32
+
+
+def _bulk_graph_change(change: GraphChange | None) -> bool:
+    """Whether a graph change is a bulk write: one that removes nodes or edges, or upserts
+    more than a turn's worth of them, rewrites rows that grow with the graph, not with
+    the request."""
+    if change is None:
+        return False
+    removes = bool(change.remove_nodes or change.remove_edges)
+    return removes or len(change.nodes) + len(change.edges) > _SMALL_GRAPH_CHANGE
 
 
 def _check_writable(current: _Held, expected_version: int | None) -> None:
@@ -1072,7 +1081,8 @@ class RepositoryCore:
             return session, new_state, stored
 
         # A refusal anywhere in the unit undoes all of it: atomic.
-        row, new_state, stored = await self._write(unit, atomic=True, bulk=_removes(graph))
+        bulk = _bulk_graph_change(graph)
+        row, new_state, stored = await self._write(unit, atomic=True, bulk=bulk)
         return TurnRecord(
             session_from_row(row, checked_data=new_state.data),
             [utterance_from_row(row) for row in stored],
@@ -1305,7 +1315,7 @@ class RepositoryCore:
             )
             return row, state
 
-        row, state = await self._write(unit, atomic=True, bulk=_removes(change))
+        row, state = await self._write(unit, atomic=True, bulk=_bulk_graph_change(change))
         return session_from_row(row, checked_data=state.data)
 
     async def get_graph(self, session_id: str, *, as_of_turn: int | None = None) -> Graph:
