@@ -26,7 +26,13 @@ import uvloop
 
 from bench import turns
 from bench.repository import new_session
-from bench.stores import CONCEPT_ID, CONCEPT_NAME, METHODOLOGY
+from bench.stores import (
+    CONCEPT_ID,
+    CONCEPT_NAME,
+    INSERT_SESSION,
+    INSERT_UTTERANCE,
+    METHODOLOGY,
+)
 from src.persistence.database import init_database
 from src.persistence.postgres import init_postgres
 from src.persistence.repositories.core import RepositoryCore
@@ -39,14 +45,6 @@ _CHUNK = 20_000
 _SESSION_COLUMNS = ["id", "methodology", "concept_id", "concept_name", "status"]
 _SESSION_COLUMNS += ["study_id", "created_at", "updated_at"]
 _UTTERANCE_COLUMNS = ["session_id", "turn_number", "speaker", "text", "created_at"]
-_INSERT_SESSION = (
-    "INSERT INTO sessions (id, methodology, concept_id, concept_name, status, study_id,"
-    " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_INSERT_UTTERANCE = (
-    "INSERT INTO utterances (session_id, turn_number, speaker, text, created_at)"
-    " VALUES (?, ?, ?, ?, ?)"
-)
 
 
 def background_text(n: int) -> str:
@@ -86,10 +84,10 @@ def build_sqlite(
     stamp = [(*row[:6], to_text(row[6]), to_text(row[7])) for row in sessions]
     try:
         connection.execute("BEGIN")
-        connection.executemany(_INSERT_SESSION, stamp)
+        connection.executemany(INSERT_SESSION, stamp)
         for start in range(0, len(utterances), _CHUNK):
             connection.executemany(
-                _INSERT_UTTERANCE,
+                INSERT_UTTERANCE,
                 [(*row[:4], to_text(row[4])) for row in utterances[start : start + _CHUNK]],
             )
         connection.execute("COMMIT")

@@ -43,12 +43,12 @@ from bench import erasure
 from bench.plain import PlainSqliteTarget
 from bench.repository import TURNS_PER_INTERVIEW, new_session, percentiles, summary
 from bench.speech import CHANCES, VOCABULARY_SIZE, WORDS, WORDS_PER_UTTERANCE, share, spoken
+from bench.stores import STUDIES
 from src.domain.search import parse_search_query
 from src.persistence.repositories.core import RepositoryCore
 from src.persistence.repositories.postgres_session_repo import PostgresSessionRepository
 from src.persistence.repositories.session_repo import SessionRepository
 
-STUDIES = 50
 PAGE = 50
 INSTANCES = 8
 """Queries of each kind: different words of about the same frequency."""

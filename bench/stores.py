@@ -20,13 +20,14 @@ from src.persistence.repositories.session_repo import to_text
 METHODOLOGY, CONCEPT_ID, CONCEPT_NAME = "mec", "concept-bench", "Bench concept"
 SAMPLE_SIZE = 5000
 STUDIES = 50
+"""The sessions of the bench's stores are spread over this many studies (`study-0`...)."""
 _CHUNK = 50_000
 _SPEAKERS = ("interviewer", "respondent")
-_INSERT_SESSION = (
+INSERT_SESSION = (
     "INSERT INTO sessions (id, methodology, concept_id, concept_name, status, study_id,"
-    " created_at, updated_at) VALUES (?, ?, ?, ?, 'active', ?, ?, ?)"
+    " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_INSERT_UTTERANCE = (
+INSERT_UTTERANCE = (
     "INSERT INTO utterances (session_id, turn_number, speaker, text, created_at)"
     " VALUES (?, ?, ?, ?, ?)"
 )
@@ -59,8 +60,8 @@ def build_sqlite_store(path: Path, count: int, utterances_per_session: int = 0) 
 
     def flush() -> None:
         connection.execute("BEGIN")
-        connection.executemany(_INSERT_SESSION, sessions)
-        connection.executemany(_INSERT_UTTERANCE, utterances)
+        connection.executemany(INSERT_SESSION, sessions)
+        connection.executemany(INSERT_UTTERANCE, utterances)
         connection.execute("COMMIT")
         sessions.clear()
         utterances.clear()
@@ -71,7 +72,16 @@ def build_sqlite_store(path: Path, count: int, utterances_per_session: int = 0) 
             stamp = to_text(created_at)
             study_id = f"study-{n % STUDIES}"
             sessions.append(
-                (session_id, METHODOLOGY, CONCEPT_ID, CONCEPT_NAME, study_id, stamp, stamp)
+                (
+                    session_id,
+                    METHODOLOGY,
+                    CONCEPT_ID,
+                    CONCEPT_NAME,
+                    "active",
+                    study_id,
+                    stamp,
+                    stamp,
+                )
             )
             utterances += (
                 (session_id, 1 + k // 2, _SPEAKERS[k % 2], text(k), stamp)
