@@ -25,6 +25,7 @@ from fastapi import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from src.api.api_key import caller_of
+from src.api.observability import sent_path
 from src.domain.audit import AuditAction, AuditEntry, recorded_path, recorded_session_id
 from src.domain.models.session import utc_now
 from src.persistence.repositories.protocol import SessionRepositoryProtocol
@@ -173,7 +174,7 @@ class AuditRecorder:
                 key_name=None if caller is None else caller.name,
                 action=action,
                 method=method[:_MAX_METHOD_LENGTH],
-                path=recorded_path(_raw_path(scope), scope["path"]),
+                path=recorded_path(sent_path(scope), scope["path"]),
                 session_id=None if erasure else recorded_session_id(_session_id(scope)),
                 counts=scope.get(_COUNTS) if erasure else None,
             )
@@ -205,12 +206,6 @@ def _action(scope: Scope, method: str, status: int) -> AuditAction | None:
     if method == "GET" and _route_template(scope).rsplit("/", 1)[-1] == "export":
         return AuditAction.EXPORT
     return None
-
-
-def _raw_path(scope: Scope) -> str:
-    """The path as sent, still percent-encoded; never its query (a server may leave it on)."""
-    raw: bytes = scope.get("raw_path") or b""
-    return raw.partition(b"?")[0].decode("latin-1") or scope["path"]
 
 
 def _route_template(scope: Scope) -> str:

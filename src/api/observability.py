@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from src.core.metrics import REQUEST_DURATION, REQUESTS
 from src.domain.audit import without_participant
 
-__all__ = ["REQUEST_ID_HEADER", "RequestObserver", "logged_path"]
+__all__ = ["REQUEST_ID_HEADER", "RequestObserver", "logged_path", "sent_path"]
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # A client's id is kept only if it is short and cannot forge a log line or a header.
@@ -34,11 +34,17 @@ def _request_id(scope: Scope) -> str:
     return uuid.uuid4().hex
 
 
+def sent_path(scope: Scope) -> str:
+    """The request's path as sent, still percent-encoded (so it holds no line break to
+    forge a log line with); never its query (a server may leave it on)."""
+    raw: bytes = scope.get("raw_path") or b""
+    return raw.partition(b"?")[0].decode("latin-1") or scope["path"]
+
+
 def logged_path(scope: Scope) -> str:
-    """The request's path as a log line shows it: as sent, still percent-encoded, so that
-    no line break can forge a line; a participant's id (personal data) as its template."""
-    raw = scope.get("raw_path", b"").decode("latin-1") or scope["path"]
-    return without_participant(raw, scope["path"])
+    """The request's path as a log line shows it: as sent, with a participant's id
+    (personal data) as its template."""
+    return without_participant(sent_path(scope), scope["path"])
 
 
 def _route_template(scope: Scope) -> str:

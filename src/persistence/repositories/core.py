@@ -213,15 +213,15 @@ def _append_or_refuse(session_id: str, utterance: NewUtterance) -> Unit[Row]:
 
 
 class _Held:
-    """A session's row held for a write, and its state.data as stored (JSON text): what
-    the write checks, read as it is, so that a write which needs no more builds no model
-    on the writer's thread."""
+    """A session's row held for a write, and its state.data as stored: what the write
+    checks, read as it is, so that a write which needs no more builds no model on the
+    writer's thread. `data` is decoded once (every write that holds a row patches or
+    compares it) and is not to be changed."""
 
     __slots__ = (
-        "_data",
-        "_data_text",
         "concept_id",
         "concept_name",
+        "data",
         "id",
         "methodology",
         "row",
@@ -234,17 +234,7 @@ class _Held:
         values = tuple(row)
         self.id, self.methodology, self.concept_id, self.concept_name, self.status = values[:5]
         self.version: int = values[8]
-        self._data_text = data_text
-        self._data: dict[str, Any] | None = None
-
-    @property
-    def data(self) -> dict[str, Any]:
-        """state.data as stored, decoded once (a write reads it to patch and to compare);
-        not to be changed."""
-        if self._data is None:
-            text = self._data_text
-            self._data = {} if text is None else dict(json.loads(text))
-        return self._data
+        self.data: dict[str, Any] = {} if data_text is None else dict(json.loads(data_text))
 
     def state(self) -> dict[str, Any]:
         """The state as stored, as plain values: what a merge patch applies to."""
