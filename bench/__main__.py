@@ -30,14 +30,17 @@ import asyncpg
 
 from bench import http, report
 from bench.export import build_transcript_store
-from bench.stores import build_postgres_store, build_sqlite_store, file_size_mib
+from bench.stores import (
+    UTTERANCES_PER_SESSION,
+    build_postgres_store,
+    build_sqlite_store,
+    file_size_mib,
+)
 from src.domain.export import ExportFormat
 from src.study_exporting import StudyExportFormat
 
 ROOT = Path(__file__).resolve().parents[1]
 POSTGRES_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
-UTTERANCES_PER_SESSION = 10
-"""Each SQLite store's sessions hold this many utterances: 10,000,000 at 1,000,000 sessions."""
 
 
 def machine() -> dict[str, Any]:

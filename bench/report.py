@@ -6,6 +6,8 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from bench.stores import UTTERANCES_PER_SESSION
+
 OPERATIONS = ("create", "get", "update_state", "list_page", "transition", "delete", "turn")
 WRITE_OPERATIONS = ("create", "update_state", "transition", "delete", "turn")
 TURN_LABEL = "a turn: 2 utterances, a 4 KiB state patch and a record, in one transaction"
@@ -510,8 +512,10 @@ def _scale_lines(scale: dict[str, Any], large: str) -> list[str]:
         "## Reads at scale",
         "",
         "`bench.scale`, on the SQLite stores of the repository's figures, where each session"
-        " holds 10 utterances (5 turns) of the made-up speech of `bench.search`: a transcript"
-        " page (`list_utterances`, 10 utterances) of a random session, and the first page of"
+        f" holds {UTTERANCES_PER_SESSION} utterances (two a turn) of the made-up speech of"
+        " `bench.search`:"
+        f" a transcript page (`list_utterances`, {UTTERANCES_PER_SESSION} utterances) of a"
+        " random session, and the first page of"
         " each search of `bench.search`, in a shuffled order.",
         "",
         "| sessions | utterances | transcript page p50 / p99 ms | search, the mix, p50 / p99 ms"
@@ -520,7 +524,7 @@ def _scale_lines(scale: dict[str, Any], large: str) -> list[str]:
     ]
     for size_name, run in scale.items():
         sessions = sizes[size_name]
-        utterances = f"{int(sessions.replace(',', '')) * 10:,}"
+        utterances = f"{int(sessions.replace(',', '')) * UTTERANCES_PER_SESSION:,}"
         page, mix = run["transcript_page"], run["search"]["mix"]
         word = run["search"]["kinds"]["word 1%"]
         lines.append(

@@ -21,6 +21,9 @@ METHODOLOGY, CONCEPT_ID, CONCEPT_NAME = "mec", "concept-bench", "Bench concept"
 SAMPLE_SIZE = 5000
 STUDIES = 50
 """The sessions of the bench's stores are spread over this many studies (`study-0`...)."""
+UTTERANCES_PER_SESSION = 10
+"""The utterances each session of the repository's SQLite stores holds: 10,000,000 at
+1,000,000 sessions."""
 _CHUNK = 50_000
 _SPEAKERS = ("interviewer", "respondent")
 INSERT_SESSION = (
