@@ -127,7 +127,7 @@ async def test_small_writes_keep_their_journals_in_memory_and_bulk_ones_spill_to
     # A turn's savepoint journal would otherwise go to a temporary file; a bulk write's
     # grows with the rows it takes, and memory would keep that size.
     session = await sqlite_repo.create(new_session())
-    writer, reader = sqlite_repo.connections
+    writer, reader, _searcher = sqlite_repo.connections
     assert await temp_store(writer) == 2  # MEMORY
 
     await sqlite_repo.delete(session.id)

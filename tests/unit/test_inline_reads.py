@@ -50,7 +50,7 @@ async def test_short_reads_answer_while_the_reader_thread_is_busy(
     await sqlite_repo.append_utterance(
         created.id, NewUtterance(turn_number=1, speaker=Speaker.RESPONDENT, text="hello")
     )
-    reader = sqlite_repo.connections[-1]
+    reader = sqlite_repo.connections[1]
     release = threading.Event()
     busy = asyncio.ensure_future(run_on_thread(reader, release.wait, 10))
     try:
@@ -173,7 +173,7 @@ async def test_a_long_read_still_answers_through_the_worker(
             ((f"s{n:07d}", stamp, stamp) for n in range(200_000)),
         )
         bulk.execute("COMMIT")
-    reader = sqlite_repo.connections[-1]
+    reader = sqlite_repo.connections[1]
     release = threading.Event()
     busy = asyncio.ensure_future(run_on_thread(reader, release.wait, 10))
     counting = asyncio.ensure_future(sqlite_repo.count_sessions())

@@ -139,12 +139,16 @@ class Backend(Protocol):
     async def close(self) -> None:
         """Release every connection; idempotent."""
 
-    async def read(self, unit: Callable[[], Unit[T]], *, scan: bool = False) -> T:
+    async def read(
+        self, unit: Callable[[], Unit[T]], *, scan: bool = False, search: bool = False
+    ) -> T:
         """Run a unit (made by calling `unit`, again for a retry) that changes nothing.
 
-        scan: it may visit many rows (a count, a whole graph, a search), so it
-        is never tried on the event loop's own thread; its statements see one
-        snapshot on either backend (SQLite's reads always do).
+        scan: it may visit many rows (a count, a whole graph), so it is never
+        tried on the event loop's own thread; its statements see one snapshot on
+        either backend (SQLite's reads always do).
+        search: a scan whose time grows with the matches of a search query, which
+        no other read may have to wait behind.
         """
 
     async def write(
@@ -1445,7 +1449,7 @@ class RepositoryCore:
         def unit() -> Unit[SearchPage]:
             return search_page_from_rows((yield search), limit, key)
 
-        return await self._read(unit, scan=True)
+        return await self._read(unit, search=True)
 
     async def list_events(
         self,
@@ -1557,9 +1561,11 @@ class RepositoryCore:
         await self._ready()
         return self._cursor_key
 
-    async def _read(self, unit: Callable[[], Unit[T]], *, scan: bool = False) -> T:
+    async def _read(
+        self, unit: Callable[[], Unit[T]], *, scan: bool = False, search: bool = False
+    ) -> T:
         backend = self._backend if self._opened and not self._closed else await self._ready()
-        return await backend.read(unit, scan=scan)
+        return await backend.read(unit, scan=scan, search=search)
 
     async def _write(
         self, unit: Callable[[], Unit[T]], *, atomic: bool = False, bulk: bool = False

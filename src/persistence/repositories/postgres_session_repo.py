@@ -146,7 +146,11 @@ class _PostgresBackend:
         if pool is not None:
             await pool.close()
 
-    async def read(self, unit: Callable[[], Unit[T]], *, scan: bool = False) -> T:
+    async def read(
+        self, unit: Callable[[], Unit[T]], *, scan: bool = False, search: bool = False
+    ) -> T:
+        # A search takes a pooled connection as any read does: none waits behind it.
+        scan = scan or search
         with self._domain_errors():
             pool = self._connected()
             try:

@@ -188,8 +188,9 @@ def _empty_log(database: sqlite3.Connection) -> bool:
 
 
 class _SqliteBackend:
-    """Two connections: one writes (group commit), one reads, so that reads go on
-    while a write waits for a lock another process holds."""
+    """Three connections: one writes (group commit), one reads, so that reads go on
+    while a write waits for a lock another process holds, and one searches, so that
+    a search, whose time grows with its matches, holds up no other read."""
 
     driver_errors: tuple[type[Exception], ...] = (sqlite3.DatabaseError,)
 
@@ -200,19 +201,21 @@ class _SqliteBackend:
         self._writes: WriteBatcher | None = None
         self._guard: SameFileGuard | None = None
         self._reader: aiosqlite.Connection | None = None
+        self._searcher: aiosqlite.Connection | None = None
         self._inline: InlineReader | None = None
         self._closed = False
 
     async def open(self) -> None:
-        # An in-memory database exists only on its one connection, which reads too, on
-        # its own thread: its writes stay there. A file's writer also writes on the
-        # event loop's thread.
+        # An in-memory database exists only on its one connection, which reads and
+        # searches too, on its own thread: its writes stay there. A file's writer also
+        # writes on the event loop's thread.
         in_memory = self.db_path == ":memory:"
         writer = await open_connection(self.db_path, self.synchronous, any_thread=not in_memory)
         opened = [writer]
         try:
             await migrate(writer, self.db_path)
             if not in_memory:
+                opened.append(await open_connection(self.db_path, self.synchronous))
                 opened.append(await open_connection(self.db_path, self.synchronous))
             same_file = database_file_guard(self.db_path)
             if same_file is not None:
@@ -224,11 +227,12 @@ class _SqliteBackend:
         self.connections = tuple(opened)
         self._guard = same_file
         self._writes = WriteBatcher(writer, guard=same_file, on_loop=not in_memory)
-        self._reader = opened[-1]
+        self._reader, self._searcher = opened[1 % len(opened)], opened[-1]
 
     async def close(self) -> None:
         self._closed = True
-        writes, self._writes, self._reader = self._writes, None, None
+        writes, self._writes = self._writes, None
+        self._reader = self._searcher = None
         if writes is not None:
             await writes.drain()
         inline, self._inline = self._inline, None
@@ -243,13 +247,15 @@ class _SqliteBackend:
 
     # Every call passes through read or write: plain try/except, not a
     # context manager, keeps what each call costs on the event loop small.
-    async def read(self, unit: Callable[[], Unit[T]], *, scan: bool = False) -> T:
-        inline = None if scan else self._inline
+    async def read(
+        self, unit: Callable[[], Unit[T]], *, scan: bool = False, search: bool = False
+    ) -> T:
+        inline = None if scan or search else self._inline
         if inline is not None:
             answer = inline.run(lambda step: _drive(unit(), step))
             if answer is not NOT_HERE:
                 return answer  # type: ignore[return-value]
-        reader = self._reader
+        reader = self._searcher if search else self._reader
         if reader is None:  # closed since the call began
             raise RepositoryClosedError()
         try:
@@ -323,10 +329,10 @@ class _SqliteBackend:
 class SessionRepository(RepositoryCore):
     """Repository for session CRUD operations and lifecycle, on SQLite.
 
-    Two connections, opened on first use inside the running event loop and
+    Three connections, opened on first use inside the running event loop and
     kept until `close()`: one writes, one reads, so that reads go on while a
-    write waits for a lock another process holds. Every write is committed
-    before its method returns.
+    write waits for a lock another process holds, and one searches. Every write
+    is committed before its method returns.
     """
 
     def __init__(
@@ -339,7 +345,8 @@ class SessionRepository(RepositoryCore):
 
     @property
     def connections(self) -> Sequence[aiosqlite.Connection]:
-        """The open connections, writer first (none before first use or after close)."""
+        """The open connections: the writer, the reader, the searcher (none before first
+        use or after close; the writer alone for an in-memory database)."""
         return self._sqlite.connections
 
     async def erase_participant(self, participant_id: str) -> Erasure:
