@@ -12,7 +12,6 @@ import asyncio
 import sqlite3
 from contextlib import suppress
 
-import aiosqlite
 import asyncpg
 import structlog
 
@@ -23,27 +22,40 @@ __all__ = ["DataVersionWatch", "NotifyWatch"]
 _log = structlog.get_logger(__name__)
 
 # How often SQLite's data_version is looked at: the cost is a call on the
-# watch's own connection, no read of the database file's pages.
+# watch's own connection, on the event loop's thread (a few microseconds: no
+# read of the database file's pages), so an idle server stays idle.
 _DATA_VERSION_POLL = 0.01
 
 
 class DataVersionWatch:
-    """Wakes when the SQLite database changed; on its own connection (None: in-memory, where
+    """Wakes when the SQLite database changed; looks through a connection of its own, used
+    only from the event loop's thread, that never waits for a lock (None: in-memory, where
     there is no other connection to watch, so each wait simply lasts one poll)."""
 
     # One server holds the subscribers of its writes: handing out soon after each
     # commit keeps delivery short while every pass costs little next to the writes.
     pace_seconds = 0.025
 
-    def __init__(self, connection: aiosqlite.Connection | None) -> None:
-        self._connection = connection
+    def __init__(self, db_path: str | None) -> None:
+        self._database: sqlite3.Connection | None = None
         self._seen: int | None = None
+        if db_path is None:
+            return
+        try:
+            # timeout=0: a look that would wait for a lock fails at once, and the next
+            # poll looks again; the event loop never waits on the file.
+            self._database = sqlite3.connect(
+                db_path, isolation_level=None, timeout=0, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            # Without hints the log is still read at every poll interval.
+            _log.warning("event_watch_unavailable", error=type(exc).__name__)
 
     async def wait(self, seconds: float) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds
         while True:
-            version = await self._data_version()
+            version = self._data_version()
             if version is not None and version != self._seen:
                 first, self._seen = self._seen is None, version
                 if not first:
@@ -53,20 +65,19 @@ class DataVersionWatch:
                 return
             await asyncio.sleep(min(_DATA_VERSION_POLL, remaining))
 
-    async def _data_version(self) -> int | None:
-        if self._connection is None:
+    def _data_version(self) -> int | None:
+        if self._database is None:
             return None
         try:
-            async with self._connection.execute("PRAGMA data_version") as cursor:
-                row = await cursor.fetchone()
-        except (sqlite3.Error, ValueError):
+            row = self._database.execute("PRAGMA data_version").fetchone()
+        except sqlite3.Error:
             return None  # the log's own read will say what is wrong
         return None if row is None else int(row[0])
 
     async def close(self) -> None:
-        connection, self._connection = self._connection, None
-        if connection is not None:
-            await connection.close()
+        database, self._database = self._database, None
+        if database is not None:
+            database.close()
 
 
 class NotifyWatch:

@@ -294,7 +294,7 @@ class _SqliteBackend:
     async def watch(self) -> EventWatch:
         if self.db_path == ":memory:":
             return DataVersionWatch(None)
-        return DataVersionWatch(await open_connection(self.db_path, self.synchronous))
+        return DataVersionWatch(self.db_path)
 
     async def purge_erased(self) -> None:
         """Merge the search index into one segment and empty the log into the file.
