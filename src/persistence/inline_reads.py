@@ -14,6 +14,11 @@ millisecond can take ten by the clock. Measured on a busy server, a clock
 budget gave up nine list pages in ten, to run them again on the worker
 behind every other read. A looser limit by the clock still bounds a read
 that waits on the disk.
+
+The CPU time is counted from the first look at the clocks, a few thousand
+steps into a read: most reads end before it. The thread's CPU clock is a
+system call (the wall clock is not), and on a busy machine one took 19 µs
+on average, past 8 ms at worst, in every short read that asked for it.
 """
 
 from __future__ import annotations
@@ -67,7 +72,9 @@ class InlineReader:
         self._database.row_factory = sqlite3.Row
         self._database.set_progress_handler(self._over_budget, _CHECK_EVERY)
         self._guard = guard
-        self._deadline = self._wait_deadline = math.inf
+        self._deadline: float | None = math.inf
+        """The CPU time at which a read is given up; None until its first look."""
+        self._wait_deadline = math.inf
 
     def run(self, drive: Callable[[Step], T]) -> T | object:
         """`drive(step)` in one read transaction (one snapshot); NOT_HERE if given up.
@@ -76,7 +83,7 @@ class InlineReader:
         of its own (not the database's) is the read's answer and passes through.
         """
         database = self._database
-        self._deadline = time.thread_time() + BUDGET_SECONDS
+        self._deadline = None
         self._wait_deadline = time.perf_counter() + WAIT_LIMIT_SECONDS
         try:
             database.execute("BEGIN")
@@ -109,4 +116,13 @@ class InlineReader:
         return self._database.execute(sql, parameters).fetchall()
 
     def _over_budget(self) -> bool:
-        return time.thread_time() > self._deadline or time.perf_counter() > self._wait_deadline
+        if time.perf_counter() > self._wait_deadline:
+            return True
+        if self._deadline == math.inf:
+            return False
+        spent = time.thread_time()
+        if self._deadline is None:
+            # The steps before this first look cost a small part of the budget.
+            self._deadline = spent + BUDGET_SECONDS
+            return False
+        return spent > self._deadline

@@ -100,6 +100,34 @@ async def test_a_read_past_the_budget_is_given_up_at_once(db_path: Path) -> None
     assert again == 42
 
 
+async def test_a_short_read_asks_for_no_cpu_clock(
+    sqlite_repo: SessionRepository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The thread's CPU clock is a system call, slow on a busy machine: a lookup by key
+    # ends before the first look at the clocks, and never asks for it.
+    created = await sqlite_repo.create(new_session())
+    looks = []
+    real_thread_time = time.thread_time
+
+    def counted() -> float:
+        looks.append(1)
+        return real_thread_time()
+
+    monkeypatch.setattr(time, "thread_time", counted)
+    for _ in range(10):
+        assert await sqlite_repo.get(created.id) == created
+    assert looks == []
+    # A long read still looks, and is given up at its budget.
+    guard = database_file_guard(sqlite_repo.db_path)
+    assert guard is not None
+    reader = InlineReader(sqlite_repo.db_path, guard)
+    try:
+        assert reader.run(lambda step: step(_COUNT_FAR, {})) is NOT_HERE
+    finally:
+        reader.close()
+    assert looks
+
+
 def test_a_read_that_waits_for_other_threads_is_not_given_up(db_path: Path) -> None:
     # SQLite lets go of the GIL for every row; while another thread computes, each
     # row waits for its turn: by the clock the read runs long, on the CPU it does not.
