@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from src.core.errors import ParticipantNotFoundError
+from src.core.errors import ParticipantNotFoundError, SessionNotFoundError
 from src.domain.models.session import Session
 from src.domain.models.turn import TurnRecordData
 from src.domain.models.utterance import NewUtterance, Speaker
@@ -101,6 +101,25 @@ async def test_erasure_takes_forks_however_deep_even_one_naming_someone_else(
     assert (erased.sessions, erased.utterances) == (3, 6 + 4 + 2)
     assert await rows_left(backend, [source.id, fork.id, renamed.id]) == 0
     assert {hit.session_id for hit in (await repo.search("wombat")).items} == {unrelated.id}
+
+
+async def test_forks_racing_an_erasure_go_with_it_or_find_their_source_gone(
+    backend: SqliteBackend | PostgresBackend, repo: SessionRepositoryProtocol
+) -> None:
+    # On PostgreSQL the forks run on connections of their own, beside the erasure: one
+    # that commits while the erasure waits for its locks must not outlive it.
+    for trial in range(5):
+        participant = f"p-race-{trial}"
+        sources = [await interview(repo, 1, "secret", participant_id=participant) for _ in range(3)]
+        forks = [repo.fork(source.id, 1) for source in sources for _ in range(4)]
+        outcomes = await asyncio.gather(
+            *forks[:6], repo.erase_participant(participant), *forks[6:], return_exceptions=True
+        )
+        made = [outcome.id for outcome in outcomes if isinstance(outcome, Session)]
+        refused = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+        assert all(isinstance(error, SessionNotFoundError) for error in refused), refused
+        assert await rows_left(backend, [source.id for source in sources] + made) == 0
+    assert (await repo.search("secret")).items == []
 
 
 async def test_erasing_a_participant_no_session_names_is_refused_and_changes_nothing(

@@ -1634,9 +1634,18 @@ class RepositoryCore:
 
 
 def _erase(participant_id: str) -> Unit[Erasure]:
-    rows = yield Statement(sql.ERASURE_SESSIONS, {"participant_id": participant_id})
+    sessions = Statement(sql.ERASURE_SESSIONS, {"participant_id": participant_id})
+    rows = yield sessions
     if not rows:
         raise ParticipantNotFoundError()
+    # On PostgreSQL a fork that committed while the statement waited for its locks is not
+    # in what it read: it looks again, holding them, until no session is new (a fork of a
+    # locked session now waits for the erasure, and then finds its source gone).
+    while True:
+        again = yield sessions
+        if {row[0] for row in again} <= {row[0] for row in rows}:
+            break
+        rows = again
     erased = {"session_ids": json.dumps([row[0] for row in rows])}
     ((utterances,),) = yield Statement(sql.ERASURE_UTTERANCE_COUNT, erased)
     events = len((yield Statement(sql.ERASURE_DELETE_EVENTS, erased)))
