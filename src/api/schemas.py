@@ -94,23 +94,6 @@ def _one_path_segment(session_id: str) -> str:
     return session_id
 
 
-class ForkCreate(BaseModel):
-    """Where to fork a session, and what to call the new one."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    at_turn: TurnNumber
-    id: (
-        Annotated[
-            SessionId,
-            AfterValidator(_one_path_segment),
-            Field(json_schema_extra={"pattern": _ONE_PATH_SEGMENT}),
-        ]
-        | None
-    ) = None
-    labels: Labels | None = None
-
-
 def _json_number(value: object) -> object:
     # The domain models convert as pydantic usually does ("7" to 7, true to 1),
     # as the spec's code expects; a client's JSON sends numbers as numbers.
@@ -124,6 +107,23 @@ JsonNumberOnly = BeforeValidator(_json_number)
 StrictTurnCount = Annotated[TurnCount, JsonNumberOnly]
 StrictCoverageScore = Annotated[CoverageScore, JsonNumberOnly]
 StrictTurnNumber = Annotated[TurnNumber, JsonNumberOnly]
+
+
+class ForkCreate(BaseModel):
+    """Where to fork a session, and what to call the new one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    at_turn: StrictTurnNumber
+    id: (
+        Annotated[
+            SessionId,
+            AfterValidator(_one_path_segment),
+            Field(json_schema_extra={"pattern": _ONE_PATH_SEGMENT}),
+        ]
+        | None
+    ) = None
+    labels: Labels | None = None
 
 
 class SessionStateUpdate(SessionState):

@@ -118,3 +118,16 @@ def test_the_python_models_keep_pydantic_s_usual_conversions() -> None:
 
     assert (state.turn_count, state.coverage_score) == (3, 1.0)
     assert session.status == "paused"
+
+
+@pytest.mark.parametrize("value", [*NOT_NUMBERS, 1.5, -1])
+async def test_a_fork_turn_that_is_not_a_whole_number_is_refused(
+    client: httpx.AsyncClient, value: Any
+) -> None:
+    session = await new_session(client)
+
+    response = await client.post(f"/sessions/{session['id']}/fork", json={"at_turn": value})
+
+    assert_refused(response, "at_turn")
+    listed = await client.get("/sessions", params={"status": "all"})
+    assert [each["id"] for each in listed.json()] == [session["id"]]
