@@ -57,3 +57,19 @@ async def test_a_watch_that_cannot_open_the_file_waits_out_each_poll(tmp_path: P
         assert time.perf_counter() - began >= 0.19
     finally:
         await watch.close()
+
+
+async def test_a_watch_on_a_damaged_file_is_still_a_watch(sqlite_repo: SessionRepository) -> None:
+    # The log's own read says what is wrong (503); the watch only stops hinting.
+    for _ in range(20):
+        await sqlite_repo.create(new_session())
+    with sqlite3.connect(sqlite_repo.db_path) as checkpoint:
+        checkpoint.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    with open(sqlite_repo.db_path, "r+b") as file:
+        file.seek(8192)
+        file.write(b"\xa5" * 65536)
+    watch = await sqlite_repo.watch_events()
+    try:
+        await watch.wait(0.05)
+    finally:
+        await watch.close()
