@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -128,6 +129,9 @@ class _PostgresBackend:
         self.pool_size = pool_size
         self._pool: asyncpg.Pool | None = None
         self._closed = False
+        # However many searches come at once, they hold at most half the pool: other reads
+        # and the writes still find connections (a search's time grows with its matches).
+        self._searches = asyncio.Semaphore(max(1, pool_size // 2))
 
     async def open(self) -> None:
         with self._domain_errors():
@@ -149,8 +153,9 @@ class _PostgresBackend:
     async def read(
         self, unit: Callable[[], Unit[T]], *, scan: bool = False, search: bool = False
     ) -> T:
-        # A search takes a pooled connection as any read does: none waits behind it.
-        scan = scan or search
+        if search:
+            async with self._searches:
+                return await self.read(unit, scan=True)
         with self._domain_errors():
             pool = self._connected()
             try:
