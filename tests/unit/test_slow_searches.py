@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+from pathlib import Path
 
 import asyncpg
 import pytest
 
+from src.core.errors import RepositoryClosedError
 from src.domain.models.session import utc_now
 from src.persistence.repositories.postgres_session_repo import PostgresSessionRepository
 from src.persistence.repositories.session_repo import SessionRepository, to_text
@@ -81,3 +83,26 @@ async def test_searches_at_once_leave_connections_for_other_reads(
     assert all(len(page.items) == 10 for page in pages)
     # Two searches at once would hold both connections: the lookup would wait for one.
     assert waited < one_search / 2, (waited, one_search)
+
+
+@pytest.mark.sqlite
+async def test_closing_stops_the_searches_still_queued_or_running(db_path: Path) -> None:
+    repository = SessionRepository(str(db_path))
+    session = await repository.create(new_session())
+    with sqlite3.connect(db_path) as bulk:
+        bulk.executemany(
+            "INSERT INTO utterances (session_id, turn_number, speaker, text, created_at)"
+            " VALUES (?, ?, 'respondent', ?, ?)",
+            ((session.id, n + 1, f"coffee {n}", to_text(utc_now())) for n in range(_MATCHES)),
+        )
+    # Searches whose clients left: each would weigh every match, one after another.
+    searching = [asyncio.ensure_future(repository.search("coffee")) for _ in range(6)]
+    await asyncio.sleep(0.05)
+
+    began = time.perf_counter()
+    await repository.close()
+    took = time.perf_counter() - began
+    outcomes = await asyncio.gather(*searching, return_exceptions=True)
+
+    assert took < 1, took
+    assert all(isinstance(outcome, RepositoryClosedError) for outcome in outcomes), outcomes
