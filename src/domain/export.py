@@ -207,9 +207,8 @@ async def _markdown(
         yield "_No utterances were recorded._\n"
     else:
         yield await _markdown_record(records, turn)
-    graph_lines = markdown_graph(graph, quotes, markdown_text)
-    if graph_lines:
-        yield "\n" + graph_lines
+    for line in markdown_graph(graph, quotes, markdown_text):
+        yield line
 
 
 def _markdown_session_lines(session: Session) -> list[str]:

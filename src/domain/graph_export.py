@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from xml.sax.saxutils import escape, quoteattr
 
 from src.domain.models.graph import Edge, Graph, Node, StoredSpan
@@ -92,42 +92,45 @@ async def graphml(session: Session, graph: Graph) -> AsyncIterator[str]:
 
 
 class Quotes:
-    """The text each span of a graph covers, gathered as the transcript streams past."""
+    """The text each span of a graph covers, from the utterances it cites, kept as the
+    transcript streams past (each cited utterance once, however many spans cite it)."""
 
     def __init__(self, graph: Graph) -> None:
-        self._wanted: dict[tuple[int, str], list[StoredSpan]] = {}
-        for node in graph.nodes:
-            for span in node.provenance:
-                self._wanted.setdefault((span.turn_number, span.speaker.value), []).append(span)
-        self._quotes: dict[tuple[int, str, int, int], str] = {}
+        self._cited = {
+            (span.turn_number, span.speaker.value)
+            for node in graph.nodes
+            for span in node.provenance
+        }
+        self._texts: dict[tuple[int, str], str] = {}
 
     def see(self, turn_number: int, speaker: str, text: str) -> None:
-        """Keep the quotes that fall in this utterance."""
-        for span in self._wanted.get((turn_number, speaker), ()):
-            self._quotes[(turn_number, speaker, span.start, span.end)] = text[span.start : span.end]
+        """Keep the utterance if a span cites it."""
+        if (turn_number, speaker) in self._cited:
+            self._texts[(turn_number, speaker)] = text
 
     def of(self, span: StoredSpan) -> str | None:
-        return self._quotes.get((span.turn_number, span.speaker.value, span.start, span.end))
+        text = self._texts.get((span.turn_number, span.speaker.value))
+        return None if text is None else text[span.start : span.end]
 
 
-def markdown_graph(graph: Graph, quotes: Quotes, text: Callable[[str], str]) -> str:
-    """The graph's nodes after the transcript, each with the quotes it came from; `text`
-    escapes what the client wrote."""
+def markdown_graph(graph: Graph, quotes: Quotes, text: Callable[[str], str]) -> Iterator[str]:
+    """The graph's nodes after the transcript, each with the quotes it came from, a line
+    at a time (a node may cite long quotes many times); `text` escapes what the client
+    wrote."""
     if not graph.nodes:
-        return ""
-    lines = ["## Graph", ""]
+        return
+    yield "\n## Graph\n\n"
     for node in graph.nodes:
-        lines.append(
+        yield (
             f"- **{text(node.label)}** ({text(node.type)}; id {text(node.id)}; confidence "
             f"{node.confidence:g}; turns {node.first_turn}-{node.last_turn}"
             + (f"; superseded by {text(node.superseded_by)}" if node.superseded_by else "")
-            + ")"
+            + ")\n"
         )
         for span in node.provenance:
             quote = quotes.of(span)
             said = "" if quote is None else text(quote)
-            lines.append(
+            yield (
                 f"  - Turn {span.turn_number}, {span.speaker.value} "
-                f"\\[{span.start}:{span.end}\\]: “{said}”"
+                f"\\[{span.start}:{span.end}\\]: “{said}”\n"
             )
-    return "\n".join(lines) + "\n"

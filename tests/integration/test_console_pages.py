@@ -377,6 +377,23 @@ async def test_the_session_page_shows_participant_usage_history_and_graph_with_q
     assert "leads_to" in page
 
 
+async def test_the_session_page_shows_the_start_of_a_long_quote(
+    console: httpx.AsyncClient,
+) -> None:
+    # A node may cite a long answer many times: the page shows each quote's start.
+    session_id = await create(console)
+    said = "coffee " * 2800
+    body = first_turn_quoting(said, said.strip(), label="long")
+    body["graph"]["nodes"][0]["provenance"] *= 50
+    turn = await console.post(f"/sessions/{session_id}/turns", json=body)
+    assert turn.status_code == 201, turn.text
+
+    page = (await console.get(f"/console/sessions/{session_id}")).text
+
+    assert page.count(f"<q>{said[:300]}…</q>") == 50
+    assert len(page) < 2 * len(said) + 100_000
+
+
 async def test_the_search_page_finds_what_was_said_and_marks_it_safely(
     console: httpx.AsyncClient,
 ) -> None:
