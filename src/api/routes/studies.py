@@ -10,6 +10,7 @@ from fastapi.responses import StreamingResponse
 
 from src.api.deps import RepositoryDep, SettingsDep
 from src.api.errors import problem_responses
+from src.api.streaming import sharing_the_loop
 from src.core.errors import PseudonymKeyMissingError
 from src.domain.models.study import StudySummary
 from src.domain.redaction import Pseudonymizer
@@ -66,7 +67,9 @@ async def export_study_sessions(
         f"study-{_SAFE.sub('_', study_id)[:100].lstrip('.') or '_'}.{export_format.extension}"
     )
     return StreamingResponse(
-        export_study(repository, study_id, session_ids, export_format, pseudonymizer),
+        sharing_the_loop(
+            export_study(repository, study_id, session_ids, export_format, pseudonymizer)
+        ),
         media_type=export_format.media_type,
         headers={"Content-Disposition": f'attachment; filename="{file_name}"'},
     )

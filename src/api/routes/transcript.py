@@ -14,6 +14,7 @@ from src.api.errors import problem_responses
 from src.api.links import next_page_headers
 from src.api.preconditions import etag, expected_version
 from src.api.schemas import ResumeContext, TurnCreate, TurnRecorded, UtteranceCreate
+from src.api.streaming import sharing_the_loop
 from src.core.errors import PseudonymKeyMissingError, SessionNotFoundError
 from src.domain.export import ExportFormat, session_export_file_name
 from src.domain.models.turn import Turn
@@ -179,7 +180,7 @@ async def export_session(
         raise SessionNotFoundError(session_id)
     file_name = session_export_file_name(session, export_format)
     return StreamingResponse(
-        export_session_bytes(repository, session, export_format, pseudonymizer),
+        sharing_the_loop(export_session_bytes(repository, session, export_format, pseudonymizer)),
         media_type=export_format.media_type,
         headers={"Content-Disposition": f'attachment; filename="{file_name}"'},
     )
