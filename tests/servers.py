@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import uvicorn
 
+from src.api.http_protocol import GuardedHttpToolsProtocol
 from src.core.config import Settings
 from src.main import create_app
 
@@ -108,12 +109,20 @@ def running_server(cwd: Path, env: dict[str, str]) -> Iterator[str]:
 
 @asynccontextmanager
 async def serving_in_process(settings: Settings, **app_options: float) -> AsyncIterator[str]:
-    """The app under uvicorn in this process, so that `create_app`'s options for tests
-    (a shorter heartbeat, a shorter stall) can be set; its URL."""
+    """The app under uvicorn in this process, with the server's own HTTP protocol, so that
+    `create_app`'s options for tests (a shorter heartbeat, a shorter stall) can be set;
+    its URL."""
     port = free_port()
     app = create_app(settings, **app_options)
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="on",
+            http=GuardedHttpToolsProtocol,
+        )
     )
     task = asyncio.create_task(server.serve())
     try:

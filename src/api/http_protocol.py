@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import struct
 from collections.abc import Callable
 from http import HTTPStatus
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 __all__ = [
+    "ABORT_EXTENSION",
     "BODY_GRACE_S",
     "BODY_IDLE_TIMEOUT_S",
     "BODY_MIN_BYTES_PER_S",
@@ -36,6 +39,11 @@ BODY_MIN_BYTES_PER_S = 500
 
 MAX_HEADER_BYTES = 64 * 1024
 """The request line and headers together; more gets 431."""
+
+ABORT_EXTENSION = "interview-system.abort"
+"""The scope's extension that closes the connection at once, dropping what waits to be sent:
+closing it gently waits until the client has read all of that, which one that reads
+nothing never does."""
 
 
 class _HeadersTooLarge(Exception):
@@ -94,6 +102,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self.scope["extensions"] = {ABORT_EXTENSION: {"abort": self._drop_connection}}
         self._reading_headers = True
         self._header_bytes = 0
         if self._timer is None:
@@ -152,6 +161,14 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+    def _drop_connection(self) -> None:
+        # Reset, not closed: a gentle close would still wait, in the kernel, for a
+        # client that reads nothing to take what its buffers hold.
+        connection = self.transport.get_extra_info("socket")
+        if connection is not None:
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.transport.abort()
 
     def _answering(self) -> bool:
         return self.cycle is not None and not self.cycle.response_complete

@@ -18,6 +18,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from src.api.errors import problem_responses
 from src.api.event_hub import EventHub, EventStream, Resume
+from src.api.http_protocol import ABORT_EXTENSION
 from src.core.errors import InvalidEventIdError
 from src.domain.models.session import SessionId, StudyId
 
@@ -100,6 +101,9 @@ class _EventStream(EventSourceResponse):
             await super().__call__(scope, receive, sending)
         except _Stalled:
             _log.info("event_stream_closed", reason="the client read nothing after falling behind")
+            abort = scope.get("extensions", {}).get(ABORT_EXTENSION)
+            if abort is not None:
+                abort["abort"]()
             return
         if not finished:
             # The server is stopping: the stream was cut short, and ends as an answer that
