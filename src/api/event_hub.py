@@ -45,6 +45,10 @@ T = TypeVar("T")
 
 _log = structlog.get_logger(__name__)
 _PAGE = 500
+_CATCHING_UP = 2
+"""Streams reading and encoding a page of older events in a pass of the event loop: each
+page takes it a few milliseconds, and a thousand streams catching up at once would keep
+every other request waiting for all of theirs."""
 _CHUNK_BYTES = 256 * 1024
 """At most this much of a backlog goes into one send (one message more if it alone is larger):
 a stream that fell behind is caught up in pieces, never copied whole."""
@@ -241,6 +245,7 @@ class EventHub:
         self._queue_limit = queue_limit
         self._queue_limit_bytes = queue_limit_bytes
         self._subscriptions: set[Subscription] = set()
+        self._catching_up = asyncio.Semaphore(_CATCHING_UP)
         self._position = 0
         self._reader: asyncio.Task[None] | None = None
         self._watch: EventWatch | None = None
@@ -280,18 +285,26 @@ class EventHub:
         last = after
         try:
             while last < handed_out:
-                page = await self._repository.list_events(
-                    after=last,
-                    session_id=subscription.session_id,
-                    study_id=subscription.study_id,
-                    limit=_PAGE,
-                )
-                # Retention may have trimmed past `last` while the client caught up: the page
-                # then lacks events it never had. It is told to resume, and hears why (410).
-                if (await self._repository.event_bounds()).trimmed_through > last:
+                async with self._catching_up:
+                    page = await self._repository.list_events(
+                        after=last,
+                        session_id=subscription.session_id,
+                        study_id=subscription.study_id,
+                        limit=_PAGE,
+                    )
+                    # Retention may have trimmed past `last` while the client caught up: the
+                    # page then lacks events it never had. It is told to resume, and hears
+                    # why (410).
+                    trimmed = (await self._repository.event_bounds()).trimmed_through > last
+                    pieces = chunks([published(event) for event in page if event.id <= handed_out])
+                    # A read by key may not have waited at all: the turn is held across a
+                    # pass of the loop, so that the other streams catching up wait for it
+                    # on the semaphore, not among the requests the loop runs.
+                    await asyncio.sleep(0)
+                if trimmed:
                     yield Resume(last)
                     return
-                for chunk in chunks([published(event) for event in page if event.id <= handed_out]):
+                for chunk in pieces:
                     yield chunk
                     last = chunk.last_id
                 if len(page) < _PAGE or page[-1].id > handed_out:

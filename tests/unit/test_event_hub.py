@@ -299,3 +299,54 @@ async def test_what_waited_over_several_passes_goes_out_in_one_piece(
         assert len(first.messages) == 10
         assert first.data == b"".join(message.message for message in first.messages)
         assert received == sorted(received)
+
+
+async def test_streams_catching_up_read_older_events_a_few_at_a_time(
+    sqlite_repo: SessionRepository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each page read and encoded holds the event loop: a thousand streams catching up at
+    # once would hold it for all of theirs before any other request's turn.
+    session = await sqlite_repo.create(new_session())
+    for turn in range(1, 1201):
+        said = NewUtterance(turn_number=turn, speaker=Speaker.RESPONDENT, text="yes")
+        await sqlite_repo.append_utterance(session.id, said)
+    newest = (await sqlite_repo.event_bounds()).newest
+    pages = 0
+    list_events = sqlite_repo.list_events
+
+    async def counted(**kwargs: object) -> list[Event]:
+        nonlocal pages
+        pages += 1
+        return await list_events(**kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sqlite_repo, "list_events", counted)
+    between_turns: list[int] = []
+    finished = asyncio.Event()
+
+    async def another_request() -> None:
+        seen = pages
+        while not finished.is_set():
+            await asyncio.sleep(0)
+            between_turns.append(pages - seen)
+            seen = pages
+
+    async with stopped_after(EventHub(sqlite_repo, poll_seconds=0.05)) as hub:
+
+        async def caught_up() -> int:
+            stream = await hub.stream(0)
+            seen = 0
+            while seen < newest:
+                batch = await asyncio.wait_for(anext(stream), 30)
+                assert isinstance(batch, Chunk)
+                seen = batch.last_id
+            await stream.aclose()
+            return seen
+
+        other = asyncio.ensure_future(another_request())
+        assert await asyncio.gather(*(caught_up() for _ in range(20))) == [newest] * 20
+        finished.set()
+        await other
+    # 20 streams of 3 pages each; a few pages between two turns of anything else, never
+    # a page of every stream.
+    assert pages >= 60
+    assert max(between_turns) <= 4, between_turns
