@@ -296,7 +296,11 @@ class EventHub:
                     # page then lacks events it never had. It is told to resume, and hears
                     # why (410).
                     trimmed = (await self._repository.event_bounds()).trimmed_through > last
-                    pieces = chunks([published(event) for event in page if event.id <= handed_out])
+                    pieces = (
+                        []
+                        if trimmed
+                        else chunks([published(event) for event in page if event.id <= handed_out])
+                    )
                     # A read by key may not have waited at all: the turn is held across a
                     # pass of the loop, so that the other streams catching up wait for it
                     # on the semaphore, not among the requests the loop runs.

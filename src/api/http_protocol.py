@@ -102,7 +102,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self.scope["extensions"] = {ABORT_EXTENSION: {"abort": self._drop_connection}}
+        self.scope.setdefault("extensions", {})[ABORT_EXTENSION] = {"abort": self._drop_connection}
         self._reading_headers = True
         self._header_bytes = 0
         if self._timer is None:
