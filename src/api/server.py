@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import socket
 import sys
 
@@ -10,6 +9,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from src.api.http_protocol import GuardedHttpToolsProtocol
+from src.core.collector import settle_long_lived_objects
 from src.core.config import Settings
 
 __all__ = ["check_can_listen", "serve"]
@@ -31,8 +31,7 @@ def serve(app: FastAPI, settings: Settings) -> None:
     # The app's own objects (routes, models, their schemas) live as long as the
     # process; frozen, every full collection skips them. Measured: 12-17% more
     # turns a second on one core (docs/benchmarks.md).
-    gc.collect()
-    gc.freeze()
+    settle_long_lived_objects()
     uvicorn.run(
         app,
         host=settings.host,
