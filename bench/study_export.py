@@ -29,9 +29,11 @@ from typing import Any, BinaryIO, cast
 
 from bench import turns
 from bench.repository import new_session, peak_rss_mib
+from src.core.config import Settings
 from src.domain.models.graph import GraphChange
 from src.domain.models.utterance import NewUtterance
 from src.exporting import export_study_to
+from src.persistence.repositories.factory import create_repository
 from src.persistence.repositories.session_repo import SessionRepository
 from src.study_exporting import StudyExportFormat
 from tests.backends import SESSION_TABLES
@@ -160,7 +162,8 @@ class _Counted(io.RawIOBase):
 
 
 async def measure(db_path: str, export_format: StudyExportFormat) -> dict[str, Any]:
-    async with SessionRepository(db_path) as repository:
+    # Opened as `interview-system export` opens it.
+    async with create_repository(Settings(database_path=db_path), one_pass=True) as repository:
         await repository.get(_TEMPLATE)
         before = peak_rss_mib()
         with Path("/dev/null").open("wb") as null:  # noqa: ASYNC230

@@ -456,7 +456,7 @@ async def _export_session(
     target: Path | None,
     pseudonymizer: Pseudonymizer | None,
 ) -> None:
-    async with create_repository(settings) as repository:
+    async with create_repository(settings, one_pass=True) as repository:
         if target is not None and await asyncio.to_thread(target.is_dir):
             target = await export_path_in(repository, session_id, export_format, target)
             _refuse_the_database(settings, target)
@@ -478,7 +478,7 @@ async def _export_study(
     target: Path | None,
     pseudonymizer: Pseudonymizer | None,
 ) -> None:
-    async with create_repository(settings) as repository:
+    async with create_repository(settings, one_pass=True) as repository:
         if target is None:
             await export_study_to(
                 repository, study_id, export_format, sys.stdout, pseudonymizer=pseudonymizer
@@ -502,7 +502,7 @@ async def _export_status(
 ) -> None:
     with _blaming_the_export():
         await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
-    async with create_repository(settings) as repository:
+    async with create_repository(settings, one_pass=True) as repository:
         ids = await session_ids_with_status(repository, status)
         with (
             click.progressbar(

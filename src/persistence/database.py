@@ -20,6 +20,7 @@ from src.persistence.sqlite_thread import daemonize
 
 __all__ = [
     "BUSY_TIMEOUT_SECONDS",
+    "STORE_CACHE_KIB",
     "Migration",
     "SameFileGuard",
     "Synchronous",
@@ -50,7 +51,7 @@ _SYNCHRONOUS_PRAGMA: dict[Synchronous, str] = {
 # cache_size: 8 MiB instead of SQLite's 2 MB keeps more of a large store's
 # b-tree pages in memory, a bounded cost; mmap would count the whole file
 # toward the process's resident memory as pages are touched.
-_STORE_CACHE_KIB = 8192
+STORE_CACHE_KIB = 8192
 # secure_delete: deleted content is overwritten with zeros, not left in free
 # space, so an erased participant's words do not stay readable in the file.
 _CONNECTION_PRAGMAS = """
@@ -59,7 +60,7 @@ PRAGMA secure_delete = ON;
 """
 
 
-def connection_pragmas(synchronous: Synchronous = "full", cache_kib: int = _STORE_CACHE_KIB) -> str:
+def connection_pragmas(synchronous: Synchronous = "full", cache_kib: int = STORE_CACHE_KIB) -> str:
     """The PRAGMAs every connection of the store runs once opened, as one script."""
     return (
         f"{_CONNECTION_PRAGMAS}PRAGMA cache_size = -{cache_kib};\n"
@@ -119,12 +120,17 @@ def load_migrations(
 
 
 async def open_connection(
-    db_path: str | os.PathLike[str], synchronous: Synchronous = "full", *, any_thread: bool = False
+    db_path: str | os.PathLike[str],
+    synchronous: Synchronous = "full",
+    *,
+    any_thread: bool = False,
+    cache_kib: int = STORE_CACHE_KIB,
 ) -> aiosqlite.Connection:
     """Open a connection in autocommit mode with this store's PRAGMAs, creating the folder.
 
     any_thread: the sqlite3 connection may be used from threads other than its
     worker, one at a time (the caller sees to that).
+    cache_kib: the size of its page cache.
     """
     path = Path(db_path)
     await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
@@ -141,7 +147,7 @@ async def open_connection(
     await connection
     try:
         await _use_wal(connection)
-        await connection.executescript(connection_pragmas(synchronous))
+        await connection.executescript(connection_pragmas(synchronous, cache_kib))
     except BaseException:
         await connection.close()
         raise

@@ -31,7 +31,7 @@ from typing import Any, Final, TypeVar
 
 from src.persistence.database import SameFileGuard, connection_pragmas
 
-__all__ = ["NOT_HERE", "InlineReader"]
+__all__ = ["CACHE_KIB", "NOT_HERE", "InlineReader"]
 
 T = TypeVar("T")
 
@@ -46,7 +46,7 @@ _CHECK_EVERY: Final = 2000
 # cache holds them. The store's 8 MiB would only fill, as exports and long
 # listings pass through, and stay filled beside the worker's (measured: a study's
 # jsonl export at 600 sessions peaked 6.9 MiB above one at 200; 0.1 MiB at 2 MiB).
-_CACHE_KIB: Final = 2048
+CACHE_KIB: Final = 2048
 
 NOT_HERE: Final = object()
 """What `InlineReader.run` returns for a read it gave up: run it on the worker."""
@@ -57,14 +57,14 @@ Step = Callable[[str, Mapping[str, Any]], list[sqlite3.Row]]
 class InlineReader:
     """One read-only connection, used only from the event loop's thread."""
 
-    def __init__(self, db_path: str, guard: SameFileGuard) -> None:
+    def __init__(self, db_path: str, guard: SameFileGuard, *, cache_kib: int = CACHE_KIB) -> None:
         # timeout=0: a read that would wait for a lock fails at once (and goes to the worker).
         self._database = sqlite3.connect(
             db_path, isolation_level=None, timeout=0, check_same_thread=False
         )
         try:
             self._database.executescript(
-                connection_pragmas(cache_kib=_CACHE_KIB) + "PRAGMA query_only = ON;"
+                connection_pragmas(cache_kib=cache_kib) + "PRAGMA query_only = ON;"
             )
         except BaseException:
             self._database.close()

@@ -263,13 +263,17 @@ async def test_the_inline_reader_keeps_a_smaller_page_cache_than_the_worker(
     guard = database_file_guard(db_path)
     assert guard is not None
     inline = InlineReader(str(db_path), guard)
+    one_pass = InlineReader(str(db_path), guard, cache_kib=256)
     try:
         inline_cache = inline.run(lambda step: step("PRAGMA cache_size", {})[0][0])
+        one_pass_cache = one_pass.run(lambda step: step("PRAGMA cache_size", {})[0][0])
     finally:
         inline.close()
+        one_pass.close()
     worker = sqlite_repo.connections[-1]
     ((worker_cache,),) = await run_on_thread(
         worker, lambda: raw_connection(worker).execute("PRAGMA cache_size").fetchall()
     )
     assert inline_cache == -2048
     assert worker_cache == -8192
+    assert one_pass_cache == -256

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from src.core.config import Settings
 from src.core.errors import (
     InvalidCursorError,
     InvalidTransitionError,
@@ -24,6 +25,7 @@ from src.core.errors import (
 from src.domain.lifecycle import ALLOWED_TRANSITIONS
 from src.domain.models.session import SessionStatus
 from src.persistence.database import Synchronous
+from src.persistence.repositories.factory import create_repository
 from src.persistence.repositories.protocol import SessionRepositoryProtocol
 from src.persistence.repositories.session_repo import SessionRepository
 from tests.backends import PostgresBackend, SqliteBackend, drop_session_tables
@@ -573,6 +575,21 @@ class TestSqliteConnection:
             (row,) = await repository.connections[0].execute_fetchall("PRAGMA synchronous")
 
         assert row[0] == pragma
+
+    @pytest.mark.parametrize(("one_pass", "cache_kib"), [(False, 8192), (True, 256)])
+    async def test_a_process_that_reads_once_through_keeps_small_page_caches(
+        self, db_path: Path, one_pass: bool, cache_kib: int
+    ) -> None:
+        settings = Settings(database_path=db_path)
+        async with create_repository(settings, one_pass=one_pass) as repository:
+            await repository.ping()
+            assert isinstance(repository, SessionRepository)
+            writer, *readers = repository.connections
+            caches = [(await c.execute_fetchall("PRAGMA cache_size"))[0][0] for c in readers]
+            (written,) = await writer.execute_fetchall("PRAGMA cache_size")
+
+        assert caches == [-cache_kib, -cache_kib]
+        assert written[0] == -8192
 
 
 @pytest.mark.parametrize("query", ["INSERT", "SELECT_BY_ID", "UPDATE_STATE", "TRANSITION"])

@@ -23,6 +23,7 @@ from src.domain.models.erasure import Erasure
 from src.domain.models.session import utc_now
 from src.persistence.batching import WriteBatcher
 from src.persistence.database import (
+    STORE_CACHE_KIB,
     SameFileGuard,
     Synchronous,
     database_file_guard,
@@ -31,7 +32,7 @@ from src.persistence.database import (
     open_connection,
 )
 from src.persistence.event_watch import DataVersionWatch
-from src.persistence.inline_reads import NOT_HERE, InlineReader, Step
+from src.persistence.inline_reads import CACHE_KIB, NOT_HERE, InlineReader, Step
 from src.persistence.repositories.core import RepositoryCore
 from src.persistence.repositories.protocol import EventWatch
 from src.persistence.repositories.statements import Statement, Unit
@@ -202,9 +203,10 @@ class _SqliteBackend:
 
     driver_errors: tuple[type[Exception], ...] = (sqlite3.DatabaseError,)
 
-    def __init__(self, db_path: str, synchronous: Synchronous) -> None:
+    def __init__(self, db_path: str, synchronous: Synchronous, read_cache_kib: int | None) -> None:
         self.db_path = db_path
         self.synchronous = synchronous
+        self.read_cache_kib = read_cache_kib
         self.connections: tuple[aiosqlite.Connection, ...] = ()
         self._writes: WriteBatcher | None = None
         self._guard: SameFileGuard | None = None
@@ -223,13 +225,20 @@ class _SqliteBackend:
         try:
             await migrate(writer, self.db_path)
             if not in_memory:
-                opened.append(await open_connection(self.db_path, self.synchronous))
-                opened.append(await open_connection(self.db_path, self.synchronous))
+                cache_kib = self.read_cache_kib or STORE_CACHE_KIB
+                for _ in ("reader", "searcher"):
+                    opened.append(
+                        await open_connection(self.db_path, self.synchronous, cache_kib=cache_kib)
+                    )
             for reading in opened[1:]:
                 await run_on_thread(reading, _stop_when, raw_connection(reading), self._closing)
             same_file = database_file_guard(self.db_path)
             if same_file is not None:
-                self._inline = InlineReader(self.db_path, same_file)
+                self._inline = InlineReader(
+                    self.db_path,
+                    same_file,
+                    cache_kib=min(self.read_cache_kib or CACHE_KIB, CACHE_KIB),
+                )
         except BaseException:
             for connection in opened:
                 await connection.close()
@@ -348,14 +357,22 @@ class SessionRepository(RepositoryCore):
     kept until `close()`: one writes, one reads, so that reads go on while a
     write waits for a lock another process holds, and one searches. Every write
     is committed before its method returns.
+
+    read_cache_kib: the page cache of each reading connection, for a process that
+    reads the store once through (an export from the command line), where a
+    cache would only fill; by default 8 MiB, 2 MiB for short reads.
     """
 
     def __init__(
-        self, db_path: str | os.PathLike[str], *, synchronous: Synchronous = "full"
+        self,
+        db_path: str | os.PathLike[str],
+        *,
+        synchronous: Synchronous = "full",
+        read_cache_kib: int | None = None,
     ) -> None:
         self.db_path = os.fspath(db_path)
         self.synchronous = synchronous
-        self._sqlite = _SqliteBackend(self.db_path, synchronous)
+        self._sqlite = _SqliteBackend(self.db_path, synchronous, read_cache_kib)
         super().__init__(self._sqlite)
 
     @property
