@@ -585,11 +585,11 @@ class TestSqliteConnection:
             await repository.ping()
             assert isinstance(repository, SessionRepository)
             writer, *readers = repository.connections
-            caches = [(await c.execute_fetchall("PRAGMA cache_size"))[0][0] for c in readers]
-            (written,) = await writer.execute_fetchall("PRAGMA cache_size")
+            caches = [list(await c.execute_fetchall("PRAGMA cache_size")) for c in readers]
+            written = list(await writer.execute_fetchall("PRAGMA cache_size"))
 
-        assert caches == [-cache_kib, -cache_kib]
-        assert written[0] == -8192
+        assert [rows[0][0] for rows in caches] == [-cache_kib, -cache_kib]
+        assert written[0][0] == -8192
 
 
 @pytest.mark.parametrize("query", ["INSERT", "SELECT_BY_ID", "UPDATE_STATE", "TRANSITION"])
