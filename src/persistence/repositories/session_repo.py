@@ -52,6 +52,14 @@ _DAMAGED = "The database file is damaged."
 # is closing (a few hundred microseconds): reads still queued or running then stop, so
 # that a close does not wait for searches whose clients left long ago.
 _CLOSING_CHECK_STEPS = 20_000
+# A checkpoint starts the -wal file over only at a moment when no reader holds a
+# snapshot in it. Reads one after another on the reading threads (searches, say) can
+# deny it that moment for as long as they go on, and the file then grows with every
+# write. Every LOG_CHECK_EVERY writes its size is looked at; past LOG_LIMIT_BYTES, reads
+# bound for the threads wait while the writer checkpoints the whole log and truncates
+# it, which waits for the reads already running.
+LOG_LIMIT_BYTES = 64 * 1024 * 1024
+LOG_CHECK_EVERY = 500
 _UNAVAILABLE_ERRORS: Mapping[str, str] = {
     "SQLITE_BUSY": _BUSY,
     # Another process holds the log's index locks in a way SQLite gives up on.
@@ -214,6 +222,9 @@ class _SqliteBackend:
         self._searcher: aiosqlite.Connection | None = None
         self._inline: InlineReader | None = None
         self._closed = False
+        self._writes_unchecked = 0
+        self._reads_held: asyncio.Event | None = None
+        self._log_emptying: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
         # An in-memory database exists only on its one connection, which reads and
@@ -274,6 +285,9 @@ class _SqliteBackend:
             answer = inline.run(lambda step: _drive(unit(), step))
             if answer is not NOT_HERE:
                 return answer  # type: ignore[return-value]
+        held = self._reads_held
+        if held is not None:
+            await held.wait()
         reader = self._searcher if search else self._reader
         if reader is None:  # closed since the call began
             raise RepositoryClosedError()
@@ -292,7 +306,7 @@ class _SqliteBackend:
         if writes is None:
             raise RepositoryClosedError()
         try:
-            return await writes.write_unit(
+            result = await writes.write_unit(
                 lambda database: _run(database, unit(), atomic), bulk=bulk
             )
         except (sqlite3.DatabaseError, ValueError) as exc:
@@ -300,6 +314,35 @@ class _SqliteBackend:
             if mapped is None:
                 raise
             raise mapped from exc
+        self._writes_unchecked += 1
+        if self._writes_unchecked >= LOG_CHECK_EVERY:
+            self._writes_unchecked = 0
+            self._bound_log(writes)
+        return result
+
+    def _bound_log(self, writes: WriteBatcher) -> None:
+        """Empty the log, holding reads meanwhile, if it has grown past LOG_LIMIT_BYTES."""
+        if self._reads_held is not None or self.db_path == ":memory:":
+            return
+        try:
+            size = os.stat(f"{self.db_path}-wal").st_size
+        except OSError:
+            return  # none yet, or gone: the guard reports a log swapped under the store
+        if size > LOG_LIMIT_BYTES:
+            self._reads_held = held = asyncio.Event()
+            self._log_emptying = asyncio.create_task(self._empty_log_holding_reads(writes, held))
+
+    async def _empty_log_holding_reads(self, writes: WriteBatcher, held: asyncio.Event) -> None:
+        try:
+            emptied = await writes.run_alone(_empty_log)
+        except (sqlite3.Error, ValueError) as exc:  # closed meanwhile, say
+            _log.warning("log_not_emptied", error=type(exc).__name__, detail=str(exc))
+        else:
+            if not emptied:
+                _log.warning("log_not_emptied", reason="a reader holds an older snapshot")
+        finally:
+            self._reads_held = self._log_emptying = None
+            held.set()
 
     async def storage_problem(self) -> str | None:
         if self.db_path == ":memory:":
