@@ -11,11 +11,13 @@ from src.persistence.repositories.statements import Query, id_list_query, query
 _NODE_FIELDS = "type, label, confidence, properties, provenance, embedding, superseded_by"
 _EDGE_FIELDS = "source, target, type, confidence, properties, provenance"
 _STANDING = "session_id = :session_id AND valid_to IS NULL"
-# `+valid_from` keeps the turn index out of it: the graph as of a turn is most of the
-# session's rows, read faster in key order than looked up one by one from that index.
 _AS_OF = (
-    "session_id = :session_id AND +valid_from <= :turn AND (valid_to IS NULL OR valid_to > :turn)"
+    "session_id = :session_id AND valid_from <= :turn AND (valid_to IS NULL OR valid_to > :turn)"
 )
+# On SQLite, `+valid_from` keeps the turn index out of it: the graph as of a turn is most
+# of the session's rows, read faster in key order than looked up one by one from that
+# index. PostgreSQL's planner weighs the index by its statistics and needs no such hint.
+_AS_OF_SQLITE = _AS_OF.replace("valid_from", "+valid_from")
 
 LAST_CHANGE = query(
     """
@@ -176,7 +178,7 @@ def _json_array(table: str, item: str) -> tuple[str, str]:
     )
     sqlite = f"""
 SELECT '[' || coalesce(group_concat({sqlite_item}, ','), '') || ']'
-FROM {table} WHERE {_AS_OF}
+FROM {table} WHERE {_AS_OF_SQLITE}
 """  # noqa: S608
     postgres = f"""
 SELECT '[' || coalesce(string_agg({postgres_item}, ','), '') || ']'
@@ -191,9 +193,8 @@ NODES_AS_OF = query(_NODES_SQLITE, postgres=_NODES_POSTGRES)
 _EDGES_SQLITE, _EDGES_POSTGRES = _json_array("graph_edges", _EDGE_JSON)
 EDGES_AS_OF = query(_EDGES_SQLITE, postgres=_EDGES_POSTGRES)
 
-EMBEDDINGS_AS_OF = query(
-    f"SELECT node_id, embedding FROM graph_nodes WHERE {_AS_OF} AND embedding IS NOT NULL"  # noqa: S608
-)
+_EMBEDDINGS = "SELECT node_id, embedding FROM graph_nodes WHERE {} AND embedding IS NOT NULL"
+EMBEDDINGS_AS_OF = query(_EMBEDDINGS.format(_AS_OF_SQLITE), postgres=_EMBEDDINGS.format(_AS_OF))
 
 # The probe of a nearest-nodes query, with what every graph write changes (the version)
 # and what tells a session from one made again under its id (the creation time); on
