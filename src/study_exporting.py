@@ -3,19 +3,23 @@ format (a graph read with it), or every session of a study in one stream.
 
 A study streams session by session: its csv is one header and every session's
 rows, its jsonl one JSON export per line, its qdpx one project (`src.domain.qdpx`).
+Each session is read whole before any of it is sent, so that one deleted while
+read is left out rather than cut short.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from enum import StrEnum
+from typing import IO, TypeVar
 
 from src.core.errors import SessionNotFoundError, StudyNotFoundError
+from src.core.spooling import chunks, spool
 from src.domain.export import CSV_COLUMNS, ExportFormat, export_record
 from src.domain.models.graph import Graph, StoredSpan
 from src.domain.models.session import Session
 from src.domain.models.utterance import Utterance
-from src.domain.qdpx import QdpxSession, qdpx
+from src.domain.qdpx import QdpxSource, qdpx, read_source
 from src.domain.redaction import Pseudonymizer, redact_text
 from src.persistence.pagination import walk_pages
 from src.persistence.repositories.protocol import SessionRepositoryProtocol
@@ -28,6 +32,8 @@ __all__ = [
     "export_study",
     "study_session_ids",
 ]
+
+T = TypeVar("T")
 
 LISTING_PAGE_SIZE = 50
 """Sessions read at once to list the ids to export: a listing's page holds whole sessions,
@@ -87,9 +93,9 @@ class _Reader:
         ]
         return Graph(nodes=nodes, edges=graph.edges)
 
-    async def qdpx_session(self, session: Session) -> QdpxSession:
+    async def qdpx_source(self, session: Session) -> QdpxSource:
         graph = await self.graph(session.id)
-        return QdpxSession(self.session(session), graph, lambda: self.utterances(session.id))
+        return await read_source(self.session(session), graph, self.utterances(session.id))
 
     async def text(self, session: Session, export_format: ExportFormat) -> AsyncIterator[str]:
         graph = None
@@ -128,10 +134,10 @@ async def export_session_bytes(
     reader = _Reader(repository, pseudonymizer)
     if export_format is ExportFormat.QDPX:
 
-        async def one() -> AsyncIterator[QdpxSession]:
-            yield await reader.qdpx_session(session)
+        async def one() -> AsyncIterator[QdpxSource]:
+            yield await reader.qdpx_source(session)
 
-        async for chunk in qdpx(session.id, one):
+        async for chunk in qdpx(session.id, one()):
             yield chunk
         return
     async for piece in reader.text(session, export_format):
@@ -155,13 +161,21 @@ async def study_session_ids(repository: SessionRepositoryProtocol, study_id: str
     return ids[::-1]
 
 
-async def _sessions(
-    repository: SessionRepositoryProtocol, session_ids: list[str]
-) -> AsyncIterator[Session]:
+async def _each_whole(
+    repository: SessionRepositoryProtocol,
+    session_ids: list[str],
+    read: Callable[[Session], Awaitable[T]],
+) -> AsyncIterator[T]:
+    """`read` of each session still there; one deleted while it is read is passed over."""
     for session_id in session_ids:
         session = await repository.get(session_id)
-        if session is not None:  # deleted since it was listed
-            yield session
+        if session is None:  # deleted since it was listed
+            continue
+        try:
+            whole = await read(session)
+        except SessionNotFoundError:
+            continue
+        yield whole
 
 
 async def export_study(
@@ -175,29 +189,22 @@ async def export_study(
     `export_format`; a session deleted meanwhile is passed over."""
     reader = _Reader(repository, pseudonymizer)
     if export_format is StudyExportFormat.QDPX:
-
-        async def every() -> AsyncIterator[QdpxSession]:
-            async for session in _sessions(repository, session_ids):
-                try:
-                    yield await reader.qdpx_session(session)
-                except SessionNotFoundError:
-                    continue
-
-        async for chunk in qdpx(study_id, every):
+        async for chunk in qdpx(study_id, _each_whole(repository, session_ids, reader.qdpx_source)):
             yield chunk
         return
-    header = ",".join(CSV_COLUMNS) + "\r\n"
+    text_format = ExportFormat.CSV
+    if export_format is StudyExportFormat.JSONL:
+        text_format = ExportFormat.JSON
+
+    async def text(session: Session) -> IO[bytes]:
+        return await spool(piece.encode() async for piece in reader.text(session, text_format))
+
+    header = (",".join(CSV_COLUMNS) + "\r\n").encode()
     first = True
-    async for session in _sessions(repository, session_ids):
-        text_format = ExportFormat.CSV
-        if export_format is StudyExportFormat.JSONL:
-            text_format = ExportFormat.JSON
-        pieces = reader.text(session, text_format)
-        try:
-            async for piece in pieces:
-                if text_format is ExportFormat.CSV and not first and piece.startswith(header):
-                    piece = piece[len(header) :]
-                first = False
-                yield piece.encode()
-        except SessionNotFoundError:
-            continue
+    async for whole in _each_whole(repository, session_ids, text):
+        with whole:
+            if text_format is ExportFormat.CSV and not first:
+                whole.seek(len(header))  # every session's csv begins with the header
+            first = False
+            for chunk in chunks(whole):
+                yield chunk

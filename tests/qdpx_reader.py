@@ -34,8 +34,11 @@ def read_qdpx(content: bytes) -> dict[str, Any]:
             codes[attr(child, "guid")] = (attr(parent, "name"), attr(child, "name"))
     names = {attr(v, "guid"): attr(v, "name") for v in root.iter(f"{QDA}Variable")}
     sources: dict[str, dict[str, Any]] = {}
+    paths, guids = [], []
     for source in root.iter(f"{QDA}TextSource"):
         path = attr(source, "plainTextPath").removeprefix("internal://")
+        paths.append(path)
+        guids.append(attr(source, "guid"))
         text = archive.read(f"Sources/{path}").decode("utf-8")
         codings = [
             (
@@ -60,4 +63,6 @@ def read_qdpx(content: bytes) -> dict[str, Any]:
         "sources": sources,
         "cases": cases,
         "files": archive.namelist(),
+        "paths": paths,
+        "guids": guids,
     }

@@ -9,10 +9,12 @@ coded with the node's label, at offsets counted in Unicode code points
 (end exclusive). The study, participant, session and labels become the
 source's variable values, and each participant a case. Edges are not coded.
 
-Memory stays flat in the number of sessions: the sources are written first,
-remembering only the code tree, the label keys and the participants; then
-`project.qde` is written session by session, reading each one again.
-GUIDs are derived from what they name (uuid5), so both passes agree.
+Each session is read once, whole, before any of it is written (`read_source`),
+so a project holds a session entirely or not at all. Memory stays flat in the
+number of sessions: a session's text goes into the archive and its part of
+`project.qde` into a spool, remembering only the code tree, the label keys
+and the participants; `project.qde` is the code book those make followed by
+the spool. GUIDs are derived from what they name (uuid5).
 """
 
 from __future__ import annotations
@@ -20,28 +22,31 @@ from __future__ import annotations
 import io
 import uuid
 import zipfile
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
-from typing import NamedTuple
+from typing import IO, NamedTuple
 from xml.sax.saxutils import escape, quoteattr
 
+from src.core.spooling import chunks, spool, spooled
 from src.domain.models.graph import Graph
 from src.domain.models.session import Session
 from src.domain.models.utterance import Utterance
 
-__all__ = ["QdpxSession", "plain_text_pieces", "qdpx"]
+__all__ = ["QdpxSource", "plain_text_pieces", "qdpx", "read_source"]
 
 _NAMESPACE = uuid.UUID("8f1d0c3e-4b0a-5c1e-9a57-2d6f1e0b7c11")
 _LABELS = {"interviewer": "Interviewer: ", "respondent": "Respondent: "}
 _FIXED_VARIABLES = ("study", "participant", "session", "methodology", "concept")
 
 
-class QdpxSession(NamedTuple):
-    """One session to export: itself, its graph, and a way to read its utterances (twice)."""
+class QdpxSource(NamedTuple):
+    """One session read whole: its plain-text transcript (a spool, rewound; closed once
+    written) and where the text of each utterance its graph quotes starts."""
 
     session: Session
     graph: Graph
-    utterances: Callable[[], AsyncIterator[Utterance]]
+    text: IO[bytes]
+    starts: dict[tuple[int, str], int]
 
 
 def _guid(*parts: str) -> str:
@@ -84,6 +89,25 @@ async def plain_text_pieces(
         yield piece, utterance, start
 
 
+async def read_source(
+    session: Session, graph: Graph, utterances: AsyncIterator[Utterance]
+) -> QdpxSource:
+    """The session's source, its transcript read to the end (errors reading it propagate)."""
+    wanted = {
+        (span.turn_number, span.speaker.value) for node in graph.nodes for span in node.provenance
+    }
+    starts: dict[tuple[int, str], int] = {}
+
+    async def text() -> AsyncIterator[bytes]:
+        async for piece, utterance, start in plain_text_pieces(utterances):
+            key = (utterance.turn_number, utterance.speaker.value)
+            if key in wanted:
+                starts[key] = start
+            yield piece.encode()
+
+    return QdpxSource(session, graph, await spool(text()), starts)
+
+
 class _Sink(io.RawIOBase):
     """An unseekable file that keeps what is written until taken: zipfile then writes
     each entry with a data descriptor, front to back."""
@@ -112,12 +136,12 @@ class _Catalogue:
         self.label_keys: set[str] = set()
         self.cases: dict[str, list[str]] = {}
 
-    def add(self, item: QdpxSession) -> None:
-        for node in item.graph.nodes:
+    def add(self, source: QdpxSource) -> None:
+        for node in source.graph.nodes:
             self.codes.setdefault(node.type, set()).add(node.label)
-        self.label_keys.update(item.session.labels)
-        if item.session.participant_id is not None:
-            self.cases.setdefault(item.session.participant_id, []).append(item.session.id)
+        self.label_keys.update(source.session.labels)
+        if source.session.participant_id is not None:
+            self.cases.setdefault(source.session.participant_id, []).append(source.session.id)
 
     def variables(self) -> list[str]:
         return [*_FIXED_VARIABLES, *(f"label:{key}" for key in sorted(self.label_keys))]
@@ -182,30 +206,18 @@ def _variable_values(session: Session) -> str:
     )
 
 
-async def _source_xml(item: QdpxSession, catalogue: _Catalogue) -> AsyncIterator[str]:
-    session = item.session
-    wanted = {
-        (span.turn_number, span.speaker.value)
-        for node in item.graph.nodes
-        for span in node.provenance
-    }
-    starts: dict[tuple[int, str], int] = {}
-    async for _piece, utterance, start in plain_text_pieces(item.utterances()):
-        key = (utterance.turn_number, utterance.speaker.value)
-        if key in wanted:
-            starts[key] = start
+def _source_xml(source: QdpxSource) -> Iterator[str]:
+    session = source.session
     guid = source_guid(session.id)
     yield (
         f'<TextSource guid="{guid}" name={quoteattr(session.id)} '
         f'plainTextPath="internal://{guid}.txt">\n'
     )
-    for node in item.graph.nodes:
-        if node.label not in catalogue.codes.get(node.type, ()):
-            continue  # written since the code book was: the project keeps to what it lists
+    for node in source.graph.nodes:
         code = label_code_guid(node.type, node.label)
         for index, span in enumerate(node.provenance):
-            base = starts.get((span.turn_number, span.speaker.value))
-            if base is None:  # the utterance is gone from the transcript read
+            base = source.starts.get((span.turn_number, span.speaker.value))
+            if base is None:  # the utterance is not in the transcript read
                 continue
             selection = _guid("selection", session.id, node.id, str(index))
             yield (
@@ -218,27 +230,29 @@ async def _source_xml(item: QdpxSession, catalogue: _Catalogue) -> AsyncIterator
     yield "</TextSource>\n"
 
 
-async def qdpx(
-    name: str, sessions: Callable[[], AsyncIterator[QdpxSession]]
-) -> AsyncIterator[bytes]:
-    """A .qdpx project named `name` holding `sessions` (read twice), as zip bytes."""
+async def qdpx(name: str, sources: AsyncIterator[QdpxSource]) -> AsyncIterator[bytes]:
+    """A .qdpx project named `name` holding `sources`, as zip bytes."""
     sink = _Sink()
     catalogue = _Catalogue()
-    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        async for item in sessions():
-            catalogue.add(item)
-            path = f"Sources/{source_guid(item.session.id)}.txt"
-            with archive.open(path, "w") as source:
-                async for piece, _utterance, _start in plain_text_pieces(item.utterances()):
-                    source.write(piece.encode())
-                    yield sink.take()
+    with (
+        spooled() as described,
+        zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as archive,
+    ):
+        async for source in sources:
+            with source.text:
+                catalogue.add(source)
+                with archive.open(f"Sources/{source_guid(source.session.id)}.txt", "w") as entry:
+                    for chunk in chunks(source.text):
+                        entry.write(chunk)
+                        yield sink.take()
+            described.write("".join(_source_xml(source)).encode())
             yield sink.take()
+        described.seek(0)
         with archive.open("project.qde", "w") as project:
             for piece in _head(name, catalogue):
                 project.write(piece.encode())
-            async for item in sessions():
-                async for piece in _source_xml(item, catalogue):
-                    project.write(piece.encode())
+            for chunk in chunks(described):
+                project.write(chunk)
                 yield sink.take()
             project.write(b"</Sources>\n</Project>\n")
     yield sink.take()
